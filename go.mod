@@ -1,0 +1,3 @@
+module github.com/seed-a1426414/stampede
+
+go 1.26

@@ -1,0 +1,411 @@
+// Package entry is the versioned binary format of a recorded HTTP response, shared by the middleware
+// and every store. A store holds opaque bytes; only this package gives them meaning.
+//
+// Layout (all integers little-endian, lengths as uvarints):
+//
+//	magic "STMP" | version u8 | flags u8 | status u16 |
+//	stored-at i64 (unix ns) | ttl i64 | stale-while-revalidate i64 | stale-if-error i64 | compute i64 |
+//	header block: count, then per header: name, value count, values |
+//	vary block: count, then per field: name, request value |
+//	body: length, bytes |
+//	crc32c u32 of everything before it
+//
+// Parse rejects anything it does not understand: a wrong magic or version, a bad checksum, a length that
+// runs past the end, trailing bytes, header names that are not HTTP tokens and values with CR, LF or NUL.
+// So a corrupt, truncated, foreign or older entry is an error, never a wrong response.
+package entry
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Magic starts every encoded entry.
+const Magic = "STMP"
+
+// Version is the format version this package writes and the only one it reads.
+const Version = 1
+
+// fixedLen is the length of the fixed-size prefix: magic, version, flags, status and five int64s.
+const fixedLen = 4 + 1 + 1 + 2 + 5*8
+
+// MinLen is the length of the smallest valid entry (no headers, no vary, empty body).
+const MinLen = fixedLen + 3 + 4
+
+// Flags records facts about a response that decide who may reuse it.
+type Flags uint8
+
+const (
+	// FlagAuthShareable marks a response that said public, s-maxage or must-revalidate, so it may be
+	// served to requests that carry Authorization (RFC 9111 §3.5).
+	FlagAuthShareable Flags = 1 << iota
+	// FlagNoCache marks a response that said no-cache: it may be stored but must be revalidated.
+	FlagNoCache
+)
+
+// Errors returned by Parse. Every one of them wraps ErrInvalid.
+var (
+	ErrInvalid  = errors.New("entry: invalid encoded entry")
+	ErrMagic    = wrap("not an entry (bad magic)")
+	ErrVersion  = wrap("unsupported format version")
+	ErrChecksum = wrap("checksum mismatch")
+	ErrTrunc    = wrap("truncated")
+	ErrTrailing = wrap("trailing bytes")
+	ErrHeader   = wrap("invalid header field")
+)
+
+type parseError struct{ msg string }
+
+func (e *parseError) Error() string { return "entry: " + e.msg }
+func (e *parseError) Unwrap() error { return ErrInvalid }
+
+func wrap(msg string) error { return &parseError{msg} }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// VaryField is one request header named by the response's Vary, with the (normalised) value the request
+// that produced the response had.
+type VaryField struct {
+	Name  string
+	Value string
+}
+
+// Entry is a recorded response in decoded, owned form.
+type Entry struct {
+	Status   int
+	Header   http.Header
+	Body     []byte
+	StoredAt time.Time
+	// TTL is how long after StoredAt the entry is fresh.
+	TTL time.Duration
+	// StaleWhileRevalidate and StaleIfError extend the usable life past TTL (RFC 5861).
+	StaleWhileRevalidate time.Duration
+	StaleIfError         time.Duration
+	// ComputeTime is how long the handler took to produce the response (XFetch's delta).
+	ComputeTime time.Duration
+	Flags       Flags
+	Vary        []VaryField
+}
+
+// Append appends the encoding of e to dst and returns the extended slice.
+func Append(dst []byte, e *Entry) []byte {
+	start := len(dst)
+	dst = append(dst, Magic...)
+	dst = append(dst, Version, byte(e.Flags))
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(e.Status))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(e.StoredAt.UnixNano()))
+	for _, d := range [...]time.Duration{e.TTL, e.StaleWhileRevalidate, e.StaleIfError, e.ComputeTime} {
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(d))
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.Header)))
+	for name, values := range e.Header {
+		dst = appendString(dst, name)
+		dst = binary.AppendUvarint(dst, uint64(len(values)))
+		for _, v := range values {
+			dst = appendString(dst, v)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.Vary)))
+	for _, f := range e.Vary {
+		dst = appendString(dst, f.Name)
+		dst = appendString(dst, f.Value)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(e.Body)))
+	dst = append(dst, e.Body...)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// Encode returns the encoding of e.
+func Encode(e *Entry) []byte {
+	n := MinLen + len(e.Body) + 16*len(e.Header)
+	for name, values := range e.Header {
+		n += len(name)
+		for _, v := range values {
+			n += len(v) + 2
+		}
+	}
+	return Append(make([]byte, 0, n), e)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// View is a parsed entry that aliases the bytes it was parsed from: nothing is copied, so the bytes must
+// not change while the View is in use. Stores hand out immutable values, which makes this safe and keeps
+// a cache hit free of per-header allocations.
+type View struct {
+	Status               int
+	Flags                Flags
+	StoredAt             time.Time
+	TTL                  time.Duration
+	StaleWhileRevalidate time.Duration
+	StaleIfError         time.Duration
+	ComputeTime          time.Duration
+	Body                 []byte
+
+	headers    []byte // the header block, validated
+	nHeaders   int
+	nValues    int
+	vary       []byte // the vary block, validated
+	nVary      int
+	headerSize int // bytes of names and values, for the one string WriteHeader allocates
+}
+
+// Parse validates b completely and returns a View of it. It never panics and allocates nothing.
+func Parse(b []byte) (View, error) {
+	var v View
+	if len(b) < MinLen {
+		if len(b) >= 4 && string(b[:4]) != Magic {
+			return v, ErrMagic
+		}
+		return v, ErrTrunc
+	}
+	if string(b[:4]) != Magic {
+		return v, ErrMagic
+	}
+	if b[4] != Version {
+		return v, ErrVersion
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return v, ErrChecksum
+	}
+	v.Flags = Flags(b[5])
+	v.Status = int(binary.LittleEndian.Uint16(b[6:]))
+	if v.Status < 100 || v.Status > 999 {
+		return v, wrap("invalid status")
+	}
+	v.StoredAt = time.Unix(0, int64(binary.LittleEndian.Uint64(b[8:])))
+	v.TTL = time.Duration(binary.LittleEndian.Uint64(b[16:]))
+	v.StaleWhileRevalidate = time.Duration(binary.LittleEndian.Uint64(b[24:]))
+	v.StaleIfError = time.Duration(binary.LittleEndian.Uint64(b[32:]))
+	v.ComputeTime = time.Duration(binary.LittleEndian.Uint64(b[40:]))
+	if v.TTL < 0 || v.StaleWhileRevalidate < 0 || v.StaleIfError < 0 || v.ComputeTime < 0 {
+		return v, wrap("negative duration")
+	}
+
+	r := reader{b: body, off: fixedLen}
+	hstart := r.off
+	nh, ok := r.count()
+	if !ok {
+		return v, ErrTrunc
+	}
+	for range nh {
+		name, ok := r.bytes()
+		if !ok {
+			return v, ErrTrunc
+		}
+		if !validName(name) {
+			return v, ErrHeader
+		}
+		nv, ok := r.count()
+		if !ok {
+			return v, ErrTrunc
+		}
+		for range nv {
+			val, ok := r.bytes()
+			if !ok {
+				return v, ErrTrunc
+			}
+			if !validValue(val) {
+				return v, ErrHeader
+			}
+			v.headerSize += len(val)
+		}
+		v.headerSize += len(name)
+		v.nValues += nv
+	}
+	v.headers, v.nHeaders = body[hstart:r.off], nh
+
+	vstart := r.off
+	nvary, ok := r.count()
+	if !ok {
+		return v, ErrTrunc
+	}
+	for range nvary {
+		name, ok1 := r.bytes()
+		_, ok2 := r.bytes()
+		if !ok1 || !ok2 {
+			return v, ErrTrunc
+		}
+		if !validName(name) {
+			return v, ErrHeader
+		}
+	}
+	v.vary, v.nVary = body[vstart:r.off], nvary
+
+	blen, ok := r.count()
+	if !ok || blen > len(body)-r.off {
+		return v, ErrTrunc
+	}
+	v.Body = body[r.off : r.off+blen : r.off+blen]
+	if r.off+blen != len(body) {
+		return v, ErrTrailing
+	}
+	return v, nil
+}
+
+// Decode parses b and returns an owned Entry that does not alias b.
+func Decode(b []byte) (*Entry, error) {
+	v, err := Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	e := &Entry{
+		Status: v.Status, Flags: v.Flags, StoredAt: v.StoredAt, TTL: v.TTL,
+		StaleWhileRevalidate: v.StaleWhileRevalidate, StaleIfError: v.StaleIfError,
+		ComputeTime: v.ComputeTime, Header: make(http.Header, v.nHeaders),
+		Body: append([]byte(nil), v.Body...),
+	}
+	v.CopyHeader(e.Header)
+	v.EachVary(func(name, value []byte) bool {
+		e.Vary = append(e.Vary, VaryField{Name: string(name), Value: string(value)})
+		return true
+	})
+	return e, nil
+}
+
+// CopyHeader sets every recorded header in h, replacing values h already has under the same names.
+// It allocates twice whatever the number of headers: one string for all names and values, one slice for
+// all values; each header's slice has its capacity capped so appending to it cannot clobber another.
+func (v *View) CopyHeader(h http.Header) {
+	if v.nHeaders == 0 {
+		return
+	}
+	var sb strings.Builder // its String() does not copy, so this is the one string allocation
+	sb.Grow(v.headerSize)
+	r := reader{b: v.headers}
+	nh, _ := r.count()
+	for range nh {
+		name, _ := r.bytes()
+		sb.Write(name)
+		nv, _ := r.count()
+		for range nv {
+			val, _ := r.bytes()
+			sb.Write(val)
+		}
+	}
+	all := sb.String() // names and values are substrings of it
+	values := make([]string, v.nValues)
+	r = reader{b: v.headers}
+	nh, _ = r.count()
+	pos, vi := 0, 0
+	for range nh {
+		name, _ := r.bytes()
+		key := all[pos : pos+len(name)]
+		pos += len(name)
+		nv, _ := r.count()
+		first := vi
+		for range nv {
+			val, _ := r.bytes()
+			values[vi] = all[pos : pos+len(val)]
+			pos += len(val)
+			vi++
+		}
+		h[key] = values[first:vi:vi]
+	}
+}
+
+// HeaderValue returns the first value recorded for the canonical header name, without allocating.
+func (v *View) HeaderValue(name string) ([]byte, bool) {
+	r := reader{b: v.headers}
+	nh, _ := r.count()
+	for range nh {
+		n, _ := r.bytes()
+		nv, _ := r.count()
+		match := string(n) == name
+		for i := range nv {
+			val, _ := r.bytes()
+			if match && i == 0 {
+				return val, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// EachVary calls fn with each Vary field's name and recorded request value until fn returns false.
+func (v *View) EachVary(fn func(name, value []byte) bool) {
+	r := reader{b: v.vary}
+	n, _ := r.count()
+	for range n {
+		name, _ := r.bytes()
+		val, _ := r.bytes()
+		if !fn(name, val) {
+			return
+		}
+	}
+}
+
+// HasVary reports whether the response varied on request headers.
+func (v *View) HasVary() bool { return v.nVary > 0 }
+
+// reader walks a byte slice, refusing lengths that run past its end.
+type reader struct {
+	b   []byte
+	off int
+}
+
+// count reads a uvarint that counts or measures something in the rest of the input; anything larger
+// than the remaining bytes cannot be honest and is refused, which bounds every loop and allocation.
+func (r *reader) count() (int, bool) {
+	x, n := binary.Uvarint(r.b[r.off:])
+	if n <= 0 || x > uint64(len(r.b)-r.off-n) {
+		return 0, false
+	}
+	r.off += n
+	return int(x), true
+}
+
+func (r *reader) bytes() ([]byte, bool) {
+	n, ok := r.count()
+	if !ok {
+		return nil, false
+	}
+	s := r.b[r.off : r.off+n]
+	r.off += n
+	return s, true
+}
+
+// validName reports whether b is a non-empty RFC 9110 token.
+func validName(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c >= 0x80 || !isTokenChar[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue refuses the bytes that would let a value break out of its header line.
+func validValue(b []byte) bool {
+	for _, c := range b {
+		if c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+var isTokenChar = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()

@@ -1,0 +1,169 @@
+package entry
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func sample() *Entry {
+	return &Entry{
+		Status: 200,
+		Header: http.Header{
+			"Content-Type": {"text/plain; charset=utf-8"},
+			"Etag":         {`"abc"`},
+			"X-Multi":      {"a", "b", ""},
+		},
+		Body:                 []byte("hello, world"),
+		StoredAt:             time.Unix(1700000000, 123),
+		TTL:                  time.Minute,
+		StaleWhileRevalidate: 5 * time.Second,
+		StaleIfError:         time.Hour,
+		ComputeTime:          42 * time.Millisecond,
+		Flags:                FlagAuthShareable,
+		Vary:                 []VaryField{{Name: "Accept-Language", Value: "de"}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		e    *Entry
+	}{
+		{"full", sample()},
+		{"empty", &Entry{Status: 204, Header: http.Header{}, StoredAt: time.Unix(0, 0)}},
+		{"large body", &Entry{Status: 200, Header: http.Header{"A": {"b"}}, Body: bytes.Repeat([]byte("x"), 1<<20), StoredAt: time.Unix(5, 0)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := Encode(tt.e)
+			got, err := Decode(b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if got.Status != tt.e.Status || !got.StoredAt.Equal(tt.e.StoredAt) || got.TTL != tt.e.TTL ||
+				got.StaleWhileRevalidate != tt.e.StaleWhileRevalidate || got.StaleIfError != tt.e.StaleIfError ||
+				got.ComputeTime != tt.e.ComputeTime || got.Flags != tt.e.Flags || !bytes.Equal(got.Body, tt.e.Body) {
+				t.Fatalf("round trip mismatch:\n got %+v\nwant %+v", got, tt.e)
+			}
+			if len(got.Header) != len(tt.e.Header) {
+				t.Fatalf("headers: got %v want %v", got.Header, tt.e.Header)
+			}
+			for k, vs := range tt.e.Header {
+				if len(got.Header[k]) != len(vs) {
+					t.Fatalf("header %s: got %q want %q", k, got.Header[k], vs)
+				}
+				for i := range vs {
+					if got.Header[k][i] != vs[i] {
+						t.Fatalf("header %s: got %q want %q", k, got.Header[k], vs)
+					}
+				}
+			}
+			if len(got.Vary) != len(tt.e.Vary) {
+				t.Fatalf("vary: got %v want %v", got.Vary, tt.e.Vary)
+			}
+		})
+	}
+}
+
+func TestCopyHeaderCapsCapacity(t *testing.T) {
+	t.Parallel()
+	v, err := Parse(Encode(sample()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	v.CopyHeader(h)
+	first := h["Content-Type"]
+	h["Content-Type"] = append(first, "appended")
+	for k, vs := range h {
+		for _, s := range vs {
+			if s == "appended" && k != "Content-Type" {
+				t.Fatalf("append to one header clobbered %s", k)
+			}
+		}
+	}
+	if got, ok := v.HeaderValue("Etag"); !ok || string(got) != `"abc"` {
+		t.Fatalf("HeaderValue(Etag) = %q, %v", got, ok)
+	}
+	if _, ok := v.HeaderValue("Missing"); ok {
+		t.Fatal("HeaderValue(Missing) found something")
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	t.Parallel()
+	good := Encode(sample())
+	flip := func(i int) []byte { b := bytes.Clone(good); b[i] ^= 0x40; return b }
+	badHeader := Encode(&Entry{Status: 200, Header: http.Header{"X-Bad": {"a\r\nSet-Cookie: x"}}})
+	badName := Encode(&Entry{Status: 200, Header: http.Header{"Bad Name": {"a"}}})
+	version := bytes.Clone(good)
+	version[4] = 2
+	tests := []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"nil", nil, ErrTrunc},
+		{"foreign", []byte("{\"json\": true, \"padding\": \"0123456789012345678901234567890123456789\"}"), ErrMagic},
+		{"truncated", good[:len(good)-10], ErrChecksum},
+		{"short", good[:20], ErrTrunc},
+		{"version", version, ErrVersion},
+		{"flipped body byte", flip(len(good) - 6), ErrChecksum},
+		{"trailing", append(bytes.Clone(good), 0), ErrChecksum},
+		{"header injection", badHeader, ErrHeader},
+		{"bad name", badName, ErrHeader},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse(tt.b)
+			if !errors.Is(err, tt.want) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Parse = %v, want %v (wrapping ErrInvalid)", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseAllocs(t *testing.T) {
+	b := Encode(sample())
+	if n := testing.AllocsPerRun(100, func() { _, _ = Parse(b) }); n != 0 {
+		t.Fatalf("Parse allocates %v times", n)
+	}
+	v, _ := Parse(b)
+	h := make(http.Header, 8)
+	if n := testing.AllocsPerRun(100, func() { clear(h); v.CopyHeader(h) }); n > 2 {
+		t.Fatalf("CopyHeader allocates %v times, want <= 2", n)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(Encode(sample()))
+	f.Add(Encode(&Entry{Status: 200}))
+	f.Add([]byte("STMP\x01"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := Parse(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		h := http.Header{}
+		v.CopyHeader(h)
+		e, err := Decode(b)
+		if err != nil {
+			t.Fatalf("Decode failed after Parse succeeded: %v", err)
+		}
+		// A valid entry re-encodes to bytes that parse to the same status and body.
+		again, err := Decode(Encode(e))
+		if err != nil || again.Status != e.Status || !bytes.Equal(again.Body, e.Body) {
+			t.Fatalf("re-encode mismatch: %v", err)
+		}
+	})
+}
