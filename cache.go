@@ -1,0 +1,109 @@
+package stampede
+
+import (
+	"log/slog"
+	"net/http"
+	"reflect"
+	"slices"
+	"time"
+)
+
+// Cache owns one middleware's state: its configuration, the requests in flight, the keys in a pass
+// window and the circuit breaker in front of its store. Build it with [New]; its [Cache.Handler] method
+// is the middleware. [Handler], [HandlerWithKey] and [Singleflight] are shorthands for the common cases.
+// A Cache is safe for concurrent use; wrap as many handlers with it as you like (keys include the path).
+type Cache struct {
+	cfg     config
+	store   Store // nil when nothing is stored (coalesce only)
+	logger  *slog.Logger
+	keys    keyer
+	flights coalescer[*result]
+	pass    passList
+	breaker breaker
+	// selfBounded is true when the store bounds its own calls (see [Store]), so no per-call deadline is
+	// added: that keeps a memory-store hit free of timer allocations.
+	selfBounded bool
+	// onJoin, when set (by tests), is called as a request starts waiting on another's run.
+	onJoin func()
+}
+
+// New builds a Cache. A nil logger means slog.Default(). A nil store, ttl == 0 or WithSkipCache(true)
+// means concurrent requests are coalesced but nothing is stored. Invalid options panic here, with a
+// message starting "stampede: ", never while serving.
+func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *Cache {
+	cfg := defaultConfig()
+	cfg.ttl = ttl
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&cfg)
+		}
+	}
+	cfg.validate()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if cfg.name == "" {
+		cfg.name = cfg.keyPrefix
+	}
+	if isNil(store) || cfg.ttl == 0 || cfg.skipCache {
+		store = nil
+	}
+	c := &Cache{cfg: cfg, store: store, logger: logger}
+	c.keys = keyer{
+		prefix:    cfg.keyPrefix + ":" + cfg.keyVersion + ":{",
+		headers:   cfg.keyHeaders,
+		authKeyed: slices.Contains(cfg.keyHeaders, "Authorization"),
+		keyFunc:   cfg.keyFunc,
+	}
+	c.pass.ttl = cfg.passTTL
+	c.breaker = breaker{threshold: cfg.breakerFails, base: cfg.breakerBackoff, logger: logger, name: cfg.name}
+	if b, ok := store.(interface{ CallTimeout() time.Duration }); ok && b.CallTimeout() <= cfg.storeTimeout {
+		c.selfBounded = true
+	}
+	return c
+}
+
+// Handler is the middleware: it wraps next so identical concurrent requests run it once, and storable
+// responses are replayed from the store until they expire.
+func (c *Cache) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(next, w, r) })
+}
+
+// Wait blocks until every store write started by finished requests is done. Writes happen in the
+// background so a response is not delayed by them; call Wait before shutting down, or in tests.
+func (c *Cache) Wait() { c.flights.wait() }
+
+// Handler returns middleware that coalesces identical concurrent requests and stores shareable responses
+// in store for ttl. It is New(logger, store, ttl, opts...).Handler.
+func Handler(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) func(http.Handler) http.Handler {
+	return New(logger, store, ttl, opts...).Handler
+}
+
+// HandlerWithKey is [Handler] with keyFunc's result added to every key, for example a tenant id, so
+// requests from different tenants never share a response. A keyFunc error passes the request through.
+func HandlerWithKey(logger *slog.Logger, store Store, ttl time.Duration, keyFunc KeyFunc, opts ...Option) func(http.Handler) http.Handler {
+	if keyFunc == nil {
+		panic("stampede: HandlerWithKey expects a non-nil keyFunc")
+	}
+	return New(logger, store, ttl, append([]Option{WithKeyFunc(keyFunc)}, opts...)...).Handler
+}
+
+// Singleflight returns middleware that coalesces identical concurrent GET and HEAD requests without
+// storing anything: one run of the handler serves everyone who asked while it ran. varyRequestHeaders are
+// added to the key (see [WithHTTPCacheKeyRequestHeaders]).
+func Singleflight(logger *slog.Logger, varyRequestHeaders []string) func(http.Handler) http.Handler {
+	return New(logger, nil, 0, WithHTTPCacheKeyRequestHeaders(varyRequestHeaders)).Handler
+}
+
+// isNil reports whether s is nil or an interface holding a nil pointer, which would panic on first use.
+func isNil(s Store) bool {
+	if s == nil {
+		return true
+	}
+	v := reflect.ValueOf(s)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Interface, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
+}

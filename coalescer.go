@@ -1,0 +1,209 @@
+package stampede
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// PanicError is what a request waiting on a handler run panics with when that run panicked with a value
+// other than http.ErrAbortHandler. The request that ran the handler panics with the original value.
+type PanicError struct {
+	// Value is what the handler panicked with.
+	Value any
+	// Stack is the stack of the goroutine that panicked, as debug.Stack printed it.
+	Stack []byte
+}
+
+// Error implements error.
+func (p *PanicError) Error() string {
+	return fmt.Sprintf("stampede: coalesced handler panicked: %v\n\n%s", p.Value, p.Stack)
+}
+
+// Unwrap returns the panic value when it is an error.
+func (p *PanicError) Unwrap() error {
+	err, _ := p.Value.(error)
+	return err
+}
+
+// errGoexit is what waiters see when the run called runtime.Goexit: they run the handler themselves.
+var errGoexit = errors.New("stampede: coalesced handler called runtime.Goexit")
+
+// flight is one run of a loader for one key, and what it produced.
+type flight[V any] struct {
+	key   string
+	shard uint8
+	done  chan struct{} // closed once val and err are final
+	once  sync.Once
+	val   V
+	err   error // nil, *PanicError, http.ErrAbortHandler or errGoexit
+}
+
+// publish makes v (or err) the flight's result and wakes every waiter. Only the first call counts, so
+// a loader may publish early (a streaming handler releases its waiters at the first flush).
+func (f *flight[V]) publish(v V, err error) {
+	f.once.Do(func() {
+		f.val, f.err = v, err
+		close(f.done)
+	})
+}
+
+// wait blocks until the flight has a result or ctx ends, whichever is first.
+func (f *flight[V]) wait(ctx context.Context) (V, error) {
+	select {
+	case <-f.done:
+		return f.val, f.err
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+}
+
+// coalescer lets at most one loader per key run at a time in this process; callers that arrive while
+// it runs wait for its result. Its state is sharded by key so unrelated keys do not contend.
+//
+// The protocol that gives zero duplicate loads (SPEC §5.2): a caller reads epoch, looks in the store,
+// and on a miss calls acquire with that epoch. A flight is forgotten only after its result was persisted,
+// and forgetting bumps the epoch, so a caller whose store look-up may predate a persist is told to look
+// again instead of starting a second load.
+type coalescer[V any] struct {
+	shards  [numShards]coalescerShard[V]
+	persist sync.WaitGroup // background persist-then-forget goroutines
+}
+
+type coalescerShard[V any] struct {
+	mu      sync.Mutex
+	flights map[string]*flight[V] // guarded by mu
+	n       atomic.Int32          // len(flights), read without mu to skip it when nothing is in flight
+	epoch   atomic.Uint64         // bumped under mu each time a flight is forgotten
+	// recent[e%len(recent)] is the key forgotten when the epoch went from e to e+1, so acquire can tell
+	// whether the flights forgotten since a caller's look-up were for its key or for unrelated ones.
+	recent [32]string // guarded by mu
+}
+
+// epoch returns the shard's forget counter, to be passed to acquire.
+func (c *coalescer[V]) epoch(shard uint8) uint64 { return c.shards[shard].epoch.Load() }
+
+// lookup returns the flight in progress for k, or nil. It takes no lock when the shard is idle.
+func (c *coalescer[V]) lookup(k key) *flight[V] {
+	s := &c.shards[k.shard]
+	if s.n.Load() == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	f := s.flights[k.s]
+	s.mu.Unlock()
+	return f
+}
+
+// acquire returns the flight for k. leader is true when the caller created it and must call run.
+// retry is true (and f nil) when a flight in the shard was forgotten since epoch was read: the caller's
+// store look-up may have missed a value persisted meanwhile, so it must look again.
+func (c *coalescer[V]) acquire(k key, epoch uint64) (f *flight[V], leader, retry bool) {
+	s := &c.shards[k.shard]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.flights[k.s]; f != nil {
+		return f, false, false
+	}
+	if now := s.epoch.Load(); now != epoch && forgottenSince(&s.recent, epoch, now, k.s) {
+		return nil, false, true
+	}
+	if s.flights == nil {
+		s.flights = make(map[string]*flight[V])
+	}
+	f = &flight[V]{key: k.s, shard: k.shard, done: make(chan struct{})}
+	s.flights[k.s] = f
+	s.n.Add(1)
+	return f, true, false
+}
+
+// forget removes f, so the next caller for its key starts a new flight.
+func (c *coalescer[V]) forget(f *flight[V]) {
+	s := &c.shards[f.shard]
+	s.mu.Lock()
+	if s.flights[f.key] == f {
+		delete(s.flights, f.key)
+		s.n.Add(-1)
+	}
+	e := s.epoch.Load()
+	s.recent[e%uint64(len(s.recent))] = f.key
+	s.epoch.Store(e + 1)
+	s.mu.Unlock()
+}
+
+// forgottenSince reports whether key may have been forgotten between epochs from and to: true when it
+// was, or when more flights were forgotten than recent remembers.
+func forgottenSince(recent *[32]string, from, to uint64, key string) bool {
+	if to-from > uint64(len(recent)) {
+		return true
+	}
+	for e := from; e < to; e++ {
+		if recent[e%uint64(len(recent))] == key {
+			return true
+		}
+	}
+	return false
+}
+
+// run calls load on the caller's goroutine as f's leader and publishes its result. Then persist(v) (when
+// persist is not nil) says what must be written before f may be forgotten: that work runs on a goroutine
+// of its own, so the leader's response is not delayed by a store write, and only after it returns is f
+// forgotten. Requests that arrive meanwhile join f and get its result at once instead of loading again.
+//
+// A panic in load is published to the waiters and re-raised on the caller's goroutine with the same value;
+// a runtime.Goexit in load is published as errGoexit. In both cases f is forgotten at once and nothing is
+// persisted. The double defer tells the two apart, as x/sync/singleflight does.
+func (c *coalescer[V]) run(f *flight[V], load func() V, persist func(V) func()) V {
+	var v V
+	normalReturn, recovered := false, false
+	defer func() {
+		if !normalReturn && !recovered { // load called runtime.Goexit
+			f.publish(v, errGoexit)
+			c.forget(f)
+		}
+	}()
+	func() {
+		defer func() {
+			if normalReturn {
+				return
+			}
+			if r := recover(); r != nil {
+				recovered = true
+				var err error = http.ErrAbortHandler
+				if r != http.ErrAbortHandler { //nolint:errorlint // net/http compares with ==
+					err = &PanicError{Value: r, Stack: debug.Stack()}
+				}
+				f.publish(v, err)
+				c.forget(f)
+				panic(r)
+			}
+		}()
+		v = load()
+		normalReturn = true
+	}()
+
+	f.publish(v, nil)
+	var work func()
+	if persist != nil {
+		work = persist(v)
+	}
+	if work == nil {
+		c.forget(f)
+		return v
+	}
+	c.persist.Add(1)
+	go func() {
+		defer c.persist.Done()
+		defer c.forget(f)
+		work()
+	}()
+	return v
+}
+
+// wait blocks until every background persist has finished; for tests and graceful shutdown.
+func (c *coalescer[V]) wait() { c.persist.Wait() }

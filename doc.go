@@ -1,0 +1,29 @@
+// Package stampede is net/http middleware that stops cache stampedes.
+//
+// Identical concurrent requests are coalesced into one run of the wrapped handler; the recorded response
+// is replayed to every request that waited for it and, when it is safe to share, kept in a [Store] for
+// later requests. The memory store (backends/memstore, bounded by bytes) is the default choice for one
+// process; backends/redisstore shares entries between replicas.
+//
+//	store, _ := memstore.New(64 << 20)
+//	r := chi.NewRouter()
+//	r.Use(stampede.Handler(logger, store, time.Minute))
+//
+// What is shared is decided per response, never guessed: a response with Set-Cookie, Cache-Control
+// private or no-store, Vary: *, one that was streamed (flushed) or hijacked, or one larger than the body
+// limit reaches its own client only; requests that waited for it run the handler themselves and the key
+// goes straight to the handler for a short while (hit-for-pass). A request with Authorization shares only
+// responses that say public, s-maxage or must-revalidate, unless Authorization is part of the key.
+//
+// The key is the method (HEAD counts as GET), scheme, host, path (case kept, escapes normalised), the
+// query with its parameters sorted, the values of the request headers named by
+// [WithHTTPCacheKeyRequestHeaders], the body digest for keyed methods, and the result of a [KeyFunc]. It is
+// hashed (SHA-256, 128 bits kept) so store keys are short whatever the URL.
+//
+// Every response carries X-Cache: HIT (from the store), COALESCED (replayed from a run another request
+// led), MISS (this request ran the handler) or BYPASS (passed through untouched).
+//
+// The store can only ever cost a miss: errors, timeouts and undecodable entries count as misses, and a
+// store that keeps failing is skipped for a back-off by a circuit breaker. [Cache] owns one middleware's
+// state; [Handler], [HandlerWithKey] and [Singleflight] are the shorthands most users need.
+package stampede

@@ -1,0 +1,242 @@
+package stampede
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// KeyFunc returns extra key material for a request, for example the tenant or user id that decides what
+// the response contains. Requests whose KeyFunc results differ never share a response. An error makes the
+// request pass through to the handler uncached (logged at warn level), so a KeyFunc may refuse requests it
+// cannot classify.
+type KeyFunc func(r *http.Request) (string, error)
+
+// ErrKeyBodyTooLarge is why a request whose keyed body exceeds the key-body limit passes through.
+var ErrKeyBodyTooLarge = errors.New("stampede: request body too large to key")
+
+// digestLen is how many bytes of the SHA-256 of the key material go into a store key: 128 bits, so two
+// different requests colliding by chance or by design is out of reach.
+const digestLen = 16
+
+// numShards spreads in-flight and hit-for-pass state over independent locks.
+const numShards = 64
+
+// key is a request's identity: the store key and the shard of the in-process state that holds it.
+type key struct {
+	s     string
+	shard uint8
+}
+
+// keyBuf is scratch space for building key material, pooled so a cache hit does not allocate for it.
+type keyBuf struct {
+	b     []byte
+	pairs []queryPair
+}
+
+// queryPair is one decoded query parameter; raw records that a part did not decode and is kept as sent.
+type queryPair struct {
+	name, value string
+	raw         bool
+}
+
+var keyBufPool = sync.Pool{New: func() any { return &keyBuf{b: make([]byte, 0, 512)} }}
+
+// keyer builds keys with a fixed prefix.
+type keyer struct {
+	prefix     string // "<prefix>:<version>:{"
+	headers    []string
+	authKeyed  bool // Authorization is one of headers
+	keyFunc    KeyFunc
+	keyBody    bool
+	bodyLimit  int64
+	keyMethods map[string]bool
+}
+
+// Material field tags, so fields can never run into each other.
+const (
+	tagMethod byte = iota + 1
+	tagScheme
+	tagHost
+	tagPath
+	tagQuery
+	tagHeader
+	tagBody
+	tagKeyFunc
+	tagAuth
+)
+
+// build computes the key of r. body is the digest of the request body, or nil when it is not keyed.
+// fromFunc is the KeyFunc result, already computed.
+func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonAuth bool) key {
+	kb := keyBufPool.Get().(*keyBuf)
+	b := kb.b[:0]
+
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	b = appendField(b, tagMethod, method)
+	if r.TLS != nil {
+		b = appendField(b, tagScheme, "https")
+	} else {
+		b = appendField(b, tagScheme, "http")
+	}
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	b = append(b, tagHost)
+	b = binary.AppendUvarint(b, uint64(len(host)))
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	b = append(b, tagPath)
+	b = appendCanonicalPath(b, r.URL.EscapedPath())
+	b, kb.pairs = appendCanonicalQuery(b, r.URL.RawQuery, kb.pairs[:0])
+	for _, name := range k.headers {
+		values := r.Header[name]
+		b = appendField(b, tagHeader, name)
+		b = binary.AppendUvarint(b, uint64(len(values)))
+		for _, v := range values {
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
+		}
+	}
+	if bodyDigest != nil {
+		b = append(b, tagBody)
+		b = append(b, bodyDigest...)
+	}
+	if k.keyFunc != nil {
+		b = appendField(b, tagKeyFunc, fromFunc)
+	}
+	if anonAuth {
+		// Requests with an unkeyed Authorization get a key space of their own: only responses that say
+		// they may be shared despite Authorization are ever stored there (RFC 9111 §3.5).
+		b = append(b, tagAuth)
+	}
+
+	sum := sha256.Sum256(b)
+	kb.b = b
+	keyBufPool.Put(kb)
+
+	out := make([]byte, len(k.prefix)+2*digestLen+1)
+	copy(out, k.prefix)
+	hex.Encode(out[len(k.prefix):], sum[:digestLen])
+	out[len(out)-1] = '}'
+	return key{s: string(out), shard: sum[digestLen] % numShards}
+}
+
+func appendField(b []byte, tag byte, s string) []byte {
+	b = append(b, tag)
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendCanonicalPath appends the path with percent-escapes normalised (RFC 3986 §6.2.2): escaped
+// unreserved characters are decoded and the hex of the rest upper-cased, so "/%7euser" and "/~user" share
+// a key while "/a%2Fb" and "/a/b" do not. Case is kept: "/User" and "/user" are different resources.
+func appendCanonicalPath(b []byte, p string) []byte {
+	lenAt := len(b)
+	b = append(b, 0, 0, 0, 0) // fixed-width length, patched below; paths may be long
+	start := len(b)
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '%' && i+2 < len(p) && ishex(p[i+1]) && ishex(p[i+2]) {
+			d := unhex(p[i+1])<<4 | unhex(p[i+2])
+			if isUnreserved(d) {
+				b = append(b, d)
+			} else {
+				b = append(b, '%', upperHex(p[i+1]), upperHex(p[i+2]))
+			}
+			i += 2
+			continue
+		}
+		b = append(b, c)
+	}
+	binary.LittleEndian.PutUint32(b[lenAt:], uint32(len(b)-start))
+	return b
+}
+
+// appendCanonicalQuery appends the query's parameters decoded and sorted by name. Parameters with
+// different names commute, so "a=1&b=2" and "b=2&a=1" share a key; the order of repeated values of one
+// name is kept ("a=1&a=2" differs from "a=2&a=1"), because handlers see it. "a" and "a=" are the same,
+// as they are to url.ParseQuery. A piece that does not decode is kept raw, flagged so it cannot collide
+// with a decoded one.
+func appendCanonicalQuery(b []byte, raw string, pairs []queryPair) ([]byte, []queryPair) {
+	for raw != "" {
+		var piece string
+		piece, raw, _ = strings.Cut(raw, "&")
+		if piece == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(piece, "=")
+		n, okn := unescapeQuery(name)
+		v, okv := unescapeQuery(value)
+		pairs = append(pairs, queryPair{name: n, value: v, raw: !okn || !okv})
+	}
+	slices.SortStableFunc(pairs, func(a, b queryPair) int { return strings.Compare(a.name, b.name) })
+	b = append(b, tagQuery)
+	b = binary.AppendUvarint(b, uint64(len(pairs)))
+	for _, p := range pairs {
+		if p.raw {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+		b = binary.AppendUvarint(b, uint64(len(p.name)))
+		b = append(b, p.name...)
+		b = binary.AppendUvarint(b, uint64(len(p.value)))
+		b = append(b, p.value...)
+	}
+	return b, pairs
+}
+
+// unescapeQuery decodes s as url.ParseQuery would; ok is false, and s returned as sent, when it cannot.
+func unescapeQuery(s string) (string, bool) {
+	if !strings.ContainsAny(s, "%+") {
+		return s, true
+	}
+	u, err := url.QueryUnescape(s)
+	if err != nil {
+		return s, false
+	}
+	return u, true
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+func upperHex(c byte) byte {
+	if 'a' <= c && c <= 'f' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}

@@ -1,0 +1,247 @@
+package stampede
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Default limits. Each can be changed with the option named beside it.
+const (
+	DefaultMaxBodyBytes    = 8 << 20          // WithMaxBodyBytes
+	DefaultKeyBodyLimit    = 1 << 20          // WithKeyBodyLimit
+	DefaultComputeTimeout  = 30 * time.Second // WithComputeTimeout
+	DefaultPassTTL         = 10 * time.Second // WithPassTTL
+	DefaultStoreTimeout    = 500 * time.Millisecond
+	DefaultKeyPrefix       = "stampede" // WithKeyPrefix
+	DefaultKeyVersion      = "1"        // WithKeyVersion
+	defaultBreakerFailures = 5
+	defaultBreakerBackoff  = time.Second
+)
+
+// DefaultNeverStoreHeaders are the response headers that are never recorded unless WithNeverStoreHeaders
+// replaces the list: they describe one client's request (CORS, rate limits), not the resource. A trailing
+// "*" matches a prefix. Hop-by-hop headers and Set-Cookie are never recorded whatever the list says.
+var DefaultNeverStoreHeaders = []string{"Access-Control-*", "X-Ratelimit-*"}
+
+// Option configures a [Cache]. Options are applied in order; later ones win.
+type Option func(*config)
+
+// config is a Cache's settings, fixed once New returns.
+type config struct {
+	ttl            time.Duration
+	skipCache      bool
+	statusTTL      func(status int) time.Duration
+	keyHeaders     []string // canonical names, in the order given
+	keyBody        bool
+	methods        map[string]bool
+	maxBodyBytes   int64
+	keyBodyLimit   int64
+	neverStore     []string // canonical; a trailing "*" is a prefix match
+	computeTimeout time.Duration
+	passTTL        time.Duration
+	storeTimeout   time.Duration
+	keyPrefix      string
+	keyVersion     string
+	breakerFails   int
+	breakerBackoff time.Duration
+	keyFunc        KeyFunc
+	logger         *slog.Logger
+	name           string
+}
+
+func defaultConfig() config {
+	return config{
+		methods:        map[string]bool{http.MethodGet: true, http.MethodHead: true},
+		maxBodyBytes:   DefaultMaxBodyBytes,
+		keyBodyLimit:   DefaultKeyBodyLimit,
+		neverStore:     canonicalList(DefaultNeverStoreHeaders),
+		computeTimeout: DefaultComputeTimeout,
+		passTTL:        DefaultPassTTL,
+		storeTimeout:   DefaultStoreTimeout,
+		keyPrefix:      DefaultKeyPrefix,
+		keyVersion:     DefaultKeyVersion,
+		breakerFails:   defaultBreakerFailures,
+		breakerBackoff: defaultBreakerBackoff,
+	}
+}
+
+// WithTTL sets how long a storable response is kept; the default is the ttl given to [Handler] or [New].
+// Zero means coalesce only: nothing is stored.
+func WithTTL(d time.Duration) Option {
+	return func(c *config) { c.ttl = d }
+}
+
+// WithSkipCache(true) makes the middleware coalesce concurrent requests without storing anything;
+// the default is false.
+func WithSkipCache(skip bool) Option {
+	return func(c *config) { c.skipCache = skip }
+}
+
+// WithHTTPStatusTTL decides the TTL from the response status; by default the handler TTL applies to the
+// statuses RFC 9110 §15.1 calls heuristically cacheable (200, 203, 204, 300, 301, 308, 404, 405, 410, 414,
+// 501) and zero, meaning "do not store", to every other status. A zero or negative result means do not
+// store; the response is still shared with the requests waiting for it.
+func WithHTTPStatusTTL(fn func(status int) time.Duration) Option {
+	return func(c *config) { c.statusTTL = fn }
+}
+
+// WithHTTPCacheKeyRequestHeaders adds the values of these request headers to the key; by default no
+// header is keyed. Names are case-insensitive; all values of a header count, in order. Keying
+// Authorization (or Cookie) gives each credential its own cache entry.
+func WithHTTPCacheKeyRequestHeaders(names []string) Option {
+	return func(c *config) { c.keyHeaders = canonicalList(names) }
+}
+
+// WithHTTPCacheKeyRequestBody(true) adds a digest of the request body to the key of every coalesced
+// request; by default only methods other than GET and HEAD (see [WithMethods]) key their body.
+func WithHTTPCacheKeyRequestBody(on bool) Option {
+	return func(c *config) { c.keyBody = on }
+}
+
+// WithMethods sets which request methods are coalesced and cached; the default is GET and HEAD. Any other
+// method listed (an idempotent POST search API, say) has its body digest added to the key. Only list
+// methods whose handlers are safe to run once for many identical requests.
+func WithMethods(methods ...string) Option {
+	return func(c *config) {
+		c.methods = make(map[string]bool, len(methods))
+		for _, m := range methods {
+			c.methods[strings.ToUpper(m)] = true
+		}
+	}
+}
+
+// WithMaxBodyBytes sets the largest response body that is shared or stored; the default is 8 MiB
+// ([DefaultMaxBodyBytes]). A larger response still reaches its own client in full, streamed; waiting
+// requests run the handler themselves.
+func WithMaxBodyBytes(n int64) Option {
+	return func(c *config) { c.maxBodyBytes = n }
+}
+
+// WithKeyBodyLimit sets the largest request body that is read into the key; the default is 1 MiB
+// ([DefaultKeyBodyLimit]). A request with a larger keyed body passes through to the handler, which reads
+// the whole body unchanged.
+func WithKeyBodyLimit(n int64) Option {
+	return func(c *config) { c.keyBodyLimit = n }
+}
+
+// WithNeverStoreHeaders replaces the list of response headers that are never recorded, shared or stored;
+// the default is [DefaultNeverStoreHeaders]. A trailing "*" matches a prefix. Hop-by-hop headers and
+// Set-Cookie are never recorded, whatever this list says.
+func WithNeverStoreHeaders(names []string) Option {
+	return func(c *config) { c.neverStore = canonicalList(names) }
+}
+
+// WithComputeTimeout bounds one run of the handler; the default is 30 s ([DefaultComputeTimeout]). The run
+// uses a context detached from the first client's, so that client leaving does not cancel it for the others.
+func WithComputeTimeout(d time.Duration) Option {
+	return func(c *config) { c.computeTimeout = d }
+}
+
+// WithPassTTL sets how long a key whose response could not be shared (private, Set-Cookie, streamed, too
+// large) goes straight to the handler instead of queueing (hit-for-pass); the default is 10 s
+// ([DefaultPassTTL]).
+func WithPassTTL(d time.Duration) Option {
+	return func(c *config) { c.passTTL = d }
+}
+
+// WithStoreTimeout bounds every store call; the default is 500 ms ([DefaultStoreTimeout]). A call that
+// takes longer counts as a miss (or a failed write) and towards opening the circuit breaker.
+func WithStoreTimeout(d time.Duration) Option {
+	return func(c *config) { c.storeTimeout = d }
+}
+
+// WithCircuitBreaker sets after how many consecutive store failures the store is skipped, and for how long
+// at first; the default is 5 failures and 1 s. The back-off doubles on each failed probe, up to 30 s.
+func WithCircuitBreaker(failures int, backoff time.Duration) Option {
+	return func(c *config) { c.breakerFails, c.breakerBackoff = failures, backoff }
+}
+
+// WithKeyPrefix sets the first part of every store key; the default is "stampede" ([DefaultKeyPrefix]).
+// Use one prefix per application sharing a store.
+func WithKeyPrefix(prefix string) Option {
+	return func(c *config) { c.keyPrefix = prefix }
+}
+
+// WithKeyVersion sets the version part of every store key; the default is "1" ([DefaultKeyVersion]).
+// Changing it invalidates everything stored at once (old entries expire by their TTL).
+func WithKeyVersion(version string) Option {
+	return func(c *config) { c.keyVersion = version }
+}
+
+// WithKeyFunc adds the result of fn to every key, for example a tenant id; by default nothing is added.
+// An error from fn makes the request pass through to the handler. [HandlerWithKey] is the shorthand.
+func WithKeyFunc(fn KeyFunc) Option {
+	return func(c *config) { c.keyFunc = fn }
+}
+
+// WithName names the cache in logs and stats; the default is the key prefix.
+func WithName(name string) Option {
+	return func(c *config) { c.name = name }
+}
+
+// validate panics, with a message starting "stampede: ", on a configuration that cannot work.
+// It runs once, when the middleware is built, never while serving.
+func (c *config) validate() {
+	d := defaultConfig()
+	for _, z := range []struct {
+		v   *int64
+		def int64
+	}{{&c.maxBodyBytes, d.maxBodyBytes}, {&c.keyBodyLimit, d.keyBodyLimit}} {
+		if *z.v == 0 {
+			*z.v = z.def // zero means default
+		}
+	}
+	for _, z := range []struct{ v, def *time.Duration }{
+		{&c.computeTimeout, &d.computeTimeout}, {&c.passTTL, &d.passTTL}, {&c.storeTimeout, &d.storeTimeout},
+	} {
+		if *z.v == 0 {
+			*z.v = *z.def
+		}
+	}
+	if c.keyPrefix == "" {
+		c.keyPrefix = d.keyPrefix
+	}
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			panic(fmt.Sprintf("stampede: "+format, args...))
+		}
+	}
+	check(c.ttl >= 0, "ttl must be >= 0, got %v", c.ttl)
+	check(c.maxBodyBytes > 0, "WithMaxBodyBytes expects n > 0, got %d", c.maxBodyBytes)
+	check(c.keyBodyLimit > 0, "WithKeyBodyLimit expects n > 0, got %d", c.keyBodyLimit)
+	check(c.computeTimeout > 0, "WithComputeTimeout expects d > 0, got %v", c.computeTimeout)
+	check(c.passTTL > 0, "WithPassTTL expects d > 0, got %v", c.passTTL)
+	check(c.storeTimeout > 0, "WithStoreTimeout expects d > 0, got %v", c.storeTimeout)
+	check(c.breakerFails > 0 && c.breakerBackoff > 0,
+		"WithCircuitBreaker expects failures > 0 and backoff > 0, got %d, %v", c.breakerFails, c.breakerBackoff)
+	check(len(c.methods) > 0, "WithMethods expects at least one method")
+	for m := range c.methods {
+		check(m != http.MethodConnect && m != "", "WithMethods: method %q cannot be coalesced", m)
+	}
+	check(!strings.ContainsAny(c.keyPrefix+c.keyVersion, "{}"),
+		"key prefix and version must not contain braces (they delimit the Redis Cluster hash tag)")
+	for _, h := range c.keyHeaders {
+		check(h != "", "WithHTTPCacheKeyRequestHeaders: empty header name")
+	}
+}
+
+// canonicalList returns the names in canonical header form, keeping a trailing "*".
+func canonicalList(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			out = append(out, "")
+			continue
+		}
+		if strings.HasSuffix(n, "*") {
+			out = append(out, http.CanonicalHeaderKey(strings.TrimSuffix(n, "*"))+"*")
+			continue
+		}
+		out = append(out, http.CanonicalHeaderKey(n))
+	}
+	return out
+}
