@@ -9,7 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
+	"unsafe"
 )
 
 // KeyFunc returns extra key material for a request, for example the tenant or user id that decides what
@@ -34,19 +34,11 @@ type key struct {
 	shard uint8
 }
 
-// keyBuf is scratch space for building key material, pooled so a cache hit does not allocate for it.
-type keyBuf struct {
-	b     []byte
-	pairs []queryPair
-}
-
 // queryPair is one decoded query parameter; raw records that a part did not decode and is kept as sent.
 type queryPair struct {
 	name, value string
 	raw         bool
 }
-
-var keyBufPool = sync.Pool{New: func() any { return &keyBuf{b: make([]byte, 0, 512)} }}
 
 // keyer builds keys with a fixed prefix.
 type keyer struct {
@@ -75,8 +67,9 @@ const (
 // build computes the key of r. body is the digest of the request body, or nil when it is not keyed.
 // fromFunc is the KeyFunc result, already computed.
 func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonAuth bool) key {
-	kb := keyBufPool.Get().(*keyBuf)
-	b := kb.b[:0]
+	var stack [512]byte // key material of ordinary requests fits; longer ones spill to the heap
+	var pairStack [16]queryPair
+	b := stack[:0]
 
 	method := r.Method
 	if method == http.MethodHead {
@@ -103,7 +96,7 @@ func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonA
 	}
 	b = append(b, tagPath)
 	b = appendCanonicalPath(b, r.URL.EscapedPath())
-	b, kb.pairs = appendCanonicalQuery(b, r.URL.RawQuery, kb.pairs[:0])
+	b = appendCanonicalQuery(b, r.URL.RawQuery, pairStack[:0])
 	for _, name := range k.headers {
 		values := r.Header[name]
 		b = appendField(b, tagHeader, name)
@@ -127,14 +120,13 @@ func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonA
 	}
 
 	sum := sha256.Sum256(b)
-	kb.b = b
-	keyBufPool.Put(kb)
 
 	out := make([]byte, len(k.prefix)+2*digestLen+1)
 	copy(out, k.prefix)
 	hex.Encode(out[len(k.prefix):], sum[:digestLen])
 	out[len(out)-1] = '}'
-	return key{s: string(out), shard: sum[digestLen] % numShards}
+	// out is never written again, so the string may share its memory: one allocation per key, not two.
+	return key{s: unsafe.String(&out[0], len(out)), shard: sum[digestLen] % numShards}
 }
 
 func appendField(b []byte, tag byte, s string) []byte {
@@ -173,7 +165,7 @@ func appendCanonicalPath(b []byte, p string) []byte {
 // name is kept ("a=1&a=2" differs from "a=2&a=1"), because handlers see it. "a" and "a=" are the same,
 // as they are to url.ParseQuery. A piece that does not decode is kept raw, flagged so it cannot collide
 // with a decoded one.
-func appendCanonicalQuery(b []byte, raw string, pairs []queryPair) ([]byte, []queryPair) {
+func appendCanonicalQuery(b []byte, raw string, pairs []queryPair) []byte {
 	for raw != "" {
 		var piece string
 		piece, raw, _ = strings.Cut(raw, "&")
@@ -185,7 +177,10 @@ func appendCanonicalQuery(b []byte, raw string, pairs []queryPair) ([]byte, []qu
 		v, okv := unescapeQuery(value)
 		pairs = append(pairs, queryPair{name: n, value: v, raw: !okn || !okv})
 	}
-	slices.SortStableFunc(pairs, func(a, b queryPair) int { return strings.Compare(a.name, b.name) })
+	byName := func(a, b queryPair) int { return strings.Compare(a.name, b.name) }
+	if !slices.IsSortedFunc(pairs, byName) {
+		slices.SortStableFunc(pairs, byName)
+	}
 	b = append(b, tagQuery)
 	b = binary.AppendUvarint(b, uint64(len(pairs)))
 	for _, p := range pairs {
@@ -199,7 +194,7 @@ func appendCanonicalQuery(b []byte, raw string, pairs []queryPair) ([]byte, []qu
 		b = binary.AppendUvarint(b, uint64(len(p.value)))
 		b = append(b, p.value...)
 	}
-	return b, pairs
+	return b
 }
 
 // unescapeQuery decodes s as url.ParseQuery would; ok is false, and s returned as sent, when it cannot.

@@ -287,3 +287,7 @@ func (s *Store) CleanUp() {
 func (s *Store) Close() {
 	s.cache.StopAllGoroutines()
 }
+
+// CallTimeout reports that the store's calls never block (they touch memory only), so the middleware
+// need not bound each one with a deadline of its own; that keeps a hit free of timer allocations.
+func (s *Store) CallTimeout() time.Duration { return 0 }

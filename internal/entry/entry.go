@@ -20,8 +20,8 @@ import (
 	"errors"
 	"hash/crc32"
 	"net/http"
-	"strings"
 	"time"
+	"unsafe"
 )
 
 // Magic starts every encoded entry.
@@ -137,7 +137,7 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // View is a parsed entry that aliases the bytes it was parsed from: nothing is copied, so the bytes must
-// not change while the View is in use. Stores hand out immutable values, which makes this safe and keeps
+// never change afterwards (headers copied out of it alias them too). Stores hand out immutable values, which makes this safe and keeps
 // a cache hit free of per-header allocations.
 type View struct {
 	Status               int
@@ -149,12 +149,11 @@ type View struct {
 	ComputeTime          time.Duration
 	Body                 []byte
 
-	headers    []byte // the header block, validated
-	nHeaders   int
-	nValues    int
-	vary       []byte // the vary block, validated
-	nVary      int
-	headerSize int // bytes of names and values, for the one string WriteHeader allocates
+	headers  []byte // the header block, validated
+	nHeaders int
+	nValues  int
+	vary     []byte // the vary block, validated
+	nVary    int
 }
 
 // Parse validates b completely and returns a View of it. It never panics and allocates nothing.
@@ -216,9 +215,7 @@ func Parse(b []byte) (View, error) {
 			if !validValue(val) {
 				return v, ErrHeader
 			}
-			v.headerSize += len(val)
 		}
-		v.headerSize += len(name)
 		v.nValues += nv
 	}
 	v.headers, v.nHeaders = body[hstart:r.off], nh
@@ -272,44 +269,36 @@ func Decode(b []byte) (*Entry, error) {
 }
 
 // CopyHeader sets every recorded header in h, replacing values h already has under the same names.
-// It allocates twice whatever the number of headers: one string for all names and values, one slice for
-// all values; each header's slice has its capacity capped so appending to it cannot clobber another.
+// Names and values are strings that alias the parsed bytes (which the Store contract makes immutable),
+// so it allocates once whatever the number of headers: the slice that holds all values. Each header's
+// slice has its capacity capped, so appending to one cannot clobber another.
 func (v *View) CopyHeader(h http.Header) {
 	if v.nHeaders == 0 {
 		return
 	}
-	var sb strings.Builder // its String() does not copy, so this is the one string allocation
-	sb.Grow(v.headerSize)
+	values := make([]string, v.nValues)
 	r := reader{b: v.headers}
 	nh, _ := r.count()
+	vi := 0
 	for range nh {
 		name, _ := r.bytes()
-		sb.Write(name)
-		nv, _ := r.count()
-		for range nv {
-			val, _ := r.bytes()
-			sb.Write(val)
-		}
-	}
-	all := sb.String() // names and values are substrings of it
-	values := make([]string, v.nValues)
-	r = reader{b: v.headers}
-	nh, _ = r.count()
-	pos, vi := 0, 0
-	for range nh {
-		name, _ := r.bytes()
-		key := all[pos : pos+len(name)]
-		pos += len(name)
 		nv, _ := r.count()
 		first := vi
 		for range nv {
 			val, _ := r.bytes()
-			values[vi] = all[pos : pos+len(val)]
-			pos += len(val)
+			values[vi] = aliasString(val)
 			vi++
 		}
-		h[key] = values[first:vi:vi]
+		h[aliasString(name)] = values[first:vi:vi]
 	}
+}
+
+// aliasString returns a string that shares b's memory. b must never change afterwards.
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // HeaderValue returns the first value recorded for the canonical header name, without allocating.
