@@ -1,0 +1,63 @@
+package redisstore
+
+import (
+	"github.com/klauspost/compress/s2"
+
+	"github.com/seed-a1426414/stampede/internal/entry"
+)
+
+// compressedMagic starts a compressed value: the magic, then one S2 block holding the entry bytes.
+// Raw entries start with entry.Magic ("STMP"), so a reader tells the two apart by the first four bytes;
+// S2 blocks carry no checksum, but the entry inside has its own, so corruption is still caught.
+const compressedMagic = "STZ1"
+
+// maxDecodedLen refuses a compressed value that claims to expand past it, so a planted or corrupt value
+// cannot make a Get allocate without bound. Responses are far smaller (the middleware's body limit is
+// 8 MiB by default).
+const maxDecodedLen = 512 << 20
+
+// encode returns the bytes to store for value: compressed in the envelope when compression is on, the
+// value is above the threshold, it is an entry without a Content-Encoding, and S2 makes it smaller;
+// otherwise value itself.
+func (s *Store) encode(value []byte) []byte {
+	if !s.cfg.compress || len(value) <= s.cfg.threshold {
+		return value
+	}
+	v, err := entry.Parse(value)
+	if err != nil {
+		return value // not ours to interpret: store it as given
+	}
+	if ce, ok := v.HeaderValue("Content-Encoding"); ok && string(ce) != "identity" {
+		return value // already compressed by the handler; a second pass would gain nothing
+	}
+	n := s2.MaxEncodedLen(len(value))
+	if n < 0 {
+		return value
+	}
+	buf := make([]byte, len(compressedMagic)+n)
+	copy(buf, compressedMagic)
+	enc := s2.Encode(buf[len(compressedMagic):], value)
+	if len(compressedMagic)+len(enc) >= len(value) {
+		return value // incompressible: raw costs the reader nothing
+	}
+	return buf[:len(compressedMagic)+len(enc)]
+}
+
+// decode returns the entry bytes of a stored value: decompressed when it is in the envelope, as stored
+// otherwise. A value in the envelope that does not decompress within maxDecodedLen is returned as stored;
+// its magic is not entry.Magic, so the entry decoder rejects it as it rejects any foreign value.
+func decode(b []byte) []byte {
+	if len(b) < len(compressedMagic) || string(b[:len(compressedMagic)]) != compressedMagic {
+		return b
+	}
+	src := b[len(compressedMagic):]
+	n, err := s2.DecodedLen(src)
+	if err != nil || n > maxDecodedLen {
+		return b
+	}
+	out, err := s2.Decode(make([]byte, n), src)
+	if err != nil {
+		return b
+	}
+	return out
+}

@@ -1,0 +1,92 @@
+// Package redisstore is a stampede store that keeps cached responses in Redis, so every replica of a
+// service shares one cache. It works with a single Redis, Sentinel and Redis Cluster alike through
+// go-redis v9, and it is built to fail fast: every operation is bounded by a short timeout
+// ([WithTimeout], default 100 ms), and the middleware treats any error as a miss, so a slow or dead
+// Redis costs a request at most that timeout and never its response. The middleware also wraps every
+// store in a circuit breaker; this package deliberately has none of its own.
+//
+// # Set-up
+//
+// A [Store] is anything with Get, SetEx and Delete, so it plugs into the middleware directly:
+//
+//	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+//	store := redisstore.New(client, redisstore.WithKeyPrefix("myapp:"), redisstore.WithCompression(0))
+//	r.Use(stampede.Handler(logger, store, time.Minute))
+//
+// The store never closes the client; close it when the application shuts down.
+//
+// # Client settings
+//
+// go-redis applies a context's deadline to its sockets only when ContextTimeoutEnabled is true;
+// otherwise it waits for its own ReadTimeout and WriteTimeout (5 s by default), plus up to five dial
+// attempts. With ContextTimeoutEnabled the store's deadline is honoured directly. Without it (or with a
+// client type the store cannot inspect) the store still returns at its deadline, by waiting for the
+// reply on a separate goroutine and abandoning it; the abandoned call ends in the background within the
+// client's own timeouts, so during an outage such calls pile up for up to that long. Prefer to set:
+//
+//	client := redis.NewClient(&redis.Options{
+//		Addr:                  "redis:6379",
+//		ContextTimeoutEnabled: true,                   // let the store's deadline reach the socket
+//		DialTimeout:           200 * time.Millisecond, // near the store timeout, not 5 s
+//		DialerRetries:         1,                      // default 5 attempts, 100 ms apart
+//		ReadTimeout:           100 * time.Millisecond, // a cache read that takes longer is a miss anyway
+//		WriteTimeout:          100 * time.Millisecond,
+//		PoolTimeout:           100 * time.Millisecond, // waiting for a pooled connection counts too
+//		MaxRetries:            -1,                     // no retries (0 means the default, 3); 1 at most
+//	})
+//
+// Entries up to a few MiB travel well within 100 ms on a local network; raise the timeouts together if
+// you store larger responses or Redis is far away.
+//
+// # Sentinel
+//
+// For Redis behind Sentinel, pass a failover client; it is a *redis.Client, so everything above holds:
+//
+//	client := redis.NewFailoverClient(&redis.FailoverOptions{
+//		MasterName:            "mymaster",
+//		SentinelAddrs:         []string{"sentinel-1:26379", "sentinel-2:26379", "sentinel-3:26379"},
+//		ContextTimeoutEnabled: true,
+//		DialTimeout:           200 * time.Millisecond,
+//		DialerRetries:         1,
+//		ReadTimeout:           100 * time.Millisecond,
+//		WriteTimeout:          100 * time.Millisecond,
+//		PoolTimeout:           100 * time.Millisecond,
+//		MaxRetries:            -1,
+//	})
+//
+// redis.NewUniversalClient picks a single-node, failover or cluster client from one set of options,
+// which suits configuration that differs between environments; its UniversalOptions have the same
+// fields.
+//
+// # Redis Cluster
+//
+//	client := redis.NewClusterClient(&redis.ClusterOptions{
+//		Addrs:                 []string{"node-1:6379", "node-2:6379", "node-3:6379"},
+//		ContextTimeoutEnabled: true,
+//		DialTimeout:           200 * time.Millisecond,
+//		DialerRetries:         1,
+//		ReadTimeout:           100 * time.Millisecond,
+//		WriteTimeout:          100 * time.Millisecond,
+//		PoolTimeout:           100 * time.Millisecond,
+//		MaxRetries:            -1,
+//	})
+//
+// Keys spread over the cluster by hash slot (CRC16 of the key, modulo 16384), and the middleware's keys
+// are digests, so the cache spreads evenly over the masters. Only the text between the first '{' and the
+// next '}' is hashed when there is some (a hash tag): a [WithKeyPrefix] such as "{app}:" therefore puts
+// every entry on one node, which is rarely what you want. [Store.BatchGet] sends one MGET per slot; the
+// client sends them to their nodes in parallel. Slot moves (MOVED, ASK) are followed by go-redis.
+//
+// # Errors
+//
+// An operation that runs out of time returns an error wrapping [ErrTimeout] (and the underlying
+// context or network error); other failures wrap go-redis's error. A missing key is not an error.
+// go-redis also logs each failed dial through its own logger (see redis.SetLogger).
+//
+// # Values
+//
+// Values are the middleware's entries, which carry their own format version and checksum. With
+// [WithCompression] an entry is stored as "STZ1" followed by an S2 block; raw entries start with "STMP".
+// Every Store reads both, whatever its own options. Anything else found under a key is returned as it
+// is, and the middleware rejects it as a miss and overwrites it.
+package redisstore

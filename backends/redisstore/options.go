@@ -1,0 +1,44 @@
+package redisstore
+
+import "time"
+
+// DefaultTimeout bounds each operation when WithTimeout is not given.
+const DefaultTimeout = 100 * time.Millisecond
+
+// DefaultCompressionThreshold is the threshold WithCompression(0) uses.
+const DefaultCompressionThreshold = 1024
+
+// Option configures a Store; pass options to New.
+type Option func(*config)
+
+type config struct {
+	timeout   time.Duration // > 0 after New
+	prefix    string
+	compress  bool
+	threshold int // >= 0; values longer than this are compressed when compress is set
+}
+
+// WithTimeout bounds every operation to d (default 100 ms, also for zero), whether or not the caller's
+// context has a deadline; an earlier caller deadline still wins. See the package doc for the client
+// settings that let go-redis honour it. A negative d makes New panic.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = d }
+}
+
+// WithKeyPrefix prepends p to every key (default none), so several applications or versions can share
+// one Redis. In a cluster, a prefix with a hash tag ("{p}") puts every key in one slot, on one node.
+func WithKeyPrefix(p string) Option {
+	return func(c *config) { c.prefix = p }
+}
+
+// WithCompression compresses stored entries longer than threshold bytes with S2 (default off;
+// a threshold of zero means 1 KiB). Entries whose response already has a Content-Encoding, values that
+// are not entries, and values S2 cannot shrink are stored as they are. Reading does not depend on this
+// option: every Store reads compressed and raw values alike, so replicas may differ in it. A negative
+// threshold makes New panic.
+func WithCompression(threshold int) Option {
+	return func(c *config) {
+		c.compress = true
+		c.threshold = threshold
+	}
+}

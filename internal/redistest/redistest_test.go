@@ -1,0 +1,80 @@
+package redistest
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestStartStopRestart(t *testing.T) {
+	t.Parallel()
+	s := Start(t)
+	ctx := context.Background()
+	c := s.Client()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := c.ConfigGet(ctx, "save").Result(); err != nil || cfg["save"] != "" {
+		t.Fatalf("save = %q, %v; want persistence off", cfg["save"], err)
+	}
+	addr := s.Addr()
+
+	s.Stop()
+	if _, err := s.Do("PING"); err == nil {
+		t.Fatal("PING answered after Stop")
+	}
+	s.Stop() // idempotent
+
+	s.Restart()
+	if s.Addr() != addr {
+		t.Fatalf("Addr after Restart = %s, want %s", s.Addr(), addr)
+	}
+	// The same client reconnects; the data is gone because nothing was persisted.
+	if n, err := c.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS k after restart = %d, %v; want 0, nil", n, err)
+	}
+}
+
+func TestPause(t *testing.T) {
+	t.Parallel()
+	s := Start(t)
+	c := s.Client()
+	const pause = 300 * time.Millisecond
+	s.Pause(pause)
+	start := time.Now()
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < pause/2 {
+		t.Fatalf("PING during CLIENT PAUSE took %v, want about %v", d, pause)
+	}
+}
+
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	cl := StartCluster(t, 3)
+	if got := len(cl.Addrs()); got != 3 {
+		t.Fatalf("%d nodes, want 3", got)
+	}
+	for _, n := range cl.Nodes() {
+		info, err := n.Do("CLUSTER", "INFO")
+		if err != nil || !strings.Contains(info, "cluster_known_nodes:3") {
+			t.Fatalf("node %s: %v\n%s", n.Addr(), err, info)
+		}
+	}
+	ctx := context.Background()
+	c := cl.Client()
+	for _, k := range []string{"a", "b", "c", "d", "e", "f"} {
+		if err := c.Set(ctx, k, k, time.Minute).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	if v, err := c.Get(ctx, "e").Result(); err != nil || v != "e" {
+		t.Fatalf("GET e = %q, %v", v, err)
+	}
+}
