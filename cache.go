@@ -54,6 +54,7 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 		headers:   cfg.keyHeaders,
 		authKeyed: slices.Contains(cfg.keyHeaders, "Authorization"),
 		keyFunc:   cfg.keyFunc,
+		memo:      newKeyMemo(),
 	}
 	c.pass.ttl = cfg.passTTL
 	c.breaker = breaker{threshold: cfg.breakerFails, base: cfg.breakerBackoff, logger: logger, name: cfg.name}

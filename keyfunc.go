@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"hash/maphash"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -49,6 +51,46 @@ type keyer struct {
 	keyBody    bool
 	bodyLimit  int64
 	keyMethods map[string]bool
+	memo       *keyMemo // nil disables it
+}
+
+// keyMemo remembers the keys of recently seen key material, so a hot URL is not hashed with SHA-256 on
+// every request. It is a direct-mapped table indexed by a fast seeded hash; each slot keeps the full
+// material and a hit requires it to be equal byte for byte, so the memo can never confuse two requests.
+// Memory is bounded: memoSlots slots of at most memoMaxMaterial bytes of material each.
+type keyMemo struct {
+	seed  maphash.Seed
+	slots [memoSlots]atomic.Pointer[memoSlot]
+}
+
+const (
+	memoSlots       = 4096
+	memoMaxMaterial = 256
+)
+
+type memoSlot struct {
+	material string
+	k        key
+}
+
+func newKeyMemo() *keyMemo { return &keyMemo{seed: maphash.MakeSeed()} }
+
+func (m *keyMemo) get(material []byte) *key {
+	if m == nil || len(material) > memoMaxMaterial {
+		return nil
+	}
+	s := m.slots[maphash.Bytes(m.seed, material)%memoSlots].Load()
+	if s == nil || s.material != string(material) {
+		return nil
+	}
+	return &s.k
+}
+
+func (m *keyMemo) put(material []byte, k key) {
+	if m == nil || len(material) > memoMaxMaterial {
+		return
+	}
+	m.slots[maphash.Bytes(m.seed, material)%memoSlots].Store(&memoSlot{material: string(material), k: k})
 }
 
 // Material field tags, so fields can never run into each other.
@@ -119,6 +161,9 @@ func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonA
 		b = append(b, tagAuth)
 	}
 
+	if m := k.memo.get(b); m != nil {
+		return *m
+	}
 	sum := sha256.Sum256(b)
 
 	out := make([]byte, len(k.prefix)+2*digestLen+1)
@@ -126,7 +171,9 @@ func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonA
 	hex.Encode(out[len(k.prefix):], sum[:digestLen])
 	out[len(out)-1] = '}'
 	// out is never written again, so the string may share its memory: one allocation per key, not two.
-	return key{s: unsafe.String(&out[0], len(out)), shard: sum[digestLen] % numShards}
+	res := key{s: unsafe.String(&out[0], len(out)), shard: sum[digestLen] % numShards}
+	k.memo.put(b, res)
+	return res
 }
 
 func appendField(b []byte, tag byte, s string) []byte {
