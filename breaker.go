@@ -34,45 +34,53 @@ type breaker struct {
 	trips   uint64        // times it opened; guarded by mu
 }
 
-// allow reports whether a store call may be made at now. While open it lets exactly one probe through
-// once the back-off has passed.
-func (b *breaker) allow(now time.Time) bool {
+// allow reports whether a store call may be made at now. While open it lets exactly one call through,
+// the probe, once the back-off has passed; probe tells the caller it holds that token and must hand it
+// back with done or abandon.
+func (b *breaker) allow(now time.Time) (ok, probe bool) {
 	if !b.isOpen.Load() {
-		return true
+		return true, false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.open {
-		return true
+		return true, false
 	}
 	if b.probing || now.Before(b.until) {
-		return false
+		return false, false
 	}
 	b.probing = true
-	return true
+	return true, true
 }
 
-// done records the outcome of a call that allow let through.
-func (b *breaker) done(now time.Time, err error) {
-	if err == nil && !b.failing.Load() && !b.isOpen.Load() {
+// done records the outcome of a call that allow let through. While the breaker is open only the probe's
+// outcome counts: calls that started before it opened and fail afterwards say nothing new, and letting
+// them extend the back-off would keep a recovered store switched off.
+func (b *breaker) done(now time.Time, probe bool, err error) {
+	if err == nil && !probe && !b.failing.Load() && !b.isOpen.Load() {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.open {
+		if !probe {
+			return
+		}
+		b.probing = false
+		if err == nil {
+			b.open, b.fails = false, 0
+			b.isOpen.Store(false)
+			b.failing.Store(false)
+			b.logger.Info("stampede: store recovered, circuit breaker closed", "cache", b.name)
+			return
+		}
+		b.backoff = min(2*b.backoff, maxBreakerBackoff)
+		b.until = now.Add(b.backoff)
+		return
+	}
 	if err == nil {
 		b.fails = 0
 		b.failing.Store(false)
-		if b.open {
-			b.open, b.probing = false, false
-			b.isOpen.Store(false)
-			b.logger.Info("stampede: store recovered, circuit breaker closed", "cache", b.name)
-		}
-		return
-	}
-	if b.open {
-		b.probing = false
-		b.backoff = min(2*b.backoff, maxBreakerBackoff)
-		b.until = now.Add(b.backoff)
 		return
 	}
 	b.fails++
@@ -86,6 +94,16 @@ func (b *breaker) done(now time.Time, err error) {
 		b.logger.Warn("stampede: store failing, circuit breaker open: requests go to the handler",
 			"cache", b.name, "consecutive_failures", b.fails, "backoff", b.backoff, "error", err)
 	}
+}
+
+// abandon hands back a call's token when its outcome says nothing about the store (the client left).
+func (b *breaker) abandon(probe bool) {
+	if !probe {
+		return
+	}
+	b.mu.Lock()
+	b.probing = false
+	b.mu.Unlock()
 }
 
 // state reports whether the breaker is open and how often it opened.

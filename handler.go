@@ -175,16 +175,18 @@ func (c *Cache) storeCtx(parent context.Context) (context.Context, context.Cance
 // serveStored replays a fresh stored response for k, reporting whether it did. Anything unusable in the
 // store (error, corrupt or foreign bytes, expired, wrong Vary) is a miss.
 func (c *Cache) serveStored(w http.ResponseWriter, r *http.Request, k key, anonAuth bool, now time.Time) bool {
-	if !c.breaker.allow(now) {
+	ok, probe := c.breaker.allow(now)
+	if !ok {
 		return false
 	}
 	ctx, cancel := c.storeCtx(r.Context())
 	b, found, err := c.store.Get(ctx, k.s)
 	cancel()
 	if err != nil && r.Context().Err() != nil {
-		return false // the client left; that says nothing about the store's health
+		c.breaker.abandon(probe) // the client left; that says nothing about the store's health
+		return false
 	}
-	c.breaker.done(now, err)
+	c.breaker.done(time.Now(), probe, err)
 	if err != nil || !found {
 		return false
 	}
@@ -375,13 +377,14 @@ func (c *Cache) persister(k key) func(*result) func() {
 				}
 			}()
 			now := time.Now()
-			if !c.breaker.allow(now) {
+			ok, probe := c.breaker.allow(now)
+			if !ok {
 				return
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.storeTimeout)
 			defer cancel()
 			err := c.store.SetEx(ctx, k.s, res.encoded, res.ttl)
-			c.breaker.done(time.Now(), err)
+			c.breaker.done(time.Now(), probe, err)
 			if err != nil {
 				c.logger.Debug("stampede: store write failed", "cache", c.cfg.name, "error", err)
 			}

@@ -178,3 +178,7 @@ func opError(ctx context.Context, op string, err error) error {
 	}
 	return fmt.Errorf("redisstore: %s: %w", op, err)
 }
+
+// CallTimeout returns the bound the store puts on each of its calls. The stampede middleware reads it
+// and, when it is within its own store timeout, adds no second deadline of its own.
+func (s *Store) CallTimeout() time.Duration { return s.cfg.timeout }

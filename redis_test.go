@@ -1,0 +1,280 @@
+package stampede_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a1426414/stampede"
+	"github.com/seed-a1426414/stampede/backends/redisstore"
+	"github.com/seed-a1426414/stampede/internal/redistest"
+)
+
+// redisClient returns a client with the settings the redisstore docs recommend.
+func redisClient(t testing.TB, addr string, poolSize int) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{
+		Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1, PoolSize: poolSize,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+		PoolTimeout: time.Second,
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// commandCalls returns the calls counted for cmd in INFO commandstats.
+func commandCalls(t testing.TB, srv *redistest.Server, cmd string) int {
+	t.Helper()
+	info, err := srv.Do("INFO", "commandstats")
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
+}
+
+// TestRedisReplicasShare: two middleware instances ("replicas") on one Redis: the second serves the
+// first's stored response without running its own handler.
+func TestRedisReplicasShare(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	newReplica := func(name string) (*stampede.Cache, *origin) {
+		store := redisstore.New(redisClient(t, srv.Addr(), 10))
+		c := stampede.New(nil, store, time.Minute, stampede.WithName(name))
+		return c, &origin{serve: func(w http.ResponseWriter, r *http.Request, _ int64) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"from":%q,"q":%q}`, name, r.URL.Query().Get("q"))
+		}}
+	}
+	a, oa := newReplica("a")
+	b, ob := newReplica("b")
+	ha, hb := a.Handler(oa), b.Handler(ob)
+
+	first := serveDirect(ha, httptest.NewRequest("GET", "/api?q=1", nil))
+	a.Wait()
+	second := serveDirect(hb, httptest.NewRequest("GET", "/api?q=1", nil))
+	assert.Equal(t, "MISS", first.Header().Get("X-Cache"))
+	assert.Equal(t, "HIT", second.Header().Get("X-Cache"))
+	assert.Equal(t, first.Body.String(), second.Body.String())
+	assert.Equal(t, "application/json", second.Header().Get("Content-Type"))
+	assert.EqualValues(t, 0, ob.runs.Load(), "replica b must not run its handler")
+
+	other := serveDirect(hb, httptest.NewRequest("GET", "/api?q=2", nil))
+	assert.Equal(t, "MISS", other.Header().Get("X-Cache"))
+	assert.Contains(t, other.Body.String(), `"from":"b"`)
+}
+
+// TestRedisClusterReplicasShare: the same on a 3-master Redis Cluster, with keys on every master.
+func TestRedisClusterReplicasShare(t *testing.T) {
+	t.Parallel()
+	cluster := redistest.StartCluster(t, 3)
+	newReplica := func() (*stampede.Cache, *origin) {
+		client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true,
+			MaxRetries: -1, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+		t.Cleanup(func() { _ = client.Close() })
+		c := stampede.New(nil, redisstore.New(client, redisstore.WithTimeout(time.Second)), time.Minute)
+		return c, &origin{serve: func(w http.ResponseWriter, r *http.Request, _ int64) { fmt.Fprintf(w, "page %s", r.URL.Path) }}
+	}
+	a, oa := newReplica()
+	b, ob := newReplica()
+	ha, hb := a.Handler(oa), b.Handler(ob)
+	const pages = 60
+	for i := range pages {
+		serveDirect(ha, httptest.NewRequest("GET", fmt.Sprintf("/p/%d", i), nil))
+	}
+	a.Wait()
+	for i := range pages {
+		rec := serveDirect(hb, httptest.NewRequest("GET", fmt.Sprintf("/p/%d", i), nil))
+		require.Equal(t, "HIT", rec.Header().Get("X-Cache"), "page %d", i)
+		require.Equal(t, fmt.Sprintf("page /p/%d", i), rec.Body.String())
+	}
+	assert.EqualValues(t, pages, oa.runs.Load())
+	assert.EqualValues(t, 0, ob.runs.Load())
+	for _, node := range cluster.Nodes() {
+		n, err := node.Do("DBSIZE")
+		require.NoError(t, err)
+		assert.NotEqual(t, "0", strings.TrimSpace(n), "every master holds some keys")
+	}
+}
+
+// TestRedisKilled: Redis dies while a burst is in flight and while idle; every request still gets a
+// correct response within store timeout + handler time; after a restart caching resumes by itself, and
+// the breaker logged one warning and one recovery.
+func TestRedisKilled(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	var logs logBuffer
+	const storeTimeout, handlerTime = 100 * time.Millisecond, 20 * time.Millisecond
+	store := redisstore.New(redisClient(t, srv.Addr(), 64), redisstore.WithTimeout(storeTimeout))
+	c := stampede.New(newLogger(&logs), store, time.Minute, stampede.WithCircuitBreaker(3, 50*time.Millisecond))
+	o := &origin{serve: func(w http.ResponseWriter, r *http.Request, _ int64) {
+		time.Sleep(handlerTime) // the origin's work
+		fmt.Fprintf(w, "body of %s", r.URL.Path)
+	}}
+	h := c.Handler(o)
+
+	var worst atomic.Int64
+	burst := func(n int, mid func()) {
+		var wg sync.WaitGroup
+		for i := range n {
+			if i == n/2 && mid != nil {
+				mid()
+			}
+			wg.Go(func() {
+				path := fmt.Sprintf("/k/%d", i%50)
+				start := time.Now()
+				rec := serveDirect(h, httptest.NewRequest("GET", path, nil))
+				d := time.Since(start)
+				for {
+					old := worst.Load()
+					if int64(d) <= old || worst.CompareAndSwap(old, int64(d)) {
+						break
+					}
+				}
+				if rec.Code != 200 || rec.Body.String() != "body of "+path {
+					t.Errorf("request %s: %d %q", path, rec.Code, rec.Body.String())
+				}
+			})
+		}
+		wg.Wait()
+	}
+	burst(400, srv.Stop) // killed mid-burst
+	c.Wait()
+	burst(200, nil) // idle-then-down: Redis is still dead
+	c.Wait()
+	// Bounded: one store look-up (timeout), a handler run, and a write that happens in the background.
+	// The margin covers the race detector and a loaded 2-core machine.
+	assert.Less(t, time.Duration(worst.Load()), storeTimeout+handlerTime+900*time.Millisecond,
+		"worst request latency while Redis was down")
+
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		serveDirect(h, httptest.NewRequest("GET", "/after", nil))
+		c.Wait()
+		if serveDirect(h, httptest.NewRequest("GET", "/after", nil)).Header().Get("X-Cache") == "HIT" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "caching did not resume after Redis came back; logs:\n%s", logs.String())
+		time.Sleep(20 * time.Millisecond) // waiting on an external process; the breaker's back-off is 50 ms
+	}
+	out := logs.String()
+	assert.Equal(t, 1, strings.Count(out, "circuit breaker open"), out)
+	assert.Equal(t, 1, strings.Count(out, "circuit breaker closed"), out)
+}
+
+// TestRedisPaused: a Redis that stops answering (CLIENT PAUSE) costs each request at most the timeout.
+func TestRedisPaused(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	const storeTimeout = 100 * time.Millisecond
+	store := redisstore.New(redisClient(t, srv.Addr(), 16), redisstore.WithTimeout(storeTimeout))
+	c := stampede.New(nil, store, time.Minute)
+	o := &origin{serve: func(w http.ResponseWriter, _ *http.Request, n int64) { fmt.Fprintf(w, "run %d", n) }}
+	h := c.Handler(o)
+	srv.Pause(3 * time.Second)
+	for i := range 5 {
+		start := time.Now()
+		rec := serveDirect(h, httptest.NewRequest("GET", fmt.Sprintf("/slow/%d", i), nil))
+		assert.Equal(t, 200, rec.Code)
+		assert.Less(t, time.Since(start), storeTimeout+700*time.Millisecond)
+	}
+	c.Wait()
+}
+
+// TestRedisGarbage: garbage, truncated and foreign values under our keys are misses and get replaced.
+func TestRedisGarbage(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	client := redisClient(t, srv.Addr(), 10)
+	c := stampede.New(nil, redisstore.New(client), time.Minute)
+	o := &origin{serve: func(w http.ResponseWriter, r *http.Request, _ int64) { fmt.Fprintf(w, "good %s", r.URL.Path) }}
+	h := c.Handler(o)
+	values := map[string]string{
+		"/garbage":   "\x00\x01\x02garbage",
+		"/truncated": "STMP\x01\x00",
+		"/foreign":   `{"status":200,"body":"evil"}`,
+		"/zipped":    "STZ1 not really s2",
+	}
+	for path, v := range values {
+		k := stampede.StoreKey(c, httptest.NewRequest("GET", path, nil))
+		require.NoError(t, client.Set(t.Context(), k, v, time.Minute).Err())
+	}
+	for path := range values {
+		rec := serveDirect(h, httptest.NewRequest("GET", path, nil))
+		assert.Equal(t, "good "+path, rec.Body.String())
+		assert.Equal(t, "MISS", rec.Header().Get("X-Cache"))
+	}
+	c.Wait()
+	for path := range values {
+		rec := serveDirect(h, httptest.NewRequest("GET", path, nil))
+		assert.Equal(t, "HIT", rec.Header().Get("X-Cache"), "%s was overwritten with a valid entry", path)
+		assert.Equal(t, "good "+path, rec.Body.String())
+	}
+}
+
+// TestRedisZeroDuplicateLoads: the Zipf trace with the Redis store: handler runs == distinct keys, and
+// Redis GETs (INFO commandstats) <= requests.
+func TestRedisZeroDuplicateLoads(t *testing.T) {
+	requests, workers := 200_000, 10_000
+	if raceEnabled {
+		// Under -race go-redis is ~10x slower: 10,000 workers then wait on the client's pool longer
+		// than any sane timeout, the breaker (rightly) opens and skipped look-ups become loads. The
+		// full-size run without -race is in bench/ (make bench) and in CHANGELOG.md's numbers.
+		workers = 2_000
+	}
+	if testing.Short() {
+		requests, workers = 20_000, 1_000
+	}
+	srv := redistest.Start(t)
+	store := redisstore.New(redisClient(t, srv.Addr(), 256), redisstore.WithTimeout(2*time.Second))
+	c := stampede.New(nil, store, time.Hour, stampede.WithStoreTimeout(2*time.Second))
+	trace := zipfTrace(requests, 42)
+	distinct := map[string]bool{}
+	for _, p := range trace {
+		distinct[p] = true
+	}
+	var runs atomic.Int64
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(10 * time.Millisecond) // the origin's work
+		runs.Add(1)
+		fmt.Fprintf(w, "item %s", r.URL.Path)
+	}))
+	getsBefore := commandCalls(t, srv, "get")
+	var next, wrong atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(trace)) {
+					return
+				}
+				rec := serveDirect(h, httptest.NewRequest(http.MethodGet, trace[i], nil))
+				if rec.Body.String() != "item "+trace[i] {
+					wrong.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.Wait()
+	gets := commandCalls(t, srv, "get") - getsBefore
+	require.Zero(t, wrong.Load())
+	assert.Equal(t, int64(len(distinct)), runs.Load(), "handler runs must equal distinct keys")
+	assert.LessOrEqual(t, gets, requests, "Redis GETs")
+	t.Logf("requests=%d workers=%d distinct=%d handler runs=%d redis GETs=%d", requests, workers, len(distinct), runs.Load(), gets)
+}
