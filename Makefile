@@ -3,10 +3,11 @@ SHELL := /bin/bash
 GO ?= go
 EXAMPLES := $(patsubst %/,%,$(wildcard _example/*/))
 
-.PHONY: test demo deps vet build-examples fuzz bench
+.PHONY: test demo deps vet build-examples fuzz bench bench-deps
 
 test: deps vet build-examples
 	$(GO) test -race -count=1 -timeout 8m ./...
+	cd bench && $(GO) vet ./... && $(GO) build ./... && $(GO) test -count=1 ./internal/...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
@@ -24,8 +25,9 @@ deps:
 		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server' >/dev/null 2>&1 \
 		|| echo "could not install redis-server: Redis tests will fail under CI=true"; }
 
+# The Zipf trace with and without the middleware, in-memory store, no server; about half a minute.
 demo:
-	$(GO) run ./_example/simple -demo
+	cd bench && $(GO) run ./cmd/demo
 
 # Longer fuzzing than the seed-corpus runs in `make test`.
 FUZZTIME ?= 30s
@@ -35,5 +37,15 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzPathCanonical -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=^$$ -fuzz=FuzzParseCacheControl -fuzztime=$(FUZZTIME) .
 
-bench:
+# The full suite: the root benchmarks, then bench/ (a module of its own), which writes BENCHMARKS.md and
+# docs/bench-*.png, with Redis through a redis-server it starts and stops.
+bench: bench-deps
 	$(GO) test -run=^$$ -bench=. -benchmem -count=5 . ./backends/...
+	cd bench && $(GO) run ./cmd/bench -redis auto
+
+bench-deps:
+	@for p in redis-server wrk; do command -v $$p >/dev/null 2>&1 || { \
+		echo "installing $$p"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p) >/dev/null 2>&1 \
+		|| sudo -n sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p" >/dev/null 2>&1 \
+		|| echo "could not install $$p: the parts that need it are skipped"; }; done

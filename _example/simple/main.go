@@ -52,6 +52,12 @@ func main() {
 	r.Get("/uncached", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "this route is not behind the cache")
 	})
+	// /bare writes what a stored /slow replays, with no middleware and no sleep: the baseline the
+	// benchmarks (bench/cmd/bench, wrk) compare a cache hit with.
+	r.Get("/bare", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "slow report for %s\n", r.URL.Query().Get("q"))
+	})
 
 	if !*demo {
 		logger.Info("listening", "addr", *addr)

@@ -1,0 +1,58 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/seed-a1426414/stampede/backends/memstore"
+	"github.com/seed-a1426414/stampede/backends/redisstore"
+	"github.com/seed-a1426414/stampede/bench/internal/hit"
+	"github.com/seed-a1426414/stampede/bench/internal/redisproc"
+)
+
+// redisAddr is the Redis the hit benchmarks use; "" when none could be had.
+var redisAddr string
+
+func TestMain(m *testing.M) {
+	var srv *redisproc.Server
+	redisAddr = os.Getenv("STAMPEDE_BENCH_REDIS")
+	if redisAddr == "" {
+		var err error
+		if srv, err = redisproc.Start(); err != nil {
+			fmt.Fprintf(os.Stderr, "no Redis for the Redis benchmarks: %v\n", err)
+		} else {
+			redisAddr = srv.Addr
+		}
+	}
+	code := m.Run()
+	if srv != nil {
+		srv.Stop()
+	}
+	os.Exit(code)
+}
+
+// BenchmarkHit replays a stored response from each store beside the bare handler writing the same bytes,
+// in one run, so the ratios are what to quote.
+func BenchmarkHit(b *testing.B) {
+	for _, size := range hit.Sizes {
+		b.Run(fmt.Sprintf("bare/%dB", size), hit.BenchBare(size))
+		b.Run(fmt.Sprintf("memstore/%dB", size), func(b *testing.B) {
+			s, err := memstore.New(64 << 20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			hit.BenchStored(size, s)(b)
+		})
+		b.Run(fmt.Sprintf("redisstore/%dB", size), func(b *testing.B) {
+			if redisAddr == "" {
+				b.Skip("no Redis: set STAMPEDE_BENCH_REDIS or install redis-server")
+			}
+			c := redisproc.NewClient(redisAddr, 0, time.Second)
+			defer c.Close()
+			hit.BenchStored(size, redisstore.New(c, redisstore.WithTimeout(time.Second), redisstore.WithKeyPrefix(fmt.Sprintf("bench-hit-%d:", size))))(b)
+		})
+	}
+}
