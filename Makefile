@@ -24,6 +24,11 @@ deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null 2>&1 \
 		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server' >/dev/null 2>&1 \
 		|| echo "could not install redis-server: Redis tests will fail under CI=true"; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium (for the stats page test)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' >/dev/null 2>&1 \
+		|| echo "could not install chromium: the browser test will fail under CI=true"; }
 
 # The Zipf trace with and without the middleware, in-memory store, no server; about half a minute.
 demo:

@@ -25,6 +25,7 @@ type Cache struct {
 	selfBounded bool
 	// onJoin, when set (by tests), is called as a request starts waiting on another's run.
 	onJoin func()
+	stats  stats // see [Cache.Snapshot]
 }
 
 // New builds a Cache. A nil logger means slog.Default(). A nil store, ttl == 0 or WithSkipCache(true)

@@ -26,4 +26,10 @@
 // The store can only ever cost a miss: errors, timeouts and undecodable entries count as misses, and a
 // store that keeps failing is skipped for a back-off by a circuit breaker. [Cache] owns one middleware's
 // state; [Handler], [HandlerWithKey] and [Singleflight] are the shorthands most users need.
+//
+// Each Cache counts what it does, with no global registry: [Cache.Snapshot] returns its requests, hits,
+// misses, coalesced waiters, passes by reason, handler runs, failures and time, store errors, breaker
+// state and memory-store size, with derived rates. [StatsHandler] serves them as JSON and as a live HTML
+// page; the package metrics/prometheus exports them to Prometheus. Every request's outcome is logged at
+// debug level with the digest of its key, never the key material.
 package stampede

@@ -53,23 +53,24 @@ type result struct {
 
 // serve is the whole request flow: pass through, or key the request, then hit, join, or lead a run.
 func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	c.stats.requests.Add(1)
 	if reason := c.passesThrough(r); reason != "" {
-		c.bypass(next, w, r, reason)
+		c.bypass(next, w, r, "", reason)
 		return
 	}
 	k, anonAuth, reason := c.key(r)
 	if reason != "" {
-		c.bypass(next, w, r, reason)
+		c.bypass(next, w, r, "", reason)
 		return
 	}
 	now := time.Now()
 	if c.pass.has(k, now) {
-		c.bypass(next, w, r, reasonPass)
+		c.bypass(next, w, r, k.s, reasonPass)
 		return
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt == maxAttempts {
-			c.bypass(next, w, r, reasonContention) // runs for this key keep finishing unstored; stop waiting
+			c.bypass(next, w, r, k.s, reasonContention) // runs for this key keep finishing unstored; stop waiting
 			return
 		}
 		if f := c.flights.lookup(k); f != nil {
@@ -158,8 +159,11 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
-// bypass hands r to the handler untouched but for the X-Cache: BYPASS marker.
-func (c *Cache) bypass(next http.Handler, w http.ResponseWriter, r *http.Request, reason string) {
+// bypass hands r to the handler untouched but for the X-Cache: BYPASS marker. storeKey is r's key, or ""
+// when r passes before it is keyed.
+func (c *Cache) bypass(next http.Handler, w http.ResponseWriter, r *http.Request, storeKey, reason string) {
+	c.stats.pass(reason)
+	c.logDecision(r.Context(), storeKey, "BYPASS", reason)
 	w.Header()["X-Cache"] = []string{"BYPASS"}
 	next.ServeHTTP(w, r)
 }
@@ -187,6 +191,9 @@ func (c *Cache) serveStored(w http.ResponseWriter, r *http.Request, k key, anonA
 		return false
 	}
 	c.breaker.done(time.Now(), probe, err)
+	if err != nil {
+		c.stats.getErrors.Add(1)
+	}
 	if err != nil || !found {
 		return false
 	}
@@ -204,6 +211,8 @@ func (c *Cache) serveStored(w http.ResponseWriter, r *http.Request, k key, anonA
 		(v.HasVary() && !viewVaryMatches(r.Header, &v)) {
 		return false
 	}
+	c.stats.hits.Add(1)
+	c.logDecision(r.Context(), k.s, "HIT", "")
 	h := w.Header()
 	v.CopyHeader(h)
 	h["X-Cache"] = xCacheHit
@@ -225,21 +234,24 @@ func (c *Cache) join(f *flight[*result], next http.Handler, w http.ResponseWrite
 	case err == http.ErrAbortHandler: //nolint:errorlint // net/http and recoverers compare with ==
 		panic(http.ErrAbortHandler)
 	case errors.Is(err, errGoexit):
-		c.bypass(next, w, r, reasonGoexit)
+		c.bypass(next, w, r, f.key, reasonGoexit)
 		return
 	case r.Context().Err() != nil:
+		c.stats.abandoned.Add(1)
 		return // this request's client left or timed out; the run goes on for the others
 	default:
 		panic(err) // *PanicError
 	}
 	if res.unshareable != "" {
-		c.bypass(next, w, r, res.unshareable)
+		c.bypass(next, w, r, f.key, res.unshareable)
 		return
 	}
 	if len(res.vary) > 0 && !varyMatches(r.Header, res.vary) {
-		c.bypass(next, w, r, reasonVary)
+		c.bypass(next, w, r, f.key, reasonVary)
 		return
 	}
+	c.stats.coalesced.Add(1)
+	c.logDecision(r.Context(), f.key, "COALESCED", "")
 	h := w.Header()
 	for name, values := range res.header {
 		h[name] = slices.Clone(values) // each response gets its own slices: outer code may edit them
@@ -254,6 +266,8 @@ func (c *Cache) join(f *flight[*result], next http.Handler, w http.ResponseWrite
 // lead runs the handler for f on this goroutine, with a context detached from this client so that the
 // client leaving does not cancel the run the others wait on, and bounded by the compute timeout.
 func (c *Cache) lead(f *flight[*result], next http.Handler, w http.ResponseWriter, r *http.Request, k key, anonAuth bool, start time.Time) {
+	c.stats.misses.Add(1)
+	c.logDecision(r.Context(), k.s, "MISS", "")
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.computeTimeout)
 	defer cancel()
 	run := r.WithContext(ctx)
@@ -278,12 +292,16 @@ func (c *Cache) lead(f *flight[*result], next http.Handler, w http.ResponseWrite
 			cancel()
 		}
 	})
+	began, finished := time.Now(), false
+	defer func() { c.stats.ran(time.Since(began), rec.status, finished) }() // also when it panics
 	res := c.flights.run(f, func() *result {
 		next.ServeHTTP(rec, run)
 		return c.result(rec, r, anonAuth, start)
 	}, c.persister(k))
+	finished = true
 	if res.unshareable != "" {
 		c.pass.add(k, time.Now())
+		c.stats.unshareable[reasonIndex(res.unshareable)].Add(1)
 	}
 }
 
@@ -373,6 +391,7 @@ func (c *Cache) persister(k key) func(*result) func() {
 		return func() {
 			defer func() {
 				if p := recover(); p != nil { // a store that panics must not take the process down
+					c.stats.setErrors.Add(1)
 					c.logger.Error("stampede: store panicked on write", "cache", c.cfg.name, "panic", p)
 				}
 			}()
@@ -386,6 +405,7 @@ func (c *Cache) persister(k key) func(*result) func() {
 			err := c.store.SetEx(ctx, k.s, res.encoded, res.ttl)
 			c.breaker.done(time.Now(), probe, err)
 			if err != nil {
+				c.stats.setErrors.Add(1)
 				c.logger.Debug("stampede: store write failed", "cache", c.cfg.name, "error", err)
 			}
 		}

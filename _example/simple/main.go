@@ -52,6 +52,7 @@ func main() {
 	r.Get("/uncached", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "this route is not behind the cache")
 	})
+	r.Handle("/debug/stampede", stampede.StatsHandler(cache)) // live stats page; JSON with ?format=json
 	// /bare writes what a stored /slow replays, with no middleware and no sleep: the baseline the
 	// benchmarks (bench/cmd/bench, wrk) compare a cache hit with.
 	r.Get("/bare", func(w http.ResponseWriter, r *http.Request) {

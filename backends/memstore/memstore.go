@@ -291,3 +291,7 @@ func (s *Store) Close() {
 // CallTimeout reports that the store's calls never block (they touch memory only), so the middleware
 // need not bound each one with a deadline of its own; that keeps a hit free of timer allocations.
 func (s *Store) CallTimeout() time.Duration { return 0 }
+
+// Evictions returns the number of entries removed to keep within the budget; see [Stats].Evictions.
+// It is one atomic load, for callers that poll it often.
+func (s *Store) Evictions() uint64 { return s.evictions.Load() }

@@ -1,0 +1,147 @@
+// Package prometheus exports the statistics of stampede caches to Prometheus.
+//
+// A [Collector] reports the [stampede.Snapshot] of each cache it was given, every time it is scraped, with
+// a "cache" label holding the cache's name ([stampede.WithName]):
+//
+//	products := stampede.New(logger, store, time.Minute, stampede.WithName("products"))
+//	prometheus.MustRegister(stampedeprom.NewCollector(products))
+//
+// Counters end in _total; the handler's run time is the histogram stampede_handler_duration_seconds,
+// whose _count is the number of handler runs. Rates such as the hit ratio are left to PromQL, e.g.
+// rate(stampede_hits_total[5m]) / rate(stampede_requests_total[5m]).
+//
+// The root stampede package does not depend on Prometheus; only programs that import this package do.
+package prometheus
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed-a1426414/stampede"
+)
+
+const namespace = "stampede"
+
+// Collector is a prometheus.Collector for one or more caches. Collecting takes one Snapshot per cache,
+// which reads atomic counters and takes no lock on the request path.
+type Collector struct {
+	caches []*stampede.Cache
+
+	requests, hits, staleHits, misses, coalesced, abandoned *prometheus.Desc
+	passes, unshareable                                     *prometheus.Desc
+	failures, panics, duration                              *prometheus.Desc
+	storeErrors, breakerOpen, breakerTrips                  *prometheus.Desc
+	memoryEntries, memoryBytes, memoryEvictions             *prometheus.Desc
+}
+
+// NewCollector returns a Collector for caches. Every cache must have a name of its own (see
+// [stampede.WithName]), because the name is the "cache" label; NewCollector panics on a nil cache or a
+// name given twice.
+func NewCollector(caches ...*stampede.Cache) *Collector {
+	seen := make(map[string]bool, len(caches))
+	for _, c := range caches {
+		if c == nil {
+			panic("stampede/prometheus: NewCollector expects non-nil caches")
+		}
+		name := c.Snapshot().Name
+		if seen[name] {
+			panic(fmt.Sprintf("stampede/prometheus: two caches are named %q; name them apart with stampede.WithName", name))
+		}
+		seen[name] = true
+	}
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, append([]string{"cache"}, labels...), nil)
+	}
+	return &Collector{
+		caches:          append([]*stampede.Cache(nil), caches...),
+		requests:        desc("requests_total", "Requests that reached the middleware."),
+		hits:            desc("hits_total", "Requests served a fresh response from the store (X-Cache: HIT)."),
+		staleHits:       desc("stale_hits_total", "Requests served an expired response from the store."),
+		misses:          desc("misses_total", "Requests that ran the handler for the others (X-Cache: MISS)."),
+		coalesced:       desc("coalesced_total", "Requests served the response of another request's run (X-Cache: COALESCED)."),
+		abandoned:       desc("abandoned_total", "Waiting requests whose client left before the run they waited on answered."),
+		passes:          desc("passes_total", "Requests passed to the handler untouched (X-Cache: BYPASS), by reason.", "reason"),
+		unshareable:     desc("unshareable_total", "Handler runs whose response could not be shared, by reason.", "reason"),
+		failures:        desc("handler_failures_total", "Handler runs that answered 5xx, panicked or called runtime.Goexit."),
+		panics:          desc("handler_panics_total", "Handler runs that panicked or called runtime.Goexit."),
+		duration:        desc("handler_duration_seconds", "Time the handler runs led by the cache took."),
+		storeErrors:     desc("store_errors_total", "Store calls that failed or timed out, by operation.", "op"),
+		breakerOpen:     desc("breaker_open", "1 while the circuit breaker skips the store, else 0."),
+		breakerTrips:    desc("breaker_trips_total", "Times the circuit breaker opened."),
+		memoryEntries:   desc("memory_entries", "Entries held by the in-process store."),
+		memoryBytes:     desc("memory_bytes", "Bytes the in-process store's entries are charged against its budget."),
+		memoryEvictions: desc("memory_evictions_total", "Entries the in-process store evicted to stay within its budget."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.requests, c.hits, c.staleHits, c.misses, c.coalesced, c.abandoned, c.passes, c.unshareable,
+		c.failures, c.panics, c.duration, c.storeErrors, c.breakerOpen, c.breakerTrips,
+		c.memoryEntries, c.memoryBytes, c.memoryEvictions,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, cache := range c.caches {
+		s := cache.Snapshot()
+		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{s.Name}, labels...)...)
+		}
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, s.Name)
+		}
+		counter(c.requests, s.Requests)
+		counter(c.hits, s.Hits)
+		counter(c.staleHits, s.StaleHits)
+		counter(c.misses, s.Misses)
+		counter(c.coalesced, s.Coalesced)
+		counter(c.abandoned, s.Abandoned)
+		for _, reason := range sortedKeys(s.PassReasons) {
+			counter(c.passes, s.PassReasons[reason], reason)
+		}
+		for _, reason := range sortedKeys(s.Unshareable) {
+			counter(c.unshareable, s.Unshareable[reason], reason)
+		}
+		counter(c.failures, s.Failures)
+		counter(c.panics, s.Panics)
+
+		h := s.HandlerTimes
+		buckets := make(map[float64]uint64, len(h.Bounds))
+		var cumulative uint64
+		for i, bound := range h.Bounds {
+			cumulative += h.Counts[i]
+			buckets[bound] = cumulative
+		}
+		ch <- prometheus.MustNewConstHistogram(c.duration, h.Count, h.Sum, buckets, s.Name)
+
+		counter(c.storeErrors, s.StoreGetErrors, "get")
+		counter(c.storeErrors, s.StoreSetErrors, "set")
+		open := 0.0
+		if s.BreakerOpen {
+			open = 1
+		}
+		gauge(c.breakerOpen, open)
+		counter(c.breakerTrips, s.BreakerTrips)
+		if m := s.Memory; m != nil {
+			gauge(c.memoryEntries, float64(m.Entries))
+			gauge(c.memoryBytes, float64(m.Bytes))
+			counter(c.memoryEvictions, m.Evictions)
+		}
+	}
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,321 @@
+package stampede
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// cacheLine is the size the per-request counters are padded to, so that writing them does not
+// invalidate the line holding the Cache fields every request reads (false sharing).
+const cacheLine = 64
+
+// reasons lists every reason* constant, in a fixed order: a pass or an unshareable result is counted in
+// the slot of its reason. TestReasonsListed keeps it in step with the constants.
+var reasons = [...]string{
+	reasonMethod, reasonUpgrade, reasonNoStoreReq, reasonBodyLimit, reasonBodyError, reasonKeyError,
+	reasonPass, reasonGoexit, reasonVary, reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar,
+	reasonAuth, reasonFlushed, reasonHijacked, reasonTooLarge, reasonContention,
+}
+
+// responseReasons are the reasons a handler's response cannot be shared (SPEC §4), the keys of
+// [Snapshot].Unshareable.
+var responseReasons = [...]string{
+	reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar, reasonAuth, reasonFlushed,
+	reasonHijacked, reasonTooLarge,
+}
+
+// otherReason names the slot of a reason missing from reasons; it stays at zero while the list is
+// complete.
+const otherReason = "other"
+
+// numReasons is the number of reason slots: one per listed reason, and one for any other.
+const numReasons = len(reasons) + 1
+
+// reasonIndex returns the slot of reason. It runs on pass paths only, never on a hit.
+func reasonIndex(reason string) int {
+	for i, r := range reasons {
+		if r == reason {
+			return i
+		}
+	}
+	return len(reasons)
+}
+
+// handlerTimeBounds are the upper bounds of the handler-time histogram's buckets; a last bucket holds
+// the runs longer than all of them. They span a memory-speed handler to the default compute timeout.
+var handlerTimeBounds = [...]time.Duration{
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+	30 * time.Second,
+}
+
+// stats are one Cache's counters. Every field is atomic, so counting takes no lock, and there is no
+// global registry: a Cache that is dropped takes its counters with it.
+type stats struct {
+	_ [cacheLine]byte
+	// Written by every request: requests and its outcome share one line, so a hit dirties one line
+	// rather than two.
+	requests  atomic.Uint64
+	hits      atomic.Uint64
+	staleHits atomic.Uint64 // no request is served stale yet; kept so the figure is stable
+	misses    atomic.Uint64
+	coalesced atomic.Uint64
+	abandoned atomic.Uint64
+	_         [cacheLine - 6*8]byte
+
+	// Written once per run, per pass or per store failure: far rarer than requests.
+	runs         [len(handlerTimeBounds) + 1]atomic.Uint64 // by duration; their sum is the run count
+	handlerNanos atomic.Int64                              // total time of the runs counted in runs
+	failures     atomic.Uint64                             // runs that answered 5xx, panicked or called Goexit
+	panics       atomic.Uint64                             // runs that panicked or called Goexit
+	passes       [numReasons]atomic.Uint64                 // by reasonIndex
+	unshareable  [numReasons]atomic.Uint64                 // by reasonIndex
+	getErrors    atomic.Uint64
+	setErrors    atomic.Uint64
+}
+
+// pass counts a request that passed through for reason.
+func (s *stats) pass(reason string) { s.passes[reasonIndex(reason)].Add(1) }
+
+// ran counts a finished handler run that took d and answered status; finished is false when it
+// panicked or called runtime.Goexit.
+func (s *stats) ran(d time.Duration, status int, finished bool) {
+	i := 0
+	for i < len(handlerTimeBounds) && d > handlerTimeBounds[i] {
+		i++
+	}
+	s.handlerNanos.Add(int64(d))
+	if !finished {
+		s.panics.Add(1)
+	}
+	if !finished || status >= 500 {
+		s.failures.Add(1)
+	}
+	s.runs[i].Add(1) // last: see Snapshot
+}
+
+// logDecision logs at debug level how a request was served: outcome is its X-Cache value and reason
+// why it passed. Only the digest of the key is logged, never the key material, which may carry user
+// data. When debug is off it costs one Enabled check.
+func (c *Cache) logDecision(ctx context.Context, storeKey, outcome, reason string) {
+	if c.logger.Enabled(ctx, slog.LevelDebug) {
+		c.logDecisionSlow(ctx, storeKey, outcome, reason)
+	}
+}
+
+func (c *Cache) logDecisionSlow(ctx context.Context, storeKey, outcome, reason string) {
+	attrs := make([]slog.Attr, 0, 4)
+	attrs = append(attrs, slog.String("cache", c.cfg.name), slog.String("outcome", outcome))
+	if reason != "" {
+		attrs = append(attrs, slog.String("reason", reason))
+	}
+	if d := keyDigest(storeKey); d != "" {
+		attrs = append(attrs, slog.String("key", d))
+	}
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "stampede: request", attrs...)
+}
+
+// keyDigest returns the hex digest inside a store key "<prefix>:<version>:{<digest>}", or "" when there
+// is no key yet (the request passed through before it was keyed).
+func keyDigest(storeKey string) string {
+	i := strings.LastIndexByte(storeKey, '{')
+	if i < 0 || !strings.HasSuffix(storeKey, "}") {
+		return ""
+	}
+	return storeKey[i+1 : len(storeKey)-1]
+}
+
+// Snapshot is a copy of one Cache's counters at one moment, with rates derived from them. The
+// counters only grow, from zero when the Cache was built; a scraper computes per-second rates from
+// the difference between two snapshots.
+//
+// Every request is counted in Requests as it arrives and, once its outcome is decided, in exactly one
+// of Hits, StaleHits, Misses, Coalesced, Abandoned or Passes; a waiter whose run panicked is counted in
+// none of them. Counters are read one at a time, outcomes before Requests, so a snapshot taken under load
+// may count a request in Requests whose outcome it does not count yet, never the other way round.
+type Snapshot struct {
+	// Name is the cache's name, set by [WithName]; the key prefix by default.
+	Name string `json:"name"`
+
+	// Requests counts the requests that reached the middleware.
+	Requests uint64 `json:"requests"`
+	// Hits counts requests served a fresh response from the store (X-Cache: HIT).
+	Hits uint64 `json:"hits"`
+	// StaleHits counts requests served an expired response from the store. Nothing is served stale
+	// yet, so it is zero; it is here so that dashboards need not change when stale serving comes.
+	StaleHits uint64 `json:"stale_hits"`
+	// Misses counts requests that ran the handler for the others (X-Cache: MISS): one per run.
+	Misses uint64 `json:"misses"`
+	// Coalesced counts requests served the response of a run another request led (X-Cache:
+	// COALESCED), the collapsed waiters.
+	Coalesced uint64 `json:"coalesced"`
+	// Abandoned counts waiters whose own request ended (the client left or timed out) before the run
+	// they waited on had a response for them.
+	Abandoned uint64 `json:"abandoned"`
+	// Passes counts requests that went to the handler untouched (X-Cache: BYPASS), and PassReasons
+	// counts them by reason ("method", "private", "hit-for-pass", ...). Waiters that ran the handler
+	// themselves because the shared run's response was unshareable count here, under its reason.
+	Passes      uint64            `json:"passes"`
+	PassReasons map[string]uint64 `json:"pass_reasons"`
+
+	// Runs counts the finished runs of the handler that the cache led, one per miss (a miss still
+	// running is not counted yet). Passes run the handler too and are not included: the handler ran
+	// Runs + Passes times in all.
+	Runs uint64 `json:"runs"`
+	// Failures counts runs that answered a 5xx status, panicked or called runtime.Goexit; Panics
+	// counts the runs that panicked or called runtime.Goexit.
+	Failures uint64 `json:"failures"`
+	Panics   uint64 `json:"panics"`
+	// HandlerTime is the total time of the runs, AvgHandlerTime the mean, and HandlerTimes their
+	// distribution.
+	HandlerTime    time.Duration `json:"handler_time_ns"`
+	AvgHandlerTime time.Duration `json:"avg_handler_time_ns"`
+	HandlerTimes   Histogram     `json:"handler_time_histogram"`
+	// Unshareable counts the runs whose response could not be shared, by reason ("private",
+	// "set-cookie", "flushed", "too-large", ...). Each opened a hit-for-pass window for its key.
+	Unshareable map[string]uint64 `json:"unshareable"`
+
+	// StoreGetErrors and StoreSetErrors count store calls that failed or timed out (a read by a
+	// request whose client had already left is not counted: it says nothing about the store).
+	StoreGetErrors uint64 `json:"store_get_errors"`
+	StoreSetErrors uint64 `json:"store_set_errors"`
+	// BreakerOpen reports whether the circuit breaker is skipping the store now, and BreakerTrips how
+	// often it has opened.
+	BreakerOpen  bool   `json:"breaker_open"`
+	BreakerTrips uint64 `json:"breaker_trips"`
+	// Memory describes what a store that reports its size holds (backends/memstore does); nil for
+	// other stores and when nothing is stored.
+	Memory *MemoryStats `json:"memory,omitempty"`
+
+	// HitRate is (Hits + StaleHits) / Requests, MissRate Misses / Requests; both 0 before any request.
+	HitRate  float64 `json:"hit_rate"`
+	MissRate float64 `json:"miss_rate"`
+	// LoadFailureRate is Failures / Runs, 0 before any run.
+	LoadFailureRate float64 `json:"load_failure_rate"`
+	// CollapseRatio is Coalesced / (Coalesced + Misses): the share of the requests that needed a run
+	// which were served by another request's run instead of their own. 0 before any.
+	CollapseRatio float64 `json:"collapse_ratio"`
+}
+
+// MemoryStats is what a store that holds its entries in this process reports about its size.
+type MemoryStats struct {
+	// Entries is the number of entries held, possibly including expired ones not yet removed.
+	Entries int `json:"entries"`
+	// Bytes is what the entries are charged against the store's budget.
+	Bytes int64 `json:"bytes"`
+	// Evictions counts entries removed to keep within the budget; zero for a store that does not
+	// count them.
+	Evictions uint64 `json:"evictions"`
+}
+
+// Histogram is the distribution of handler run times over fixed buckets.
+type Histogram struct {
+	// Bounds are the buckets' upper bounds in seconds, ascending; the same for every snapshot.
+	Bounds []float64 `json:"bounds_seconds"`
+	// Counts[i] counts the runs that took more than Bounds[i-1] and at most Bounds[i]; the last
+	// element, Counts[len(Bounds)], counts the runs that took longer than every bound.
+	Counts []uint64 `json:"counts"`
+	// Count is the sum of Counts, and Sum the total time of those runs in seconds.
+	Count uint64  `json:"count"`
+	Sum   float64 `json:"sum_seconds"`
+}
+
+// sizer is a store that reports what it holds in memory, as backends/memstore does. Matching its methods
+// keeps the root package free of any import of a backend.
+type sizer interface {
+	Len() int
+	Bytes() int64
+}
+
+// evictionCounter is a store that counts the entries it evicted to stay within its budget.
+type evictionCounter interface {
+	Evictions() uint64
+}
+
+// Snapshot returns the cache's counters now, with derived rates. It takes no lock on the request path:
+// it reads atomics, the circuit breaker's state, and the store's size when the store reports one
+// (backends/memstore's takes its eviction policy's lock briefly), so it is cheap enough for every scrape.
+func (c *Cache) Snapshot() Snapshot {
+	s := &c.stats
+	snap := Snapshot{
+		Name:        c.cfg.name,
+		PassReasons: make(map[string]uint64, len(reasons)),
+		Unshareable: make(map[string]uint64, len(responseReasons)),
+	}
+	h := &snap.HandlerTimes
+	h.Bounds = make([]float64, len(handlerTimeBounds))
+	for i, b := range handlerTimeBounds {
+		h.Bounds[i] = b.Seconds()
+	}
+	// ran counts a run in runs last, so reading runs after the rest never finds more failures than runs.
+	snap.Failures = s.failures.Load()
+	snap.Panics = s.panics.Load()
+	snap.HandlerTime = time.Duration(s.handlerNanos.Load())
+	h.Sum = snap.HandlerTime.Seconds()
+	h.Counts = make([]uint64, len(s.runs))
+	for i := range s.runs {
+		h.Counts[i] = s.runs[i].Load()
+		h.Count += h.Counts[i]
+	}
+	snap.Runs = h.Count
+	if snap.Runs > 0 {
+		snap.AvgHandlerTime = snap.HandlerTime / time.Duration(snap.Runs)
+	}
+
+	for i, r := range reasons {
+		n := s.passes[i].Load()
+		snap.PassReasons[r] = n
+		snap.Passes += n
+	}
+	if n := s.passes[len(reasons)].Load(); n > 0 {
+		snap.PassReasons[otherReason] = n
+		snap.Passes += n
+	}
+	for _, r := range responseReasons {
+		snap.Unshareable[r] = 0
+	}
+	for i := range s.unshareable {
+		if n := s.unshareable[i].Load(); n > 0 {
+			name := otherReason
+			if i < len(reasons) {
+				name = reasons[i]
+			}
+			snap.Unshareable[name] = n
+		}
+	}
+
+	snap.Hits = s.hits.Load()
+	snap.StaleHits = s.staleHits.Load()
+	snap.Misses = s.misses.Load()
+	snap.Coalesced = s.coalesced.Load()
+	snap.Abandoned = s.abandoned.Load()
+	snap.Requests = s.requests.Load() // after the outcomes, so it is never below their sum
+
+	snap.StoreGetErrors = s.getErrors.Load()
+	snap.StoreSetErrors = s.setErrors.Load()
+	snap.BreakerOpen, snap.BreakerTrips = c.breaker.state()
+	if m, ok := c.store.(sizer); ok {
+		snap.Memory = &MemoryStats{Entries: m.Len(), Bytes: m.Bytes()}
+		if e, ok := c.store.(evictionCounter); ok {
+			snap.Memory.Evictions = e.Evictions()
+		}
+	}
+
+	snap.HitRate = ratio(snap.Hits+snap.StaleHits, snap.Requests)
+	snap.MissRate = ratio(snap.Misses, snap.Requests)
+	snap.LoadFailureRate = ratio(snap.Failures, snap.Runs)
+	snap.CollapseRatio = ratio(snap.Coalesced, snap.Coalesced+snap.Misses)
+	return snap
+}
+
+// ratio returns n/d, or 0 when d is 0.
+func ratio(n, d uint64) float64 {
+	if d == 0 {
+		return 0
+	}
+	return float64(n) / float64(d)
+}
