@@ -42,6 +42,13 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzPathCanonical -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=^$$ -fuzz=FuzzParseCacheControl -fuzztime=$(FUZZTIME) .
 
+# A longer soak than the 10 s one in `make test`: a real server under mixed hits, misses and one-off
+# keys against a 4 MiB memory store; prints the heap and goroutine figures.
+SOAK ?= 60s
+.PHONY: soak
+soak:
+	STAMPEDE_SOAK=$(SOAK) $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v .
+
 # The full suite: the root benchmarks, then bench/ (a module of its own), which writes BENCHMARKS.md and
 # docs/bench-*.png, with Redis through a redis-server it starts and stops.
 bench: bench-deps
