@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ type hitRow struct {
 	bytesPerOp  float64
 	allocsPerOp float64
 	rounds      []float64 // ns/op of each round, for the log
+	// ratio is the median over the rounds of this variant's ns/op over the bare handler's in the same
+	// round, and ratioMin, ratioMax their range: measured minutes apart, medians of each would drift
+	// apart on a shared machine, while a round's pair ran seconds apart.
+	ratio, ratioMin, ratioMax float64
 }
 
 func runHits(o options) []hitRow {
@@ -88,12 +93,18 @@ func runHits(o options) []hitRow {
 
 	var rows []hitRow
 	for _, size := range hit.Sizes {
+		bare := samples[id(hitBare, size)]
 		for _, v := range variants {
 			s := samples[id(v, size)]
+			ratios := make([]float64, len(s.ns))
+			for i := range s.ns {
+				ratios[i] = s.ns[i] / bare.ns[i]
+			}
 			rows = append(rows, hitRow{variant: v, size: size, nsPerOp: median(s.ns),
-				bytesPerOp: median(s.bytes), allocsPerOp: median(s.allocs), rounds: s.ns})
-			log.Printf("hit: %-16s %6d B: %8.0f ns/op (rounds %.0f), %6.0f B/op, %3.0f allocs/op",
-				v, size, median(s.ns), s.ns, median(s.bytes), median(s.allocs))
+				bytesPerOp: median(s.bytes), allocsPerOp: median(s.allocs), rounds: s.ns,
+				ratio: median(ratios), ratioMin: slices.Min(ratios), ratioMax: slices.Max(ratios)})
+			log.Printf("hit: %-16s %6d B: %8.0f ns/op (rounds %.0f), × bare %.2f (rounds %.2f), %6.0f B/op, %3.0f allocs/op",
+				v, size, median(s.ns), s.ns, median(ratios), ratios, median(s.bytes), median(s.allocs))
 		}
 	}
 	return rows

@@ -63,7 +63,7 @@ func main() {
 	flag.DurationVar(&o.sleep, "sleep", 100*time.Millisecond, "time the origin handler takes (trace and burst)")
 	flag.Int64Var(&o.seed, "seed", 42, "seed of the Zipf trace")
 	flag.IntVar(&o.redisPool, "redis-pool", 0, "go-redis PoolSize for the Redis store (0: go-redis default, 10 per CPU)")
-	flag.IntVar(&o.traceRounds, "trace-rounds", 1, "rounds of the trace; the report gives each configuration's median round by wall time")
+	flag.IntVar(&o.traceRounds, "trace-rounds", 3, "rounds of the trace; the report gives each configuration's median round by wall time")
 	flag.IntVar(&o.hitRounds, "hit-rounds", 5, "interleaved rounds of the hit benchmarks; the report gives medians")
 	flag.IntVar(&o.clients, "clients", 10_000, "concurrent clients in the burst")
 	flag.DurationVar(&o.wrkTime, "wrk-duration", 5*time.Second, "duration of each wrk run")
@@ -73,6 +73,7 @@ func main() {
 	flag.StringVar(&o.docs, "docs", "../docs", "directory for the PNG charts")
 	flag.StringVar(&only, "only", "trace,hit,burst,wrk", "parts to run")
 	flag.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	commit := flag.String("commit", "", "the commit measured, for the report (default: git rev-parse in -root)")
 	burstServer := flag.Bool("burst-server", false, "internal: serve the burst routes and print the address")
 	flag.Parse()
 
@@ -110,6 +111,9 @@ func main() {
 	}
 
 	rep := &report{opts: o, machine: describeMachine(o.root), started: time.Now()}
+	if *commit != "" {
+		rep.machine.commit = *commit
+	}
 	if o.parts["trace"] {
 		rep.traces = runTraces(o)
 	}
