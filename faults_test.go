@@ -55,13 +55,15 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 		handlerTime  = 10 * time.Millisecond
 	)
 	// The timeline, from the start of the load: Redis is killed at killAt and restarted at restartAt;
-	// it is paused at pauseAt for pauseFor; the load stops at end.
+	// it is paused at pauseAt for pauseFor; the load stops at end. The gaps leave room for the breaker:
+	// its back-off doubles from 100 ms with each failed probe, so after a 2.5 s outage its next probe may
+	// come up to 3.2 s later, still before the pause; likewise after the pause, before the end.
 	const (
 		killAt    = 2 * time.Second
-		restartAt = 5 * time.Second
-		pauseAt   = 7 * time.Second
+		restartAt = 4500 * time.Millisecond
+		pauseAt   = 9 * time.Second
 		pauseFor  = 1500 * time.Millisecond
-		end       = 11 * time.Second
+		end       = 14 * time.Second
 	)
 	workers := 32
 	if raceEnabled {
@@ -71,7 +73,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	var logs logBuffer
 	store := redisstore.New(redisClient(t, srv.Addr(), 64), redisstore.WithTimeout(storeTimeout))
 	c := stampede.New(newLogger(&logs), store, 2*time.Second, stampede.WithStoreTimeout(storeTimeout),
-		stampede.WithCircuitBreaker(5, 200*time.Millisecond))
+		stampede.WithCircuitBreaker(5, 100*time.Millisecond))
 	var runs atomic.Int64
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		runs.Add(1)
