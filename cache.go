@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,8 @@ type Cache struct {
 	// selfBounded is true when the store bounds its own calls (see [Store]), so no per-call deadline is
 	// added: that keeps a memory-store hit free of timer allocations.
 	selfBounded bool
+	door        *doorkeeper    // nil unless WithMinUses asks for more than one use
+	background  sync.WaitGroup // background refreshes in flight
 	// onJoin, when set (by tests), is called as a request starts waiting on another's run.
 	onJoin func()
 	stats  stats // see [Cache.Snapshot]
@@ -58,6 +61,9 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 		memo:      newKeyMemo(),
 	}
 	c.pass.ttl = cfg.passTTL
+	if cfg.minUses > 1 {
+		c.door = &doorkeeper{minUses: cfg.minUses, window: cfg.minUsesWindow}
+	}
 	c.breaker = breaker{threshold: cfg.breakerFails, base: cfg.breakerBackoff, logger: logger, name: cfg.name}
 	if b, ok := store.(interface{ CallTimeout() time.Duration }); ok && b.CallTimeout() <= cfg.storeTimeout {
 		c.selfBounded = true
@@ -71,9 +77,13 @@ func (c *Cache) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(next, w, r) })
 }
 
-// Wait blocks until every store write started by finished requests is done. Writes happen in the
-// background so a response is not delayed by them; call Wait before shutting down, or in tests.
-func (c *Cache) Wait() { c.flights.wait() }
+// Wait blocks until every background refresh and every store write started by finished requests is
+// done. Writes happen in the background so a response is not delayed by them; call Wait before shutting
+// down, or in tests.
+func (c *Cache) Wait() {
+	c.background.Wait()
+	c.flights.wait()
+}
 
 // Handler returns middleware that coalesces identical concurrent requests and stores shareable responses
 // in store for ttl. It is New(logger, store, ttl, opts...).Handler.

@@ -41,6 +41,9 @@ type flight[V any] struct {
 	once  sync.Once
 	val   V
 	err   error // nil, *PanicError, http.ErrAbortHandler or errGoexit
+	// soft marks a background refresh: requests that find it in flight may still be served from the
+	// store (stale-while-revalidate) instead of waiting for it.
+	soft bool
 }
 
 // publish makes v (or err) the flight's result and wakes every waiter. Only the first call counts, so
@@ -73,7 +76,13 @@ func (f *flight[V]) wait(ctx context.Context) (V, error) {
 type coalescer[V any] struct {
 	shards  [numShards]coalescerShard[V]
 	persist sync.WaitGroup // background persist-then-forget goroutines
+	pending atomic.Int64   // of those, how many are running
 }
+
+// maxPendingPersists caps the background persist goroutines: past it the leader persists on its own
+// goroutine before returning, so a store slower than the miss rate slows the leaders down (backpressure)
+// instead of piling up goroutines and encoded entries without bound.
+const maxPendingPersists = 128
 
 type coalescerShard[V any] struct {
 	mu      sync.Mutex
@@ -120,6 +129,24 @@ func (c *coalescer[V]) acquire(k key, epoch uint64) (f *flight[V], leader, retry
 	s.flights[k.s] = f
 	s.n.Add(1)
 	return f, true, false
+}
+
+// acquireSoft starts a soft flight for k unless any flight for k is in progress; leader is true when it
+// started one. No epoch check: a background refresh of an entry that is still there needs none.
+func (c *coalescer[V]) acquireSoft(k key) (f *flight[V], leader bool) {
+	s := &c.shards[k.shard]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f := s.flights[k.s]; f != nil {
+		return f, false
+	}
+	if s.flights == nil {
+		s.flights = make(map[string]*flight[V])
+	}
+	f = &flight[V]{key: k.s, shard: k.shard, done: make(chan struct{}), soft: true}
+	s.flights[k.s] = f
+	s.n.Add(1)
+	return f, true
 }
 
 // forget removes f, so the next caller for its key starts a new flight.
@@ -196,9 +223,16 @@ func (c *coalescer[V]) run(f *flight[V], load func() V, persist func(V) func()) 
 		c.forget(f)
 		return v
 	}
+	if c.pending.Add(1) > maxPendingPersists {
+		c.pending.Add(-1)
+		defer c.forget(f)
+		work()
+		return v
+	}
 	c.persist.Add(1)
 	go func() {
 		defer c.persist.Done()
+		defer c.pending.Add(-1)
 		defer c.forget(f)
 		work()
 	}()

@@ -2,6 +2,7 @@ package stampede
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"runtime"
 	"sync"
@@ -111,4 +112,29 @@ func TestFlightWaitHonoursContext(t *testing.T) {
 	if _, err := f.wait(ctx); err == nil {
 		t.Fatal("wait must return when its context ends")
 	}
+}
+
+func TestCoalescerPersistBackpressure(t *testing.T) {
+	t.Parallel()
+	var c coalescer[int]
+	block := make(chan struct{})
+	started := make(chan struct{}, maxPendingPersists)
+	for i := range maxPendingPersists {
+		k := key{s: fmt.Sprint("k", i), shard: uint8(i % numShards)}
+		f, _, _ := c.acquire(k, c.epoch(k.shard))
+		c.run(f, func() int { return i }, func(int) func() { return func() { started <- struct{}{}; <-block } })
+	}
+	for range maxPendingPersists {
+		<-started
+	}
+	// The cap is reached: the next persist runs on the caller's goroutine, before run returns.
+	k := key{s: "over", shard: 1}
+	f, _, _ := c.acquire(k, c.epoch(k.shard))
+	ranInline := false
+	c.run(f, func() int { return 0 }, func(int) func() { return func() { ranInline = true } })
+	if !ranInline || c.lookup(k) != nil {
+		t.Fatalf("over the cap the persist must run inline and the flight be forgotten: inline=%v", ranInline)
+	}
+	close(block)
+	c.wait()
 }

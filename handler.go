@@ -7,9 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
-	"sync/atomic"
-	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
 )
@@ -34,22 +31,12 @@ const (
 	reasonHijacked   = "hijacked"
 	reasonTooLarge   = "too-large"
 	reasonContention = "contention"
+	reasonRevalidate = "revalidate-failed"
 )
 
 // maxAttempts bounds how often one request looks in the store again because a run for its key finished
 // while it looked.
 const maxAttempts = 4
-
-// result is what one run of the handler produced, as the waiting requests and the store see it.
-type result struct {
-	unshareable string // why nobody else may have it; "" when shareable
-	status      int
-	header      http.Header
-	body        []byte
-	vary        []entry.VaryField
-	encoded     []byte // the stored form; nil when the response is not storable
-	ttl         time.Duration
-}
 
 // serve is the whole request flow: pass through, or key the request, then hit, join, or lead a run.
 func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
@@ -63,35 +50,75 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		c.bypass(next, w, r, "", reason)
 		return
 	}
-	now := time.Now()
+	now := c.cfg.clock()
 	if c.pass.has(k, now) {
 		c.bypass(next, w, r, k.s, reasonPass)
 		return
 	}
+	o := runOpts{k: k, primary: k, anonAuth: anonAuth, admitted: c.door == nil || c.door.use(k, now)}
+	skipStore := c.store == nil || (c.cfg.honorRequestCC && requestRevalidates(r.Header))
 	for attempt := 0; ; attempt++ {
 		if attempt == maxAttempts {
-			c.bypass(next, w, r, k.s, reasonContention) // runs for this key keep finishing unstored; stop waiting
+			c.bypass(next, w, r, o.k.s, reasonContention) // runs for this key keep finishing unstored; stop waiting
 			return
 		}
-		if f := c.flights.lookup(k); f != nil {
+		if f := c.flights.lookup(o.k); f != nil && !f.soft {
 			c.join(f, next, w, r)
 			return
 		}
-		epoch := c.flights.epoch(k.shard)
-		if c.store != nil && c.serveStored(w, r, k, anonAuth, now) {
-			return
+		epoch := c.flights.epoch(o.k.shard)
+		o.stale = nil
+		if !skipStore {
+			v, found, variant := c.lookup(r, o.k, anonAuth, now)
+			switch found {
+			case lookupVariant:
+				o.k = variant // the response varies: look for this request's variant
+				continue
+			case lookupEntry:
+				switch entryState(&v, now) {
+				case stateFresh:
+					c.stats.hits.Add(1)
+					c.logDecision(r.Context(), o.k.s, "HIT", "")
+					c.replayStored(w, r, &v, now, xCacheHit, statusHit)
+					if xfetch(&v, now, c.cfg.xfetchBeta) {
+						c.refresh(next, r, o)
+					}
+					return
+				case stateStaleSWR:
+					if r.Method == http.MethodGet || r.Method == http.MethodHead {
+						c.stats.staleHits.Add(1)
+						c.logDecision(r.Context(), o.k.s, "HIT", "stale-while-revalidate")
+						c.replayStored(w, r, &v, now, xCacheHit, "hit; detail=stale-while-revalidate")
+						c.refresh(next, r, o)
+						return
+					}
+					o.stale = &fallback{view: v, onError: true}
+				default: // stale-if-error window, or an entry that must be revalidated (no-cache)
+					o.stale = &fallback{view: v, onError: v.Flags&entry.FlagNoCache == 0 || now.Sub(v.StoredAt) < v.StaleIfError}
+				}
+			}
 		}
-		f, leader, retry := c.flights.acquire(k, epoch)
+		f, leader, retry := c.flights.acquire(o.k, epoch)
 		switch {
 		case retry:
 			continue // a run for this key may have stored its response since we looked: look again
 		case !leader:
 			c.join(f, next, w, r)
 		default:
-			c.lead(f, next, w, r, k, anonAuth, now)
+			c.lead(f, next, w, r, o)
 		}
 		return
 	}
+}
+
+// requestRevalidates reports whether the request asks not to be served from the cache without
+// revalidation (Cache-Control: no-cache or max-age=0), which only WithHonorRequestCacheControl heeds.
+func requestRevalidates(h http.Header) bool {
+	if h["Cache-Control"] == nil {
+		return false
+	}
+	cc := parseCacheControl(h["Cache-Control"])
+	return cc.noCache || cc.maxAge == 0
 }
 
 // passesThrough returns why r is not coalesced at all, or "".
@@ -164,7 +191,16 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func (c *Cache) bypass(next http.Handler, w http.ResponseWriter, r *http.Request, storeKey, reason string) {
 	c.stats.pass(reason)
 	c.logDecision(r.Context(), storeKey, "BYPASS", reason)
-	w.Header()["X-Cache"] = []string{"BYPASS"}
+	h := w.Header()
+	h["X-Cache"] = []string{"BYPASS"}
+	switch reason {
+	case reasonMethod:
+		c.setCacheStatus(h, "fwd=method")
+	case reasonNoStoreReq:
+		c.setCacheStatus(h, "fwd=request")
+	default:
+		c.setCacheStatus(h, "fwd=bypass; detail="+reason)
+	}
 	next.ServeHTTP(w, r)
 }
 
@@ -174,53 +210,6 @@ func (c *Cache) storeCtx(parent context.Context) (context.Context, context.Cance
 		return parent, func() {}
 	}
 	return context.WithTimeout(parent, c.cfg.storeTimeout)
-}
-
-// serveStored replays a fresh stored response for k, reporting whether it did. Anything unusable in the
-// store (error, corrupt or foreign bytes, expired, wrong Vary) is a miss.
-func (c *Cache) serveStored(w http.ResponseWriter, r *http.Request, k key, anonAuth bool, now time.Time) bool {
-	ok, probe := c.breaker.allow(now)
-	if !ok {
-		return false
-	}
-	ctx, cancel := c.storeCtx(r.Context())
-	b, found, err := c.store.Get(ctx, k.s)
-	cancel()
-	if err != nil && r.Context().Err() != nil {
-		c.breaker.abandon(probe) // the client left; that says nothing about the store's health
-		return false
-	}
-	c.breaker.done(time.Now(), probe, err)
-	if err != nil {
-		c.stats.getErrors.Add(1)
-	}
-	if err != nil || !found {
-		return false
-	}
-	v, err := entry.Parse(b)
-	if err != nil {
-		c.logger.Warn("stampede: unusable stored entry, treated as a miss and removed",
-			"cache", c.cfg.name, "error", err)
-		ctx, cancel := c.storeCtx(r.Context())
-		_ = c.store.Delete(ctx, k.s)
-		cancel()
-		return false
-	}
-	if !now.Before(v.StoredAt.Add(v.TTL)) ||
-		(anonAuth && v.Flags&entry.FlagAuthShareable == 0) ||
-		(v.HasVary() && !viewVaryMatches(r.Header, &v)) {
-		return false
-	}
-	c.stats.hits.Add(1)
-	c.logDecision(r.Context(), k.s, "HIT", "")
-	h := w.Header()
-	v.CopyHeader(h)
-	h["X-Cache"] = xCacheHit
-	w.WriteHeader(v.Status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(v.Body)
-	}
-	return true
 }
 
 // join waits for f and replays its result, or runs the handler itself when the result cannot be shared.
@@ -252,162 +241,5 @@ func (c *Cache) join(f *flight[*result], next http.Handler, w http.ResponseWrite
 	}
 	c.stats.coalesced.Add(1)
 	c.logDecision(r.Context(), f.key, "COALESCED", "")
-	h := w.Header()
-	for name, values := range res.header {
-		h[name] = slices.Clone(values) // each response gets its own slices: outer code may edit them
-	}
-	h["X-Cache"] = []string{"COALESCED"}
-	w.WriteHeader(res.status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(res.body)
-	}
-}
-
-// lead runs the handler for f on this goroutine, with a context detached from this client so that the
-// client leaving does not cancel the run the others wait on, and bounded by the compute timeout.
-func (c *Cache) lead(f *flight[*result], next http.Handler, w http.ResponseWriter, r *http.Request, k key, anonAuth bool, start time.Time) {
-	c.stats.misses.Add(1)
-	c.logDecision(r.Context(), k.s, "MISS", "")
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.computeTimeout)
-	defer cancel()
-	run := r.WithContext(ctx)
-	head := r.Method == http.MethodHead
-	if head {
-		run.Method = http.MethodGet // fill the GET entry; the recorder keeps the body from this client
-	}
-	// Once the response is known to be unshareable nobody else depends on the run, so the leading
-	// client's cancellation applies to it again (an SSE handler stops when its client leaves).
-	var released atomic.Bool
-	stop := context.AfterFunc(r.Context(), func() {
-		if released.Load() {
-			cancel()
-		}
-	})
-	defer stop()
-	rec := newRecorder(w, &c.cfg, head, func(reason string) {
-		released.Store(true)
-		c.pass.add(k, time.Now())
-		f.publish(&result{unshareable: reason}, nil)
-		if r.Context().Err() != nil {
-			cancel()
-		}
-	})
-	began, finished := time.Now(), false
-	defer func() { c.stats.ran(time.Since(began), rec.status, finished) }() // also when it panics
-	res := c.flights.run(f, func() *result {
-		next.ServeHTTP(rec, run)
-		return c.result(rec, r, anonAuth, start)
-	}, c.persister(k))
-	finished = true
-	if res.unshareable != "" {
-		c.pass.add(k, time.Now())
-		c.stats.unshareable[reasonIndex(res.unshareable)].Add(1)
-	}
-}
-
-// result classifies what the handler wrote (SPEC §4) and, when it is storable, encodes it.
-func (c *Cache) result(rec *recorder, r *http.Request, anonAuth bool, start time.Time) *result {
-	if !rec.wroteHeader {
-		rec.WriteHeader(http.StatusOK) // what net/http sends for a handler that wrote nothing
-	}
-	if rec.unshareable != "" {
-		return &result{unshareable: rec.unshareable}
-	}
-	h := rec.header
-	cc := parseCacheControl(h["Cache-Control"])
-	names, star := varyNames(h)
-	reason := ""
-	switch {
-	case cc.private:
-		reason = reasonPrivate
-	case cc.noStore:
-		reason = reasonNoStore
-	case star:
-		reason = reasonVaryStar
-	case anonAuth && !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate:
-		reason = reasonAuth
-	}
-	if reason != "" {
-		return &result{unshareable: reason}
-	}
-	body := rec.body.Bytes()
-	if _, ok := h["Content-Type"]; !ok && len(body) > 0 && h["Transfer-Encoding"] == nil {
-		// net/http sniffs the type at the first write; record what it decided so replays match.
-		h["Content-Type"] = []string{http.DetectContentType(body)}
-	}
-	res := &result{status: rec.status, header: h, body: body}
-	for _, name := range names {
-		res.vary = append(res.vary, entry.VaryField{Name: name, Value: varyValue(r.Header, name)})
-	}
-	if c.store == nil {
-		return res
-	}
-	res.ttl = c.ttlFor(rec.status)
-	if res.ttl <= 0 {
-		return res
-	}
-	var flags entry.Flags
-	if cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate {
-		flags |= entry.FlagAuthShareable
-	}
-	if cc.noCache {
-		flags |= entry.FlagNoCache
-	}
-	now := time.Now()
-	res.encoded = entry.Encode(&entry.Entry{
-		Status: rec.status, Header: h, Body: body, StoredAt: now, TTL: res.ttl,
-		ComputeTime: now.Sub(start), Flags: flags, Vary: res.vary,
-	})
-	return res
-}
-
-// heuristicallyCacheable are the statuses RFC 9110 §15.1 lets a cache store without explicit freshness.
-var heuristicallyCacheable = map[int]bool{
-	200: true, 203: true, 204: true, 300: true, 301: true, 308: true,
-	404: true, 405: true, 410: true, 414: true, 501: true,
-}
-
-// ttlFor returns how long a response with status may be stored; zero or less means not at all.
-func (c *Cache) ttlFor(status int) time.Duration {
-	if c.cfg.statusTTL != nil {
-		return c.cfg.statusTTL(status)
-	}
-	if heuristicallyCacheable[status] {
-		return c.cfg.ttl
-	}
-	return 0
-}
-
-// persister returns the coalescer's persist step for k: the store write for a storable result, run in
-// the background before the flight is forgotten (SPEC §5.2).
-func (c *Cache) persister(k key) func(*result) func() {
-	if c.store == nil {
-		return nil
-	}
-	return func(res *result) func() {
-		if res == nil || res.encoded == nil {
-			return nil
-		}
-		return func() {
-			defer func() {
-				if p := recover(); p != nil { // a store that panics must not take the process down
-					c.stats.setErrors.Add(1)
-					c.logger.Error("stampede: store panicked on write", "cache", c.cfg.name, "panic", p)
-				}
-			}()
-			now := time.Now()
-			ok, probe := c.breaker.allow(now)
-			if !ok {
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.storeTimeout)
-			defer cancel()
-			err := c.store.SetEx(ctx, k.s, res.encoded, res.ttl)
-			c.breaker.done(time.Now(), probe, err)
-			if err != nil {
-				c.stats.setErrors.Add(1)
-				c.logger.Debug("stampede: store write failed", "cache", c.cfg.name, "error", err)
-			}
-		}
-	}
+	c.replayResult(w, r, res, "COALESCED", res.cacheStatus)
 }

@@ -2,6 +2,7 @@ package stampede
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -143,8 +144,12 @@ func varyNames(h http.Header) (names []string, star bool) {
 }
 
 // varyValue is the normalised value of a request header for Vary matching: field lines joined, list
-// members trimmed, so "a,b" and "a, b" (or two field lines) match.
+// members trimmed, so "a,b" and "a, b" (or two field lines) match. Accept-Encoding, whose members are an
+// unordered set of codings, is also lower-cased and sorted, so "gzip, br" and "br,gzip" share a variant.
 func varyValue(h http.Header, name string) string {
+	if name == "Accept-Encoding" {
+		return encodingSet(h[name])
+	}
 	values := h[name]
 	switch len(values) {
 	case 0:
@@ -188,4 +193,18 @@ func viewVaryMatches(h http.Header, v *entry.View) bool {
 		return ok
 	})
 	return ok
+}
+
+// encodingSet normalises Accept-Encoding field lines into a sorted, lower-case, comma-joined list.
+func encodingSet(lines []string) string {
+	var toks []string
+	for _, line := range lines {
+		for tok := range strings.SplitSeq(line, ",") {
+			if tok = strings.ToLower(strings.Join(strings.Fields(tok), "")); tok != "" {
+				toks = append(toks, tok)
+			}
+		}
+	}
+	slices.Sort(toks)
+	return strings.Join(toks, ",")
 }

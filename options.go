@@ -3,6 +3,7 @@ package stampede
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -50,6 +51,16 @@ type config struct {
 	keyFunc        KeyFunc
 	logger         *slog.Logger
 	name           string
+
+	staleWhileRevalidate time.Duration
+	staleIfError         time.Duration
+	maxAgePolicy         MaxAgePolicy
+	honorRequestCC       bool
+	xfetchBeta           float64
+	minUses              int
+	minUsesWindow        time.Duration
+	cacheStatusName      string
+	clock                func() time.Time
 }
 
 func defaultConfig() config {
@@ -65,6 +76,9 @@ func defaultConfig() config {
 		keyVersion:     DefaultKeyVersion,
 		breakerFails:   defaultBreakerFailures,
 		breakerBackoff: defaultBreakerBackoff,
+		minUses:        1,
+		minUsesWindow:  time.Minute,
+		clock:          time.Now,
 	}
 }
 
@@ -177,6 +191,60 @@ func WithKeyFunc(fn KeyFunc) Option {
 	return func(c *config) { c.keyFunc = fn }
 }
 
+// WithStaleWhileRevalidate keeps serving an expired entry for d after it expires, at once, while one
+// request refreshes it in the background (RFC 5861 §3); the default is 0 (off). A response's own
+// stale-while-revalidate directive overrides d for that response. Entries are stored for their TTL plus
+// the longer stale window.
+func WithStaleWhileRevalidate(d time.Duration) Option {
+	return func(c *config) { c.staleWhileRevalidate = d }
+}
+
+// WithStaleIfError serves an expired entry for d after it expires when the handler, asked to refresh it,
+// answers 5xx or panics (RFC 5861 §4); the default is 0 (off). A response's own stale-if-error directive
+// overrides d for that response.
+func WithStaleIfError(d time.Duration) Option {
+	return func(c *config) { c.staleIfError = d }
+}
+
+// WithMaxAgePolicy says what a response's s-maxage and max-age do to its TTL; the default is
+// MaxAgeOverride (they replace the handler TTL, s-maxage first, as in a shared cache).
+func WithMaxAgePolicy(p MaxAgePolicy) Option {
+	return func(c *config) { c.maxAgePolicy = p }
+}
+
+// WithHonorRequestCacheControl(true) lets a client's Cache-Control: no-cache or max-age=0 force a
+// revalidation with the handler (still coalesced); the default is false, so that no client can force load
+// on the origin. A request's no-store always passes it through.
+func WithHonorRequestCacheControl(on bool) Option {
+	return func(c *config) { c.honorRequestCC = on }
+}
+
+// WithEarlyRefresh turns on probabilistic early refresh (XFetch, VLDB 2015) with the given beta; the
+// default is 0 (off) and 1 is the paper's recommended value. A hit close to expiry refreshes the entry in
+// the background with a probability that grows as expiry nears and with how long the handler took, so a
+// hot key is refreshed by one request before it expires instead of missing for everyone at once.
+func WithEarlyRefresh(beta float64) Option {
+	return func(c *config) { c.xfetchBeta = beta }
+}
+
+// WithMinUses stores a response only once its key was requested n times within window (nginx's
+// proxy_cache_min_uses); the default is 1 (store at once). Until then responses are still coalesced.
+func WithMinUses(n int, window time.Duration) Option {
+	return func(c *config) { c.minUses, c.minUsesWindow = n, window }
+}
+
+// WithCacheStatusName sets the cache name in the Cache-Status header (RFC 9211); the default is
+// "stampede".
+func WithCacheStatusName(name string) Option {
+	return func(c *config) { c.cacheStatusName = name }
+}
+
+// WithClock replaces time.Now for every freshness decision (tests, simulations); the default is time.Now.
+// Stores keep their own clocks: a memory store still expires entries in real time.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.clock = now }
+}
+
 // WithName names the cache in logs and stats; the default is the key prefix.
 func WithName(name string) Option {
 	return func(c *config) { c.name = name }
@@ -204,6 +272,15 @@ func (c *config) validate() {
 	if c.keyPrefix == "" {
 		c.keyPrefix = d.keyPrefix
 	}
+	if c.cacheStatusName == "" {
+		c.cacheStatusName = "stampede"
+	}
+	if c.clock == nil {
+		c.clock = time.Now
+	}
+	if c.minUses == 0 {
+		c.minUses = 1
+	}
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
 			panic(fmt.Sprintf("stampede: "+format, args...))
@@ -218,6 +295,11 @@ func (c *config) validate() {
 	check(c.breakerFails > 0 && c.breakerBackoff > 0,
 		"WithCircuitBreaker expects failures > 0 and backoff > 0, got %d, %v", c.breakerFails, c.breakerBackoff)
 	check(len(c.methods) > 0, "WithMethods expects at least one method")
+	check(c.staleWhileRevalidate >= 0 && c.staleIfError >= 0, "stale windows must be >= 0")
+	check(c.maxAgePolicy >= MaxAgeOverride && c.maxAgePolicy <= MaxAgeIgnore, "unknown MaxAgePolicy %d", c.maxAgePolicy)
+	check(c.xfetchBeta >= 0 && !math.IsNaN(c.xfetchBeta), "WithEarlyRefresh expects beta >= 0, got %v", c.xfetchBeta)
+	check(c.minUses > 0 && c.minUsesWindow > 0, "WithMinUses expects n > 0 and window > 0, got %d, %v", c.minUses, c.minUsesWindow)
+	check(validToken(c.cacheStatusName), "WithCacheStatusName expects an HTTP token, got %q", c.cacheStatusName)
 	for m := range c.methods {
 		check(m != http.MethodConnect && m != "", "WithMethods: method %q cannot be coalesced", m)
 	}
@@ -244,4 +326,18 @@ func canonicalList(names []string) []string {
 		out = append(out, http.CanonicalHeaderKey(n))
 	}
 	return out
+}
+
+// validToken reports whether s is a non-empty RFC 9110 token, as a Cache-Status cache name must be.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c)) {
+			return false
+		}
+	}
+	return true
 }

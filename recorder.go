@@ -21,6 +21,13 @@ type recorder struct {
 	before  http.Header // the headers outer middleware set before the handler ran; never recorded
 	noBody  bool        // the leading request is HEAD: the body is recorded but not passed through
 	release func(reason string)
+	// onHeader, when set, adds headers for the leading client as the status is written (Cache-Status).
+	onHeader func(code int, h http.Header)
+	// deferred holds the response back from the leading client until the run is over, because a stale
+	// entry may yet replace it (a 304 revalidation, or a 5xx under stale-if-error). A response that
+	// streams, overflows the body limit or sets a cookie is committed at once and passed through.
+	deferred  bool
+	committed bool // the status went to the leading client (always, when not deferred)
 
 	wroteHeader bool
 	status      int
@@ -63,11 +70,41 @@ func (rw *recorder) WriteHeader(code int) {
 			rw.header[name] = slices.Clone(values)
 		}
 	}
+	if rw.deferred {
+		if _, ok := h["Set-Cookie"]; ok && !slices.Equal(rw.before["Set-Cookie"], h["Set-Cookie"]) {
+			rw.markUnshareable(reasonSetCookie)
+		}
+		return
+	}
+	rw.writeStatus()
 	if _, ok := h["Set-Cookie"]; ok && !slices.Equal(rw.before["Set-Cookie"], h["Set-Cookie"]) {
 		rw.markUnshareable(reasonSetCookie)
 	}
-	h["X-Cache"] = xCacheMiss
-	rw.ResponseWriter.WriteHeader(code)
+}
+
+// writeStatus sends the recorded status to the leading client, with its X-Cache and Cache-Status.
+func (rw *recorder) writeStatus() {
+	rw.committed = true
+	h := rw.ResponseWriter.Header()
+	h["X-Cache"] = []string{"MISS"}
+	if rw.onHeader != nil {
+		rw.onHeader(rw.status, h)
+	}
+	rw.ResponseWriter.WriteHeader(rw.status)
+}
+
+// commit sends what a deferred run has produced so far to the leading client and passes the rest
+// through as it comes.
+func (rw *recorder) commit() {
+	if rw.committed || !rw.wroteHeader {
+		return
+	}
+	rw.writeStatus()
+	if !rw.noBody && rw.body.Len() > 0 {
+		if _, err := rw.ResponseWriter.Write(rw.body.Bytes()); err != nil {
+			rw.clientGone = true
+		}
+	}
 }
 
 // Write records p (up to the body limit) and passes it through to the leading client.
@@ -77,12 +114,12 @@ func (rw *recorder) Write(p []byte) (int, error) {
 	}
 	if rw.unshareable == "" {
 		if int64(rw.body.Len()+len(p)) > rw.cfg.maxBodyBytes {
-			rw.markUnshareable(reasonTooLarge)
+			rw.markUnshareable(reasonTooLarge) // commits a deferred response: p passes through below
 		} else {
 			rw.body.Write(p)
 		}
 	}
-	if rw.noBody || rw.clientGone {
+	if rw.noBody || rw.clientGone || !rw.committed {
 		return len(p), nil
 	}
 	n, err := rw.ResponseWriter.Write(p)
@@ -120,13 +157,11 @@ func (rw *recorder) markUnshareable(reason string) {
 		return
 	}
 	rw.unshareable = reason
+	rw.commit() // a deferred response goes to its client now, with what it has so far
 	rw.body = bytes.Buffer{}
 	rw.release(reason)
 }
 
-var (
-	xCacheMiss      = []string{"MISS"}
-	xCacheHit       = []string{"HIT"}
-	xCacheCoalesced = []string{"COALESCED"}
-	xCacheBypass    = []string{"BYPASS"}
-)
+// xCacheHit is shared by every hit to save an allocation; slices set in a header are never modified in
+// place by net/http, and its capacity of one makes an append copy it.
+var xCacheHit = []string{"HIT"}

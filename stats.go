@@ -17,7 +17,7 @@ const cacheLine = 64
 var reasons = [...]string{
 	reasonMethod, reasonUpgrade, reasonNoStoreReq, reasonBodyLimit, reasonBodyError, reasonKeyError,
 	reasonPass, reasonGoexit, reasonVary, reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar,
-	reasonAuth, reasonFlushed, reasonHijacked, reasonTooLarge, reasonContention,
+	reasonAuth, reasonFlushed, reasonHijacked, reasonTooLarge, reasonContention, reasonRevalidate,
 }
 
 // responseReasons are the reasons a handler's response cannot be shared (SPEC §4), the keys of
@@ -61,8 +61,9 @@ type stats struct {
 	// rather than two.
 	requests  atomic.Uint64
 	hits      atomic.Uint64
-	staleHits atomic.Uint64 // no request is served stale yet; kept so the figure is stable
+	staleHits atomic.Uint64 // served a stale entry: stale-while-revalidate or stale-if-error
 	misses    atomic.Uint64
+	refreshes atomic.Uint64 // background runs: stale-while-revalidate and early refresh
 	coalesced atomic.Uint64
 	abandoned atomic.Uint64
 	_         [cacheLine - 6*8]byte
@@ -150,6 +151,9 @@ type Snapshot struct {
 	StaleHits uint64 `json:"stale_hits"`
 	// Misses counts requests that ran the handler for the others (X-Cache: MISS): one per run.
 	Misses uint64 `json:"misses"`
+	// Refreshes counts background runs that refreshed an entry nobody waited on (stale-while-revalidate,
+	// early refresh); Runs = Misses + Refreshes once nothing is in flight.
+	Refreshes uint64 `json:"refreshes"`
 	// Coalesced counts requests served the response of a run another request led (X-Cache:
 	// COALESCED), the collapsed waiters.
 	Coalesced uint64 `json:"coalesced"`
@@ -291,6 +295,7 @@ func (c *Cache) Snapshot() Snapshot {
 	snap.Hits = s.hits.Load()
 	snap.StaleHits = s.staleHits.Load()
 	snap.Misses = s.misses.Load()
+	snap.Refreshes = s.refreshes.Load()
 	snap.Coalesced = s.coalesced.Load()
 	snap.Abandoned = s.abandoned.Load()
 	snap.Requests = s.requests.Load() // after the outcomes, so it is never below their sum

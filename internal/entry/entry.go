@@ -45,6 +45,10 @@ const (
 	FlagAuthShareable Flags = 1 << iota
 	// FlagNoCache marks a response that said no-cache: it may be stored but must be revalidated.
 	FlagNoCache
+	// FlagVaryIndex marks an index entry, stored at a URL's primary key: it holds no response, only the
+	// names of the request headers the response varies on (in Vary, with empty values). Each variant is
+	// stored under a secondary key derived from the primary key and the request's values of those names.
+	FlagVaryIndex
 )
 
 // Errors returned by Parse. Every one of them wraps ErrInvalid.
@@ -149,6 +153,7 @@ type View struct {
 	ComputeTime          time.Duration
 	Body                 []byte
 
+	all      []byte // everything Parse was given
 	headers  []byte // the header block, validated
 	nHeaders int
 	nValues  int
@@ -236,6 +241,7 @@ func Parse(b []byte) (View, error) {
 		}
 	}
 	v.vary, v.nVary = body[vstart:r.off], nvary
+	v.all = b
 
 	blen, ok := r.count()
 	if !ok || blen > len(body)-r.off {
@@ -331,6 +337,9 @@ func (v *View) EachVary(fn func(name, value []byte) bool) {
 		}
 	}
 }
+
+// Raw returns the bytes the View was parsed from.
+func (v *View) Raw() []byte { return v.all }
 
 // HasVary reports whether the response varied on request headers.
 func (v *View) HasVary() bool { return v.nVary > 0 }
