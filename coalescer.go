@@ -36,6 +36,7 @@ var errGoexit = errors.New("stampede: coalesced handler called runtime.Goexit")
 // flight is one run of a loader for one key, and what it produced.
 type flight[V any] struct {
 	key   string
+	id    uint64
 	shard uint8
 	done  chan struct{} // closed once val and err are final
 	once  sync.Once
@@ -89,9 +90,10 @@ type coalescerShard[V any] struct {
 	flights map[string]*flight[V] // guarded by mu
 	n       atomic.Int32          // len(flights), read without mu to skip it when nothing is in flight
 	epoch   atomic.Uint64         // bumped under mu each time a flight is forgotten
-	// recent[e%len(recent)] is the key forgotten when the epoch went from e to e+1, so acquire can tell
-	// whether the flights forgotten since a caller's look-up were for its key or for unrelated ones.
-	recent [32]string // guarded by mu
+	// recent[e%recentLen] is the id of the key forgotten when the epoch went from e to e+1, so acquire
+	// can tell whether the flights forgotten since a caller's look-up were for its key or for unrelated
+	// ones. Allocated at the first forget, so idle shards cost nothing. Guarded by mu.
+	recent *[recentLen]uint64
 }
 
 // epoch returns the shard's forget counter, to be passed to acquire.
@@ -119,13 +121,13 @@ func (c *coalescer[V]) acquire(k key, epoch uint64) (f *flight[V], leader, retry
 	if f := s.flights[k.s]; f != nil {
 		return f, false, false
 	}
-	if now := s.epoch.Load(); now != epoch && forgottenSince(&s.recent, epoch, now, k.s) {
+	if now := s.epoch.Load(); now != epoch && forgottenSince(s.recent, epoch, now, k.id) {
 		return nil, false, true
 	}
 	if s.flights == nil {
 		s.flights = make(map[string]*flight[V])
 	}
-	f = &flight[V]{key: k.s, shard: k.shard, done: make(chan struct{})}
+	f = &flight[V]{key: k.s, id: k.id, shard: k.shard, done: make(chan struct{})}
 	s.flights[k.s] = f
 	s.n.Add(1)
 	return f, true, false
@@ -143,7 +145,7 @@ func (c *coalescer[V]) acquireSoft(k key) (f *flight[V], leader bool) {
 	if s.flights == nil {
 		s.flights = make(map[string]*flight[V])
 	}
-	f = &flight[V]{key: k.s, shard: k.shard, done: make(chan struct{}), soft: true}
+	f = &flight[V]{key: k.s, id: k.id, shard: k.shard, done: make(chan struct{}), soft: true}
 	s.flights[k.s] = f
 	s.n.Add(1)
 	return f, true
@@ -158,19 +160,28 @@ func (c *coalescer[V]) forget(f *flight[V]) {
 		s.n.Add(-1)
 	}
 	e := s.epoch.Load()
-	s.recent[e%uint64(len(s.recent))] = f.key
+	if s.recent == nil {
+		s.recent = new([recentLen]uint64)
+	}
+	s.recent[e%recentLen] = f.id
 	s.epoch.Store(e + 1)
 	s.mu.Unlock()
 }
 
-// forgottenSince reports whether key may have been forgotten between epochs from and to: true when it
-// was, or when more flights were forgotten than recent remembers.
-func forgottenSince(recent *[32]string, from, to uint64, key string) bool {
-	if to-from > uint64(len(recent)) {
+// recentLen is how many forgotten keys a shard remembers. A look-up that takes long enough for more
+// flights than that to finish in its shard (a store round trip under heavy load) looks again to be safe;
+// 256 covers about a second at 10,000 concurrent requests on two cores.
+const recentLen = 256
+
+// forgottenSince reports whether the key with id may have been forgotten between epochs from and to:
+// true when it was (or another key with the same 64-bit id, which only costs a look-up), or when more
+// flights were forgotten than recent remembers.
+func forgottenSince(recent *[recentLen]uint64, from, to, id uint64) bool {
+	if to-from > recentLen || recent == nil {
 		return true
 	}
 	for e := from; e < to; e++ {
-		if recent[e%uint64(len(recent))] == key {
+		if recent[e%recentLen] == id {
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package stampede
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"runtime"
 	"sync"
@@ -10,7 +11,11 @@ import (
 	"time"
 )
 
-func testKey(s string) key { return key{s: s, shard: uint8(len(s) % numShards)} }
+func testKey(s string) key {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return key{s: s, id: h.Sum64(), shard: uint8(len(s) % numShards)}
+}
 
 func TestCoalescerRunPublishesAndForgets(t *testing.T) {
 	t.Parallel()
@@ -49,7 +54,8 @@ func TestCoalescerRunPublishesAndForgets(t *testing.T) {
 func TestCoalescerEpochRetry(t *testing.T) {
 	t.Parallel()
 	var c coalescer[int]
-	k, other := testKey("k"), key{s: "other", shard: testKey("k").shard}
+	k, other := testKey("k"), testKey("other")
+	other.shard = k.shard
 	before := c.epoch(k.shard)
 
 	f, _, _ := c.acquire(other, c.epoch(other.shard))
@@ -120,7 +126,7 @@ func TestCoalescerPersistBackpressure(t *testing.T) {
 	block := make(chan struct{})
 	started := make(chan struct{}, maxPendingPersists)
 	for i := range maxPendingPersists {
-		k := key{s: fmt.Sprint("k", i), shard: uint8(i % numShards)}
+		k := testKey(fmt.Sprint("k", i))
 		f, _, _ := c.acquire(k, c.epoch(k.shard))
 		c.run(f, func() int { return i }, func(int) func() { return func() { started <- struct{}{}; <-block } })
 	}
@@ -128,7 +134,7 @@ func TestCoalescerPersistBackpressure(t *testing.T) {
 		<-started
 	}
 	// The cap is reached: the next persist runs on the caller's goroutine, before run returns.
-	k := key{s: "over", shard: 1}
+	k := testKey("over")
 	f, _, _ := c.acquire(k, c.epoch(k.shard))
 	ranInline := false
 	c.run(f, func() int { return 0 }, func(int) func() { return func() { ranInline = true } })

@@ -33,6 +33,7 @@ const numShards = 64
 // key is a request's identity: the store key and the shard of the in-process state that holds it.
 type key struct {
 	s     string
+	id    uint64 // 64 bits of the digest, for cheap identity checks that may err only towards caution
 	shard uint8
 }
 
@@ -171,7 +172,7 @@ func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonA
 	hex.Encode(out[len(k.prefix):], sum[:digestLen])
 	out[len(out)-1] = '}'
 	// out is never written again, so the string may share its memory: one allocation per key, not two.
-	res := key{s: unsafe.String(&out[0], len(out)), shard: sum[digestLen] % numShards}
+	res := key{s: unsafe.String(&out[0], len(out)), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
 	k.memo.put(b, res)
 	return res
 }

@@ -95,7 +95,7 @@ func variantKeyFor(primary key, names []string, h http.Header) key {
 	out = append(out, '~')
 	out = hex.AppendEncode(out, sum[:digestLen])
 	out = append(out, '}')
-	return key{s: string(out), shard: sum[digestLen] % numShards}
+	return key{s: string(out), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
 }
 
 // encodeIndex returns the index entry that says the response at a primary key varies on names.
