@@ -38,6 +38,7 @@ type recorder struct {
 }
 
 func newRecorder(w http.ResponseWriter, cfg *config, noBody bool, release func(string)) *recorder {
+	canonicalize(w.Header())
 	before := make(http.Header, len(w.Header()))
 	for k, v := range w.Header() {
 		before[k] = slices.Clone(v)
@@ -60,6 +61,10 @@ func (rw *recorder) WriteHeader(code int) {
 	rw.wroteHeader = true
 	rw.status = code
 	h := rw.ResponseWriter.Header()
+	// A handler may set h["set-cookie"] or h["cache-control"] directly. net/http sends such names as
+	// written and clients read them case-insensitively, so they are merged under their canonical names
+	// before anything is decided: otherwise a private page or a cookie would look shareable.
+	canonicalize(h)
 	rw.header = make(http.Header, len(h))
 	connection := h["Connection"]
 	for name, values := range h {
@@ -148,6 +153,17 @@ func (rw *recorder) FlushError() error {
 func (rw *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	rw.markUnshareable(reasonHijacked)
 	return http.NewResponseController(rw.ResponseWriter).Hijack()
+}
+
+// canonicalize moves values stored under non-canonical header names to their canonical names, keeping
+// their order after the values already there.
+func canonicalize(h http.Header) {
+	for name, values := range h {
+		if c := http.CanonicalHeaderKey(name); c != name {
+			delete(h, name)
+			h[c] = append(h[c], values...)
+		}
+	}
 }
 
 // markUnshareable records why the response cannot be shared, drops the recorded body, and releases the
