@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ type result struct {
 	body        []byte
 	vary        []entry.VaryField
 	age         string // Age for a result replayed from a stored entry; "" for a fresh response
+	stale       bool   // the stored entry served instead of a failed refresh (stale-if-error)
 	cacheStatus string // Cache-Status parameters for the requests that waited on the run
 
 	// What persist writes: the entry (nil when not storable) at storeKey, and the Vary index at
@@ -131,13 +133,21 @@ func (c *Cache) lead(f *flight[*result], next http.Handler, w http.ResponseWrite
 		switch {
 		case res.unshareable != "" || res.header == nil:
 			rec.commit() // the handler's own response, as it wrote it
-		case res.age != "":
+		case res.stale:
 			c.stats.staleHits.Add(1)
 			c.replayResult(w, r, res, "HIT", res.cacheStatus)
 		default:
-			c.replayResult(w, r, res, "MISS", res.cacheStatus)
+			c.replayResult(w, r, res, "MISS", strings.TrimSuffix(res.cacheStatus, "; collapsed")+storedParam(res))
 		}
 	}
+}
+
+// storedParam is "; stored" for a result that is being stored, the Cache-Status parameter saying so.
+func storedParam(res *result) string {
+	if res.encoded != nil {
+		return "; stored"
+	}
+	return ""
 }
 
 // restoreHeader makes h what it was before the handler ran (a deferred response is replaced).
@@ -205,6 +215,9 @@ func (c *Cache) result(rec *recorder, r *http.Request, o runOpts, start time.Tim
 		h["Content-Type"] = []string{http.DetectContentType(body)}
 	}
 	res := &result{status: rec.status, header: h, body: body, cacheStatus: "fwd=uri-miss; collapsed"}
+	if o.stale != nil {
+		res.cacheStatus = "fwd=stale; fwd-status=" + strconv.Itoa(rec.status) + "; collapsed"
+	}
 	for _, name := range names {
 		res.vary = append(res.vary, entry.VaryField{Name: name, Value: varyValue(r.Header, name)})
 	}
@@ -278,7 +291,7 @@ func (c *Cache) staleResult(s *fallback, status int, start time.Time) *result {
 		return &result{unshareable: reasonRevalidate}
 	}
 	now := c.cfg.clock()
-	return &result{status: e.Status, header: e.Header, body: e.Body, vary: e.Vary,
+	return &result{status: e.Status, header: e.Header, body: e.Body, vary: e.Vary, stale: true,
 		age:         strconv.FormatInt(int64(now.Sub(e.StoredAt)/time.Second), 10),
 		cacheStatus: "fwd=stale; fwd-status=" + strconv.Itoa(status) + "; detail=stale-if-error"}
 }
