@@ -24,6 +24,7 @@ type breaker struct {
 	// every call two atomic loads and no lock.
 	isOpen  atomic.Bool
 	failing atomic.Bool
+	untilNs atomic.Int64 // until, in unix ns, so an open breaker refuses calls without taking mu
 
 	mu      sync.Mutex
 	fails   int           // consecutive failures; guarded by mu
@@ -40,6 +41,9 @@ type breaker struct {
 func (b *breaker) allow(now time.Time) (ok, probe bool) {
 	if !b.isOpen.Load() {
 		return true, false
+	}
+	if now.UnixNano() < b.untilNs.Load() {
+		return false, false // inside the back-off: the common case while a store is down
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -76,6 +80,7 @@ func (b *breaker) done(now time.Time, probe bool, err error) {
 		}
 		b.backoff = min(2*b.backoff, maxBreakerBackoff)
 		b.until = now.Add(b.backoff)
+		b.untilNs.Store(b.until.UnixNano())
 		return
 	}
 	if err == nil {
@@ -90,6 +95,7 @@ func (b *breaker) done(now time.Time, probe bool, err error) {
 		b.isOpen.Store(true)
 		b.backoff = b.base
 		b.until = now.Add(b.backoff)
+		b.untilNs.Store(b.until.UnixNano())
 		b.trips++
 		b.logger.Warn("stampede: store failing, circuit breaker open: requests go to the handler",
 			"cache", b.name, "consecutive_failures", b.fails, "backoff", b.backoff, "error", err)

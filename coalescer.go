@@ -111,6 +111,10 @@ func (c *coalescer[V]) lookup(k key) *flight[V] {
 	return f
 }
 
+// noEpoch, passed to acquire, says the caller read nothing from the store (there is none, or the breaker
+// skipped it): there is no look-up that a finished flight could have made stale, so no retry.
+const noEpoch = ^uint64(0)
+
 // acquire returns the flight for k. leader is true when the caller created it and must call run.
 // retry is true (and f nil) when a flight in the shard was forgotten since epoch was read: the caller's
 // store look-up may have missed a value persisted meanwhile, so it must look again.
@@ -121,7 +125,7 @@ func (c *coalescer[V]) acquire(k key, epoch uint64) (f *flight[V], leader, retry
 	if f := s.flights[k.s]; f != nil {
 		return f, false, false
 	}
-	if now := s.epoch.Load(); now != epoch && forgottenSince(s.recent, epoch, now, k.id) {
+	if now := s.epoch.Load(); epoch != noEpoch && now != epoch && forgottenSince(s.recent, epoch, now, k.id) {
 		return nil, false, true
 	}
 	if s.flights == nil {

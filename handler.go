@@ -68,9 +68,13 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		}
 		epoch := c.flights.epoch(o.k.shard)
 		o.stale = nil
-		if !skipStore {
+		if skipStore {
+			epoch = noEpoch
+		} else {
 			v, found, variant := c.lookup(r, o.k, anonAuth, now)
 			switch found {
+			case lookupSkipped:
+				epoch = noEpoch
 			case lookupVariant:
 				o.k = variant // the response varies: look for this request's variant
 				continue

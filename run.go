@@ -221,8 +221,8 @@ func (c *Cache) result(rec *recorder, r *http.Request, o runOpts, start time.Tim
 	for _, name := range names {
 		res.vary = append(res.vary, entry.VaryField{Name: name, Value: varyValue(r.Header, name)})
 	}
-	if c.store == nil || !o.admitted {
-		return res
+	if c.store == nil || !o.admitted || c.breaker.isOpen.Load() {
+		return res // nothing will be stored: do not encode
 	}
 	fr := c.freshnessFor(rec.status, cc)
 	if fr.storeTTL() <= 0 {
@@ -316,8 +316,8 @@ func (c *Cache) ttlFor(status int) time.Duration {
 // persist is the coalescer's persist step: the store writes for a storable result (the variant, then its
 // index), run in the background before the flight is forgotten (SPEC §5.2).
 func (c *Cache) persist(res *result) func() {
-	if c.store == nil || res == nil || res.encoded == nil {
-		return nil
+	if c.store == nil || res == nil || res.encoded == nil || c.breaker.isOpen.Load() {
+		return nil // nothing to write, or the breaker skips the store (look-ups probe it, not writes)
 	}
 	return func() {
 		defer func() {

@@ -17,6 +17,7 @@ const (
 	lookupMiss    lookupResult = iota // nothing usable: run the handler
 	lookupEntry                       // a usable entry (fresh or stale) in the view
 	lookupVariant                     // an index: the response varies; look again under the variant key
+	lookupSkipped                     // the circuit breaker skipped the store: nothing was read
 )
 
 // lookup reads k from the store and validates what it finds: errors, corrupt or foreign bytes, expired
@@ -26,7 +27,7 @@ const (
 func (c *Cache) lookup(r *http.Request, k key, anonAuth bool, now time.Time) (v entry.View, res lookupResult, variant key) {
 	ok, probe := c.breaker.allow(now)
 	if !ok {
-		return v, lookupMiss, variant
+		return v, lookupSkipped, variant
 	}
 	ctx, cancel := c.storeCtx(r.Context())
 	b, found, err := c.store.Get(ctx, k.s)
