@@ -29,6 +29,9 @@ type Cache struct {
 	// onJoin, when set (by tests), is called as a request starts waiting on another's run.
 	onJoin func()
 	stats  stats // see [Cache.Snapshot]
+	// fleet is the store's lease interface when WithFleetCoalescing is on and the store offers it.
+	fleet fleetStore
+	tags  *tagIndex // in-process tag index, for stores that keep none (see [Cache.PurgeTag])
 }
 
 // New builds a Cache. A nil logger means slog.Default(). A nil store, ttl == 0 or WithSkipCache(true)
@@ -67,6 +70,12 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 	c.breaker = breaker{threshold: cfg.breakerFails, base: cfg.breakerBackoff, logger: logger, name: cfg.name}
 	if b, ok := store.(interface{ CallTimeout() time.Duration }); ok && b.CallTimeout() <= cfg.storeTimeout {
 		c.selfBounded = true
+	}
+	if fs, ok := store.(fleetStore); ok && cfg.fleetLease > 0 {
+		c.fleet = fs
+	}
+	if _, ok := store.(tagStore); !ok && store != nil {
+		c.tags = newTagIndex(maxTaggedKeys)
 	}
 	return c
 }

@@ -61,6 +61,7 @@ type config struct {
 	minUsesWindow        time.Duration
 	cacheStatusName      string
 	clock                func() time.Time
+	fleetLease           time.Duration // 0: fleet coalescing off
 }
 
 func defaultConfig() config {
@@ -245,6 +246,18 @@ func WithClock(now func() time.Time) Option {
 	return func(c *config) { c.clock = now }
 }
 
+// WithFleetCoalescing runs the handler once per key across every replica sharing the store, not just
+// once per process; the default is off. It needs a store that offers leases (backends/redisstore, or
+// backends/tieredstore over it); with any other store it does nothing. On a miss the process's leader
+// takes the key's lease in the store for lease; the holder runs the handler, stores the response and
+// releases the lease, waking the other replicas' leaders, which then replay the stored response. Choose
+// lease above the handler's slowest normal run: a holder still running when it expires is taken over by
+// another replica, and its own late write is refused. A store error falls back to per-process
+// coalescing, never to an error. Background refreshes do not take leases.
+func WithFleetCoalescing(lease time.Duration) Option {
+	return func(c *config) { c.fleetLease = lease }
+}
+
 // WithName names the cache in logs and stats; the default is the key prefix.
 func WithName(name string) Option {
 	return func(c *config) { c.name = name }
@@ -295,6 +308,7 @@ func (c *config) validate() {
 	check(c.breakerFails > 0 && c.breakerBackoff > 0,
 		"WithCircuitBreaker expects failures > 0 and backoff > 0, got %d, %v", c.breakerFails, c.breakerBackoff)
 	check(len(c.methods) > 0, "WithMethods expects at least one method")
+	check(c.fleetLease >= 0, "WithFleetCoalescing expects lease >= 0, got %v", c.fleetLease)
 	check(c.staleWhileRevalidate >= 0 && c.staleIfError >= 0, "stale windows must be >= 0")
 	check(c.maxAgePolicy >= MaxAgeOverride && c.maxAgePolicy <= MaxAgeIgnore, "unknown MaxAgePolicy %d", c.maxAgePolicy)
 	check(c.xfetchBeta >= 0 && !math.IsNaN(c.xfetchBeta), "WithEarlyRefresh expects beta >= 0, got %v", c.xfetchBeta)

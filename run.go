@@ -51,6 +51,17 @@ type runOpts struct {
 // lead runs the handler for f on this goroutine, with a context detached from this client so that the
 // client leaving does not cancel the run the others wait on, and bounded by the compute timeout.
 func (c *Cache) lead(f *flight[*result], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
+	persist := c.persist
+	if c.fleet != nil && !o.background {
+		lease, served := c.fleetLead(f, w, r, o)
+		if served {
+			return // another replica ran the handler; its stored response was replayed
+		}
+		if lease != nil {
+			persist = c.persistFleet(lease)
+			defer c.fleetAbandon(lease) // the handler panicked or called Goexit: nothing stored
+		}
+	}
 	if o.background {
 		c.stats.refreshes.Add(1)
 		c.logDecision(r.Context(), o.k.s, "REFRESH", "")
@@ -121,7 +132,7 @@ func (c *Cache) lead(f *flight[*result], next http.Handler, w http.ResponseWrite
 		}
 		next.ServeHTTP(rec, run)
 		return c.result(rec, r, o, start)
-	}, c.persist)
+	}, persist)
 	finished = true
 	if res.unshareable != "" {
 		c.pass.add(o.k, c.cfg.clock())
@@ -326,8 +337,8 @@ func (c *Cache) persist(res *result) func() {
 				c.logger.Error("stampede: store panicked on write", "cache", c.cfg.name, "panic", p)
 			}
 		}()
-		if c.write(res.storeKey, res.encoded, res.ttl) && res.index != nil {
-			c.write(res.indexKey, res.index, res.ttl)
+		if c.write(res.storeKey, res.encoded, res.ttl) && (res.index == nil || c.write(res.indexKey, res.index, res.ttl)) {
+			c.indexTags(res)
 		}
 	}
 }

@@ -77,6 +77,8 @@ type stats struct {
 	unshareable  [numReasons]atomic.Uint64                 // by reasonIndex
 	getErrors    atomic.Uint64
 	setErrors    atomic.Uint64
+	fleetServed  atomic.Uint64 // leaders served another replica's stored response (WithFleetCoalescing)
+	fleetFenced  atomic.Uint64 // fenced writes refused: the lease had expired
 }
 
 // pass counts a request that passed through for reason.
@@ -191,6 +193,11 @@ type Snapshot struct {
 	// often it has opened.
 	BreakerOpen  bool   `json:"breaker_open"`
 	BreakerTrips uint64 `json:"breaker_trips"`
+	// FleetServed counts leaders that, with [WithFleetCoalescing], waited for another replica's run and
+	// replayed its stored response instead of running the handler; FleetFenced counts responses not
+	// stored because their lease had expired (another replica had taken over).
+	FleetServed uint64 `json:"fleet_served"`
+	FleetFenced uint64 `json:"fleet_fenced"`
 	// Memory describes what a store that reports its size holds (backends/memstore does); nil for
 	// other stores and when nothing is stored.
 	Memory *MemoryStats `json:"memory,omitempty"`
@@ -303,6 +310,7 @@ func (c *Cache) Snapshot() Snapshot {
 	snap.StoreGetErrors = s.getErrors.Load()
 	snap.StoreSetErrors = s.setErrors.Load()
 	snap.BreakerOpen, snap.BreakerTrips = c.breaker.state()
+	snap.FleetServed, snap.FleetFenced = s.fleetServed.Load(), s.fleetFenced.Load()
 	if m, ok := c.store.(sizer); ok {
 		snap.Memory = &MemoryStats{Entries: m.Len(), Bytes: m.Bytes()}
 		if e, ok := c.store.(evictionCounter); ok {

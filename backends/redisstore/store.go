@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,9 @@ type Store struct {
 	guarded bool
 	// batch says how BatchGet splits keys into MGETs that one node can answer.
 	batch batchMode
+
+	lmu      sync.Mutex // guards listener
+	listener *listener  // the Pub/Sub subscription of WaitRelease and Invalidations; nil until used
 }
 
 // New returns a Store that keeps entries in Redis through client, which may be a *redis.Client (single
@@ -115,18 +119,18 @@ func (s *Store) SetEx(ctx context.Context, key string, value []byte, ttl time.Du
 	return nil
 }
 
-// Delete removes key; a missing key is not an error.
+// Delete removes key; a missing key is not an error. It then announces key on the invalidation channel
+// (see Invalidations), so two-tier caches on every replica drop their local copy.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	var err error
-	if s.guarded {
-		_, err = guard(ctx, func(ctx context.Context) (int64, error) {
-			return s.client.Del(ctx, s.key(key)).Result()
+	_, err := run(s, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
+		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, s.key(key))
+			p.Publish(ctx, s.channel(invalidateChannel), key)
+			return nil
 		})
-	} else {
-		err = s.client.Del(ctx, s.key(key)).Err()
-	}
+	})
 	if err != nil {
 		return opError(ctx, "delete", err)
 	}

@@ -1,0 +1,136 @@
+// Package tieredstore combines two stampede stores into one: a small, fast local tier (L1, usually
+// backends/memstore) in front of a shared one (L2, usually backends/redisstore). Reads try L1, then L2
+// (one round trip at most), and copy an L2 hit into L1; writes and deletes go to both.
+//
+// An L1 copy lives no longer than the L1 TTL cap (default 5 s) and never past the entry's freshness, so
+// L1 only ever holds fresh entries: stale serving, revalidation and fleet coalescing read L2. When L2
+// announces deletions (redisstore's Invalidations, fed by Delete and PurgeTag on any replica), every
+// replica drops the purged key from its L1 as the announcement arrives.
+//
+// The Store also passes on what L2 offers to the stampede middleware: fleet coalescing
+// (stampede.WithFleetCoalescing), the tag index (Cache.PurgeTag) and CallTimeout.
+package tieredstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/seed-a1426414/stampede/internal/entry"
+)
+
+// Tier is what each tier must offer: the three methods of stampede.Store.
+type Tier interface {
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	SetEx(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Delete(ctx context.Context, key string) error
+}
+
+// DefaultL1TTL caps how long an entry stays in L1 when WithL1TTL is not given.
+const DefaultL1TTL = 5 * time.Second
+
+// ErrUnsupported is returned by methods L2 does not offer (PurgeTag on an L2 without a tag index).
+var ErrUnsupported = errors.New("tieredstore: not supported by the L2 store")
+
+// Option configures a Store; pass options to New.
+type Option func(*Store)
+
+// WithL1TTL caps how long an entry is kept in L1 (default 5 s, also for zero): the longest a replica
+// may serve an entry that another replica overwrote in L2 without a purge. A negative d makes New panic.
+func WithL1TTL(d time.Duration) Option {
+	return func(s *Store) { s.l1TTL = d }
+}
+
+// Store is a two-tier store. It is safe for concurrent use.
+type Store struct {
+	l1, l2 Tier
+	l1TTL  time.Duration
+	now    func() time.Time
+	stop   func() // ends the invalidation subscription; nil when L2 announces nothing
+}
+
+// New returns a Store with l1 in front of l2. It panics on a nil tier or an invalid option. When l2
+// announces deletions (a method Invalidations(func(key string)) (stop func())), the Store subscribes
+// until Close.
+func New(l1, l2 Tier, opts ...Option) *Store {
+	if l1 == nil || l2 == nil {
+		panic("tieredstore: New expects non-nil tiers")
+	}
+	s := &Store{l1: l1, l2: l2, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	switch {
+	case s.l1TTL < 0:
+		panic(fmt.Sprintf("tieredstore: WithL1TTL expects d >= 0, got %v", s.l1TTL))
+	case s.l1TTL == 0:
+		s.l1TTL = DefaultL1TTL
+	}
+	if inv, ok := l2.(interface{ Invalidations(func(string)) func() }); ok {
+		s.stop = inv.Invalidations(func(key string) { _ = s.l1.Delete(context.Background(), key) })
+	}
+	return s
+}
+
+// Close ends the invalidation subscription. It closes neither tier.
+func (s *Store) Close() {
+	if s.stop != nil {
+		s.stop()
+	}
+}
+
+// Get returns the entry from L1, or else from L2, copying an L2 hit into L1.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if v, ok, err := s.l1.Get(ctx, key); err == nil && ok {
+		return v, true, nil
+	}
+	v, ok, err := s.l2.Get(ctx, key)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	s.fill(ctx, key, v)
+	return v, true, nil
+}
+
+// fill copies value into L1 for the L1 cap or the entry's remaining freshness, whichever is shorter.
+func (s *Store) fill(ctx context.Context, key string, value []byte) {
+	if ttl := s.l1TTLFor(value); ttl > 0 {
+		_ = s.l1.SetEx(ctx, key, value, ttl)
+	}
+}
+
+// l1TTLFor returns how long value may stay in L1: zero for a value that is not a fresh entry.
+func (s *Store) l1TTLFor(value []byte) time.Duration {
+	v, err := entry.Parse(value)
+	if err != nil {
+		return 0
+	}
+	return min(s.l1TTL, v.StoredAt.Add(v.TTL).Sub(s.now()))
+}
+
+// SetEx stores value in L2 and then L1. An L2 error is returned (and L1 is left alone, so no replica
+// serves from L1 what the shared tier does not hold).
+func (s *Store) SetEx(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := s.l2.SetEx(ctx, key, value, ttl); err != nil {
+		return err
+	}
+	s.fill(ctx, key, value)
+	return nil
+}
+
+// Delete removes key from both tiers.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	return errors.Join(s.l1.Delete(ctx, key), s.l2.Delete(ctx, key))
+}
+
+// CallTimeout returns the longer bound of the two tiers (a tier that reports none counts as zero).
+func (s *Store) CallTimeout() time.Duration {
+	var d time.Duration
+	for _, t := range [...]Tier{s.l1, s.l2} {
+		if b, ok := t.(interface{ CallTimeout() time.Duration }); ok {
+			d = max(d, b.CallTimeout())
+		}
+	}
+	return d
+}

@@ -1,0 +1,107 @@
+package tieredstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/seed-a1426414/stampede/backends/memstore"
+	"github.com/seed-a1426414/stampede/internal/entry"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func mem(t *testing.T) *memstore.Store {
+	s, err := memstore.New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func value(storedAt time.Time, ttl time.Duration) []byte {
+	return entry.Encode(&entry.Entry{Status: 200, Body: []byte("x"), StoredAt: storedAt, TTL: ttl})
+}
+
+// TestTiers: reads go L1 then L2 and fill L1 for min(cap, remaining freshness); stale entries and
+// foreign values never enter L1; writes and deletes reach both tiers.
+func TestTiers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Now()
+	tests := []struct {
+		name   string
+		value  []byte
+		inL1   bool
+		maxTTL time.Duration
+	}{
+		{"fresh for long: capped", value(now, time.Hour), true, time.Second},
+		{"fresh briefly: its freshness", value(now, 200*time.Millisecond), true, 200 * time.Millisecond},
+		{"stale: L2 only", value(now.Add(-time.Hour), time.Minute), false, 0},
+		{"not an entry: L2 only", []byte("foreign"), false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l1, l2 := mem(t), mem(t)
+			s := New(l1, l2, WithL1TTL(time.Second))
+			defer s.Close()
+			if err := l2.SetEx(ctx, "k", tt.value, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := s.Get(ctx, "k")
+			if err != nil || !ok || string(got) != string(tt.value) {
+				t.Fatalf("Get = %q, %v, %v", got, ok, err)
+			}
+			_, inL1, _ := l1.Get(ctx, "k")
+			if inL1 != tt.inL1 {
+				t.Fatalf("in L1 = %v, want %v", inL1, tt.inL1)
+			}
+			if tt.inL1 {
+				if ttl := s.l1TTLFor(tt.value); ttl <= 0 || ttl > tt.maxTTL {
+					t.Fatalf("L1 TTL %v, want in (0, %v]", ttl, tt.maxTTL)
+				}
+			}
+			if err := s.Delete(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			for _, tier := range []Tier{l1, l2} {
+				if _, ok, _ := tier.Get(ctx, "k"); ok {
+					t.Fatal("Delete left the key in a tier")
+				}
+			}
+			if err := s.SetEx(ctx, "k", tt.value, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, _ := l2.Get(ctx, "k"); !ok {
+				t.Fatal("SetEx did not write L2")
+			}
+			if _, ok, _ := l1.Get(ctx, "k"); ok != tt.inL1 {
+				t.Fatalf("SetEx: in L1 = %v, want %v", ok, tt.inL1)
+			}
+		})
+	}
+}
+
+// TestNoFleetInL2: over an L2 without leases every lease is granted (per-process coalescing) and
+// PurgeTag says it is unsupported.
+func TestNoFleetInL2(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := New(mem(t), mem(t))
+	if _, held, err := s.TryLease(ctx, "k", time.Second); !held || err != nil {
+		t.Fatalf("TryLease = %v, %v", held, err)
+	}
+	if stored, err := s.SetExFenced(ctx, "k", value(time.Now(), time.Minute), time.Minute, ""); !stored || err != nil {
+		t.Fatalf("SetExFenced = %v, %v", stored, err)
+	}
+	if _, err := s.PurgeTag(ctx, "t"); err != ErrUnsupported {
+		t.Fatalf("PurgeTag error %v, want ErrUnsupported", err)
+	}
+	if got := s.CallTimeout(); got != 0 {
+		t.Fatalf("CallTimeout = %v, want 0 (memory tiers)", got)
+	}
+}

@@ -1,0 +1,206 @@
+package stampede
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/seed-a1426414/stampede/internal/entry"
+)
+
+// fleetStore is what a store offers for fleet coalescing ([WithFleetCoalescing]): a lease per key that
+// one replica holds while it runs the handler, a write that only the holder may make, and a notice that
+// wakes the other replicas when the holder is done. backends/redisstore implements it (and
+// backends/tieredstore passes it on); a store needs no import of this package to offer it.
+type fleetStore interface {
+	// TryLease takes key's lease for lease with a fresh token; held is false when another holds it.
+	TryLease(ctx context.Context, key string, lease time.Duration) (token string, held bool, err error)
+	// SetExFenced stores value under key only while token holds key's lease.
+	SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (stored bool, err error)
+	// Release gives up key's lease if token holds it and announces outcome to the waiting replicas.
+	Release(ctx context.Context, key, token, outcome string) error
+	// WaitRelease blocks until key's lease is released (returning the outcome announced) or gone, or
+	// ctx ends.
+	WaitRelease(ctx context.Context, key string) (outcome string, err error)
+}
+
+// Outcomes a lease holder announces when it releases the lease.
+const (
+	fleetStored = "stored" // the entry is in the store: read it
+	fleetPass   = "pass"   // the response may not be shared: every replica runs its own handler
+	fleetMiss   = "miss"   // nothing was stored (not storable, failed write, panic): try the lease again
+)
+
+// fleetLease is the lease this process's leader holds on its key while it runs the handler.
+type fleetLease struct {
+	key      string
+	token    string
+	handed   atomic.Bool // persistFleet took charge of releasing it
+	released atomic.Bool
+}
+
+// fleetLead is the fleet step of a run (see [WithFleetCoalescing]), made before the handler runs. It
+// returns served when another replica's stored response was replayed to w and published to f's
+// waiters, so the handler must not run; otherwise the lease this process now holds (nil when none: run
+// without one, as a per-process leader). Store errors and timeouts only ever lead to the latter.
+func (c *Cache) fleetLead(f *flight[*result], w http.ResponseWriter, r *http.Request, o runOpts) (l *fleetLease, served bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.fleetLease+c.cfg.storeTimeout)
+	defer cancel()
+	detached := r.WithContext(ctx)
+	for try := range 2 {
+		token, held, ok := c.tryLease(ctx, o.k)
+		switch {
+		case !ok:
+			return nil, false // the store failed or the breaker is open: per-process coalescing
+		case held:
+			l = &fleetLease{key: o.k.s, token: token}
+			// Another replica may have stored the response between this process's look-up and the lease.
+			if c.fleetServe(f, w, detached, o) {
+				c.fleetRelease(l, fleetStored)
+				return nil, true
+			}
+			return l, false
+		case try == 1:
+			return nil, false // lost the lease twice: run without one rather than wait again
+		}
+		outcome, err := c.fleet.WaitRelease(ctx, o.k.s)
+		if err != nil {
+			return nil, false
+		}
+		if outcome == fleetPass {
+			c.pass.add(o.k, c.cfg.clock())
+			return nil, false
+		}
+		if c.fleetServe(f, w, detached, o) {
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// tryLease asks for o.k's lease through the breaker; ok is false when the store could not answer.
+func (c *Cache) tryLease(ctx context.Context, k key) (token string, held, ok bool) {
+	allowed, probe := c.breaker.allow(c.cfg.clock())
+	if !allowed {
+		return "", false, false
+	}
+	sctx, cancel := c.storeCtx(ctx)
+	token, held, err := c.fleet.TryLease(sctx, k.s, c.cfg.fleetLease)
+	cancel()
+	c.breaker.done(c.cfg.clock(), probe, err)
+	if err != nil {
+		c.stats.getErrors.Add(1)
+		c.logger.Debug("stampede: fleet lease failed, coalescing in this process only", "cache", c.cfg.name, "error", err)
+		return "", false, false
+	}
+	return token, held, true
+}
+
+// fleetServe looks in the store for a fresh entry for r (following a Vary index); when there is one it
+// replays it to w and publishes it to f's waiters.
+func (c *Cache) fleetServe(f *flight[*result], w http.ResponseWriter, r *http.Request, o runOpts) bool {
+	now := c.cfg.clock()
+	k := o.k
+	for range 2 {
+		v, found, variant := c.lookup(r, k, o.anonAuth, now)
+		switch {
+		case found == lookupVariant:
+			k = variant
+			continue
+		case found != lookupEntry || entryState(&v, now) != stateFresh:
+			return false
+		}
+		e, err := entry.Decode(v.Raw())
+		if err != nil {
+			return false
+		}
+		res := &result{status: e.Status, header: e.Header, body: e.Body, vary: e.Vary,
+			age:         strconv.FormatInt(int64(now.Sub(e.StoredAt)/time.Second), 10),
+			cacheStatus: "hit; detail=fleet-coalesced"}
+		c.flights.run(f, func() *result { return res }, nil)
+		c.stats.fleetServed.Add(1)
+		c.logDecision(r.Context(), k.s, "HIT", "fleet-coalesced")
+		c.replayStored(w, r, &v, now, xCacheHit, "hit; detail=fleet-coalesced")
+		return true
+	}
+	return false
+}
+
+// persistFleet is persist for a run that holds a lease: the entry is written only while the lease is
+// still this process's (a holder whose lease expired and was taken over cannot overwrite the newer
+// entry), then the lease is released with the outcome, waking the other replicas.
+func (c *Cache) persistFleet(l *fleetLease) func(res *result) func() {
+	return func(res *result) func() {
+		l.handed.Store(true)
+		return func() {
+			outcome := fleetMiss
+			defer func() {
+				if p := recover(); p != nil {
+					c.stats.setErrors.Add(1)
+					c.logger.Error("stampede: store panicked on write", "cache", c.cfg.name, "panic", p)
+				}
+				c.fleetRelease(l, outcome)
+			}()
+			switch {
+			case res == nil:
+			case res.unshareable != "":
+				outcome = fleetPass
+			case res.encoded != nil && c.store != nil:
+				if c.writeLeased(l, res.storeKey, res.encoded, res.ttl) &&
+					(res.index == nil || c.writeLeased(l, res.indexKey, res.index, res.ttl)) {
+					outcome = fleetStored
+					c.indexTags(res)
+				}
+			}
+		}
+	}
+}
+
+// writeLeased writes k fenced by l when l is k's lease, and as a plain write otherwise (a variant of a
+// varying response lives at another key than the index its lease guards, possibly in another slot).
+func (c *Cache) writeLeased(l *fleetLease, k key, value []byte, ttl time.Duration) bool {
+	if k.s != l.key {
+		return c.write(k, value, ttl)
+	}
+	ok, probe := c.breaker.allow(c.cfg.clock())
+	if !ok {
+		return false
+	}
+	ctx, cancel := c.storeCtx(context.Background())
+	defer cancel()
+	stored, err := c.fleet.SetExFenced(ctx, k.s, value, ttl, l.token)
+	c.breaker.done(c.cfg.clock(), probe, err)
+	switch {
+	case err != nil:
+		c.stats.setErrors.Add(1)
+		c.logger.Debug("stampede: store write failed", "cache", c.cfg.name, "error", err)
+	case !stored:
+		c.stats.fleetFenced.Add(1)
+		c.logger.Warn("stampede: lease expired before the response was stored; another replica's entry wins",
+			"cache", c.cfg.name, "lease", c.cfg.fleetLease)
+	}
+	return stored
+}
+
+// fleetAbandon releases l when the run ended without a result to persist (a panic, runtime.Goexit), so
+// the other replicas try the lease again at once instead of waiting for it to expire.
+func (c *Cache) fleetAbandon(l *fleetLease) {
+	if !l.handed.Load() {
+		c.fleetRelease(l, fleetMiss)
+	}
+}
+
+// fleetRelease gives l up once, announcing outcome. An error only delays the other replicas until the
+// lease expires.
+func (c *Cache) fleetRelease(l *fleetLease, outcome string) {
+	if l == nil || l.released.Swap(true) {
+		return
+	}
+	ctx, cancel := c.storeCtx(context.Background())
+	defer cancel()
+	if err := c.fleet.Release(ctx, l.key, l.token, outcome); err != nil {
+		c.logger.Debug("stampede: lease release failed", "cache", c.cfg.name, "error", err)
+	}
+}

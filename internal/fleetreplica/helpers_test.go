@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/seed-a1426414/stampede"
+)
+
+// binary is the replica binary, built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fleetreplica")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "fleetreplica")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// host is the Host every request carries: the key includes the host, and replicas listen on
+// different ports.
+const host = "fleet.test"
+
+// origin counts its calls per path. Each call answers "path #n" where n counts calls of that path,
+// after delay (or hang for paths under /hang/ on their first call), with the tags in ?tag= as Cache-Tag.
+type origin struct {
+	srv   *httptest.Server
+	delay time.Duration
+	hang  time.Duration
+
+	total atomic.Int64
+	mu    sync.Mutex
+	calls map[string]int         // guarded by mu
+	done  map[string][]time.Time // when each call returned; guarded by mu
+}
+
+func newOrigin(t *testing.T, delay time.Duration) *origin {
+	o := &origin{delay: delay, calls: map[string]int{}, done: map[string][]time.Time{}}
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.total.Add(1)
+		o.mu.Lock()
+		o.calls[r.URL.Path]++
+		n := o.calls[r.URL.Path]
+		o.mu.Unlock()
+		d := o.delay
+		if strings.HasPrefix(r.URL.Path, "/hang/") && n == 1 {
+			d = o.hang
+		}
+		time.Sleep(d) // the origin's work
+		if tag := r.URL.Query().Get("tag"); tag != "" {
+			w.Header().Set("Cache-Tag", tag)
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		o.mu.Lock()
+		o.done[r.URL.Path] = append(o.done[r.URL.Path], time.Now())
+		o.mu.Unlock()
+		fmt.Fprintf(w, "%s #%d", r.URL.Path, n)
+	}))
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+func (o *origin) callsOf(path string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.calls[path]
+}
+
+// replica is one replica process.
+type replica struct {
+	name string
+	url  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startReplicas starts n replica processes in front of o, with the given extra flags.
+func startReplicas(t *testing.T, n int, o *origin, flags ...string) []*replica {
+	t.Helper()
+	reps := make([]*replica, n)
+	for i := range reps {
+		name := string(rune('a' + i))
+		args := append([]string{"-origin", o.srv.URL, "-name", name, "-store-timeout", "1s"}, flags...)
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0") // a race-built binary sleeps 1 s at exit otherwise
+		cmd.Stderr = &prefixWriter{prefix: "replica " + name + ": "}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := &replica{name: name, cmd: cmd, done: make(chan struct{})}
+		go func() { _ = cmd.Wait(); close(r.done) }()
+		t.Cleanup(r.stop)
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+		if err != nil || !ok {
+			t.Fatalf("replica %s: %q, %v", name, line, err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		r.url = "http://" + addr
+		reps[i] = r
+		// Warm up: the first request dials Redis (and loads a cluster's slot map).
+		if _, _, _, err := get(context.Background(), http.DefaultClient, r.url, "/warmup/"+name); err != nil {
+			t.Fatalf("replica %s: warm-up: %v", name, err)
+		}
+	}
+	return reps
+}
+
+func (r *replica) stop() {
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	began := time.Now()
+	defer func() {
+		if d := time.Since(began); d > time.Second {
+			fmt.Fprintf(os.Stderr, "replica %s took %v to stop\n", r.name, d)
+		}
+	}()
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
+}
+
+// prefixWriter copies a replica's stderr to the test's, each line prefixed with the replica's name.
+type prefixWriter struct {
+	prefix string
+	mu     sync.Mutex
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		fmt.Fprintln(os.Stderr, p.prefix+line)
+	}
+	return len(b), nil
+}
+
+func newClient(conns int) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: 5 * time.Second}}
+}
+
+// get sends GET base+path with Host fleet.test and returns the status, body and X-Cache.
+func get(ctx context.Context, c *http.Client, base, path string) (status int, body, xcache string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	if err != nil {
+		return 0, "", "", err
+	}
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header.Get("X-Cache"), err
+}
+
+func stats(t *testing.T, c *http.Client, r *replica) stampede.Snapshot {
+	t.Helper()
+	resp, err := c.Get(r.url + "/_stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s stampede.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

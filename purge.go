@@ -1,0 +1,79 @@
+package stampede
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/seed-a1426414/stampede/internal/entry"
+)
+
+// ErrNotCached is returned by [Cache.Purge] for a request the cache never stores (it would pass through:
+// a key function error, a keyed body over the limit, an upgrade, ...).
+var ErrNotCached = errors.New("stampede: request is not cached")
+
+// Purge removes the stored response for r: the entry under r's key and, when the response varies,
+// the variant r's headers select and the index (other variants are unreachable without the index and
+// expire by their TTL). r is keyed as it would be when served; a method the cache does not serve counts
+// as GET, so an incoming PURGE request for a URL can be passed as it is. With a store that announces
+// deletions (backends/redisstore) every replica's local tier drops the entry too.
+func (c *Cache) Purge(ctx context.Context, r *http.Request) error {
+	if c.store == nil {
+		return nil
+	}
+	if !c.cfg.methods[r.Method] {
+		r = r.Clone(ctx)
+		r.Method = http.MethodGet
+		r.Body = http.NoBody
+	}
+	if r.Header["Upgrade"] != nil {
+		return fmt.Errorf("%w: %s", ErrNotCached, reasonUpgrade)
+	}
+	k, _, reason := c.key(r)
+	if reason != "" {
+		return fmt.Errorf("%w: %s", ErrNotCached, reason)
+	}
+	var errs []error
+	sctx, cancel := c.storeCtx(ctx)
+	b, found, err := c.store.Get(sctx, k.s)
+	cancel()
+	if err != nil {
+		errs = append(errs, err)
+	} else if found {
+		if v, err := entry.Parse(b); err == nil && v.Flags&entry.FlagVaryIndex != 0 {
+			errs = append(errs, c.PurgeKey(ctx, c.variantKey(k, &v, r.Header).s))
+		}
+	}
+	errs = append(errs, c.PurgeKey(ctx, k.s))
+	return errors.Join(errs...)
+}
+
+// PurgeKey removes the entry stored under storeKey (as logged, or as [Cache.Purge] derives it).
+func (c *Cache) PurgeKey(ctx context.Context, storeKey string) error {
+	if c.store == nil {
+		return nil
+	}
+	ctx, cancel := c.storeCtx(ctx)
+	defer cancel()
+	return c.store.Delete(ctx, storeKey)
+}
+
+// PurgeTag removes every stored response that carried tag in a Cache-Tag or Surrogate-Key response
+// header (values separated by spaces or commas). With a store that keeps the tag index
+// (backends/redisstore) the purge covers what every replica stored; with other stores it covers what
+// this process stored, as remembered by a bounded in-memory index.
+func (c *Cache) PurgeTag(ctx context.Context, tag string) error {
+	if c.store == nil {
+		return nil
+	}
+	if ts, ok := c.store.(tagStore); ok {
+		_, err := ts.PurgeTag(ctx, tag)
+		return err
+	}
+	var errs []error
+	for _, k := range c.tags.take(tag) {
+		errs = append(errs, c.PurgeKey(ctx, k))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,74 @@
+package stampede_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a1426414/stampede"
+)
+
+// TestPurge: Purge removes one URL's entry (also when asked with another method), PurgeTag every entry
+// whose response carried the tag (Cache-Tag or Surrogate-Key, spaces or commas), through the in-process
+// tag index of a store that keeps none; a request that is never cached is ErrNotCached.
+func TestPurge(t *testing.T) {
+	t.Parallel()
+	o := &origin{serve: func(w http.ResponseWriter, r *http.Request, n int64) {
+		if tags := r.URL.Query().Get("tags"); tags != "" {
+			w.Header().Set(r.URL.Query().Get("h"), tags)
+		}
+		fmt.Fprintf(w, "run %d", n)
+	}}
+	c := stampede.New(nil, newMem(t), time.Minute,
+		stampede.WithKeyFunc(func(r *http.Request) (string, error) {
+			if r.Header.Get("X-Fail") != "" {
+				return "", errors.New("no key")
+			}
+			return "", nil
+		}))
+	h := c.Handler(o)
+	fetch := func(url string) string {
+		rec := serveDirect(h, httptest.NewRequest(http.MethodGet, url, nil))
+		c.Wait()
+		return rec.Header().Get("X-Cache")
+	}
+	ctx := context.Background()
+	urls := []string{"/a", "/b?h=Cache-Tag&tags=news,sport", "/c?h=Surrogate-Key&tags=sport%20news", "/d?h=Cache-Tag&tags=other"}
+	for _, u := range urls {
+		require.Equal(t, "MISS", fetch(u), u)
+		require.Equal(t, "HIT", fetch(u), u)
+	}
+
+	require.NoError(t, c.Purge(ctx, httptest.NewRequest("PURGE", "/a", nil)))
+	assert.Equal(t, "MISS", fetch("/a"), "purged by URL")
+
+	require.NoError(t, c.PurgeTag(ctx, "news"))
+	assert.Equal(t, "MISS", fetch(urls[1]), "tagged news")
+	assert.Equal(t, "MISS", fetch(urls[2]), "tagged news")
+	assert.Equal(t, "HIT", fetch(urls[3]), "not tagged news")
+
+	req := httptest.NewRequest(http.MethodGet, "/a", nil)
+	req.Header.Set("X-Fail", "1")
+	assert.ErrorIs(t, c.Purge(ctx, req), stampede.ErrNotCached)
+	assert.NoError(t, stampede.New(nil, nil, 0).PurgeTag(ctx, "x"), "nothing stored, nothing to purge")
+}
+
+// TestFleetCoalescingOption: a negative lease panics at build time; a store without leases ignores it.
+func TestFleetCoalescingOption(t *testing.T) {
+	t.Parallel()
+	assert.PanicsWithValue(t, "stampede: WithFleetCoalescing expects lease >= 0, got -1s", func() {
+		stampede.New(nil, nil, 0, stampede.WithFleetCoalescing(-time.Second))
+	})
+	c := stampede.New(nil, newMem(t), time.Minute, stampede.WithFleetCoalescing(time.Second))
+	rec := serveDirect(c.Handler(&origin{serve: func(w http.ResponseWriter, _ *http.Request, _ int64) {}}),
+		httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, "MISS", rec.Header().Get("X-Cache"))
+	c.Wait()
+}
