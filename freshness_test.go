@@ -2,6 +2,7 @@ package stampede
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,4 +133,28 @@ func TestNotModified(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestVariantKeySharesSlot(t *testing.T) {
+	t.Parallel()
+	c := New(nil, nil, 0)
+	primary, _, _ := c.key(mustRequest(t, "/v"))
+	v := variantKeyFor(primary, []string{"Accept-Language"}, http.Header{"Accept-Language": {"de"}})
+	tag := func(s string) string { return s[strings.IndexByte(s, '{') : strings.IndexByte(s, '}')+1] }
+	if tag(v.s) != tag(primary.s) || v.s == primary.s {
+		t.Fatalf("variant %q must share the hash tag of %q and differ from it", v.s, primary.s)
+	}
+	w := variantKeyFor(primary, []string{"Accept-Language"}, http.Header{"Accept-Language": {"fr"}})
+	if w.s == v.s {
+		t.Fatal("different values, different variants")
+	}
+}
+
+func mustRequest(t *testing.T, target string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest("GET", "http://h"+target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -125,11 +125,12 @@ func (c *Cache) logDecisionSlow(ctx context.Context, storeKey, outcome, reason s
 // keyDigest returns the hex digest inside a store key "<prefix>:<version>:{<digest>}", or "" when there
 // is no key yet (the request passed through before it was keyed).
 func keyDigest(storeKey string) string {
-	i := strings.LastIndexByte(storeKey, '{')
-	if i < 0 || !strings.HasSuffix(storeKey, "}") {
+	i := strings.IndexByte(storeKey, '{')
+	j := strings.IndexByte(storeKey, '}')
+	if i < 0 || j < i {
 		return ""
 	}
-	return storeKey[i+1 : len(storeKey)-1]
+	return storeKey[i+1:j] + storeKey[j+1:] // a variant's "~<digest>" follows the hash tag
 }
 
 // Snapshot is a copy of one Cache's counters at one moment, with rates derived from them. The

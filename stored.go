@@ -90,12 +90,12 @@ func variantKeyFor(primary key, names []string, h http.Header) key {
 	}
 	var sum [sha256.Size]byte
 	d.Sum(sum[:0])
-	base := primary.s[:len(primary.s)-1] // drop the closing brace of the hash tag
-	out := make([]byte, 0, len(base)+1+2*digestLen+1)
-	out = append(out, base...)
+	// The variant's suffix goes after the hash tag's closing brace, so Redis Cluster hashes only the
+	// primary digest: the index, every variant and their leases share one slot.
+	out := make([]byte, 0, len(primary.s)+1+2*digestLen)
+	out = append(out, primary.s...)
 	out = append(out, '~')
 	out = hex.AppendEncode(out, sum[:digestLen])
-	out = append(out, '}')
 	return key{s: string(out), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
 }
 
