@@ -97,17 +97,21 @@ func (rig *statsRig) do(req *http.Request) *httptest.ResponseRecorder {
 }
 
 // coalesce runs leader, waits until its run has started, lets each waiter join it, then releases the
-// run and waits for everyone. Waiters with a cancel func are cancelled once they all joined, before the
-// run ends.
+// run and waits for everyone. cancels end the contexts of the last len(cancels) waiters once all joined;
+// those waiters must have left before the run is released.
 func (rig *statsRig) coalesce(t *testing.T, leader *http.Request, waiters []*http.Request, cancels []context.CancelFunc) {
 	t.Helper()
 	rig.gate = make(chan struct{})
 	joins := newJoinCounter(int64(len(waiters)))
 	stampede.SetJoinHook(rig.c, joins.hook)
-	var wg sync.WaitGroup
+	var wg, cancelled sync.WaitGroup
 	wg.Go(func() { serveDirect(rig.h, leader) })
 	<-rig.first
-	for _, w := range waiters {
+	for i, w := range waiters {
+		if i >= len(waiters)-len(cancels) { // the last len(cancels) waiters are the ones cancels end
+			cancelled.Go(func() { serveDirect(rig.h, w) })
+			continue
+		}
 		wg.Go(func() { serveDirect(rig.h, w) })
 	}
 	if len(waiters) > 0 {
@@ -116,6 +120,9 @@ func (rig *statsRig) coalesce(t *testing.T, leader *http.Request, waiters []*htt
 	for _, cancel := range cancels {
 		cancel()
 	}
+	// A cancelled waiter must have left before the run answers: with both ready, its select could
+	// otherwise take the answer and count as coalesced.
+	cancelled.Wait()
 	close(rig.gate)
 	wg.Wait()
 	rig.c.Wait()
