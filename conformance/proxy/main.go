@@ -92,10 +92,9 @@ func main() {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(os.Stderr, "proxy: ", 0),
 	}
-	fmt.Printf("listening on %s\n", ln.Addr())
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	fmt.Printf("listening on %s\n", ln.Addr()) // after NotifyContext: a signal from here on is a clean stop
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
