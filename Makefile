@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 EXAMPLES := $(patsubst %/,%,$(wildcard _example/*/))
 
-.PHONY: test demo deps vet build-examples fuzz bench bench-deps
+.PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance
 
 test: deps vet build-examples
 	$(GO) test -race -count=1 -timeout 8m ./...
@@ -61,3 +61,14 @@ bench-deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p) >/dev/null 2>&1 \
 		|| sudo -n sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p" >/dev/null 2>&1 \
 		|| echo "could not install $$p: the parts that need it are skipped"; }; done
+
+# The HTTP caching test suite (npm package http-cache-tests 0.4.5, the suite behind cache-tests.fyi)
+# against stampede in front of a reverse proxy, summarised beside the caches whose results the package
+# ships; see conformance/README.md. Needs Node.js 20+ and npm (not part of `make test`).
+# One test, verbosely: make conformance ID=freshness-max-age
+ID ?=
+conformance:
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		echo "make conformance needs Node.js (20 or later) and npm on PATH; install them (Debian: apt-get install nodejs npm) and rerun" >&2; \
+		exit 1; }
+	bash conformance/run.sh $(ID)
