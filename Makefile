@@ -6,9 +6,9 @@ EXAMPLES := $(patsubst %/,%,$(wildcard _example/*/))
 # browser driver). Each has a replace directive to this checkout. bench/ is one too, handled apart.
 SUBMODULES := metrics/prometheus test/browser
 
-.PHONY: test demo deps vet build-examples fuzz bench bench-deps tidy
+.PHONY: test demo deps vet build-examples fuzz bench bench-deps tidy check-modules
 
-test: deps vet build-examples
+test: deps vet check-modules build-examples
 	$(GO) test -race -count=1 -timeout 8m ./...
 	@for m in $(SUBMODULES); do echo "test ./$$m (module)"; (cd $$m && $(GO) test -race -count=1 -timeout 5m ./...) || exit 1; done
 	cd bench && $(GO) vet ./... && $(GO) build ./... && $(GO) test -count=1 ./internal/...
@@ -21,6 +21,10 @@ vet:
 # go mod tidy in every module of the repository.
 tidy:
 	@for m in . $(SUBMODULES) bench; do echo "tidy ./$$m"; (cd $$m && $(GO) mod tidy) || exit 1; done
+
+# A program that imports only the root package and backends/memstore gets at most 12 modules.
+check-modules:
+	GO=$(GO) scripts/check-modules.sh
 
 # _example is ignored by ./... patterns, so each example is built on purpose.
 build-examples:
