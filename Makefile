@@ -6,9 +6,9 @@ EXAMPLES := $(patsubst %/,%,$(wildcard _example/*/))
 # browser driver). Each has a replace directive to this checkout. bench/ is one too, handled apart.
 SUBMODULES := metrics/prometheus test/browser
 
-.PHONY: test demo deps vet build-examples fuzz bench bench-deps tidy check-modules
+.PHONY: test demo deps vet build-examples fuzz bench bench-deps tidy check-modules check-refs
 
-test: deps vet check-modules build-examples
+test: deps vet check-refs check-modules build-examples
 	$(GO) test -race -count=1 -timeout 8m ./...
 	@for m in $(SUBMODULES); do echo "test ./$$m (module)"; (cd $$m && $(GO) test -race -count=1 -timeout 5m ./...) || exit 1; done
 	cd bench && $(GO) vet ./... && $(GO) build ./... && $(GO) test -count=1 ./internal/...
@@ -21,6 +21,11 @@ vet:
 # go mod tidy in every module of the repository.
 tidy:
 	@for m in . $(SUBMODULES) bench; do echo "tidy ./$$m"; (cd $$m && $(GO) mod tidy) || exit 1; done
+
+# Markdown links, images and anchors, and repository paths in code spans, resolve inside the repository;
+# no file mentions the directory next to the checkout.
+check-refs:
+	$(GO) run ./internal/tools/checkrefs .
 
 # A program that imports only the root package and backends/memstore gets at most 12 modules.
 check-modules:
