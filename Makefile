@@ -2,16 +2,34 @@
 SHELL := /bin/bash
 GO ?= go
 EXAMPLES := $(patsubst %/,%,$(wildcard _example/*/))
+# Modules of their own, so that the root module does not require what only they need (Prometheus, a
+# browser driver). Each has a replace directive to this checkout. bench/ is one too, handled apart.
+SUBMODULES := metrics/prometheus test/browser
 
-.PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance
+.PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs
 
-test: deps vet build-examples
+test: deps vet check-refs check-modules build-examples
 	$(GO) test -race -count=1 -timeout 8m ./...
+	@for m in $(SUBMODULES); do echo "test ./$$m (module)"; (cd $$m && $(GO) test -race -count=1 -timeout 5m ./...) || exit 1; done
 	cd bench && $(GO) vet ./... && $(GO) build ./... && $(GO) test -count=1 ./internal/...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./... $(addprefix ./,$(EXAMPLES))
+	@for m in $(SUBMODULES); do echo "vet ./$$m (module)"; (cd $$m && $(GO) vet ./...) || exit 1; done
+
+# go mod tidy in every module of the repository.
+tidy:
+	@for m in . $(SUBMODULES) bench; do echo "tidy ./$$m"; (cd $$m && $(GO) mod tidy) || exit 1; done
+
+# Markdown links, images and anchors, and repository paths in code spans, resolve inside the repository;
+# no file mentions the directory next to the checkout.
+check-refs:
+	$(GO) run ./internal/tools/checkrefs .
+
+# A program that imports only the root package and backends/memstore gets at most 12 modules.
+check-modules:
+	GO=$(GO) scripts/check-modules.sh
 
 # _example is ignored by ./... patterns, so each example is built on purpose.
 build-examples:
@@ -25,7 +43,7 @@ deps:
 		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server' >/dev/null 2>&1 \
 		|| echo "could not install redis-server: Redis tests will fail under CI=true"; }
 	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing chromium (for the stats page test)"; \
+		echo "installing chromium (for the stats page test in test/browser)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
 		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' >/dev/null 2>&1 \
 		|| echo "could not install chromium: the browser test will fail under CI=true"; }

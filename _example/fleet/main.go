@@ -1,7 +1,9 @@
-// Command fleet shows fleet coalescing: three replica processes (this program, re-executed with
-// -replica) share one Redis and sit in front of one origin, which counts its calls. A burst of
-// concurrent requests for one cold key, spread over the replicas, calls the origin once; without
-// -fleet it is called once per replica. Then a purge by tag on one replica is seen by the others.
+// Command fleet shows fleet coalescing: three replica processes (this program, re-executed with the
+// argument "replica"; the replica itself is internal/fleetreplica, the server the fleet tests run) share
+// one Redis, each with a memory tier in front of it, and sit in front of one origin, which counts its
+// calls. A burst of concurrent requests for one cold key, spread over the replicas, calls the origin
+// once; without -fleet it is called once per replica. Then a purge by tag on one replica is seen by the
+// others.
 //
 //	go run ./_example/fleet -redis 127.0.0.1:6379
 //	go run ./_example/fleet -redis 127.0.0.1:6379 -fleet=false
@@ -18,31 +20,31 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/seed-a1426414/stampede"
-	"github.com/seed-a1426414/stampede/backends/memstore"
-	"github.com/seed-a1426414/stampede/backends/redisstore"
-	"github.com/seed-a1426414/stampede/backends/tieredstore"
+	"github.com/seed-a1426414/stampede/internal/fleetreplica"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "replica" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := fleetreplica.Run(ctx, os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	var (
 		redisAddr = flag.String("redis", "127.0.0.1:6379", "Redis address")
 		fleet     = flag.Bool("fleet", true, "coalesce across replicas (WithFleetCoalescing)")
-		replica   = flag.String("replica", "", "internal: run as a replica of this origin URL")
 		burst     = flag.Int("burst", 300, "concurrent requests in the burst")
 	)
 	flag.Parse()
-	if *replica != "" {
-		runReplica(*redisAddr, *replica, *fleet)
-		return
-	}
 
 	// The origin: slow, counts its calls, tags its responses.
 	var calls atomic.Int64
@@ -59,10 +61,14 @@ func main() {
 	go func() { _ = origin.Serve(ol) }()
 	defer origin.Close()
 
+	lease := "2s"
+	if !*fleet {
+		lease = "0" // per-process coalescing only
+	}
 	var urls []string
 	for i := range 3 {
-		cmd := exec.Command(os.Args[0], "-replica", "http://"+ol.Addr().String(), "-redis", *redisAddr,
-			fmt.Sprintf("-fleet=%v", *fleet))
+		cmd := exec.Command(os.Args[0], "replica", "-origin", "http://"+ol.Addr().String(), "-redis", *redisAddr,
+			"-lease", lease, "-l1", "5s", "-name", fmt.Sprintf("replica-%d", i))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -73,7 +79,12 @@ func main() {
 		}
 		defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 		line, _ := bufio.NewReader(out).ReadString('\n')
-		urls = append(urls, "http://"+strings.TrimSpace(line))
+		addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+		if !ok {
+			log.Fatalf("replica %d: %q", i, line)
+		}
+		go func() { _, _ = io.Copy(io.Discard, out) }()
+		urls = append(urls, "http://"+addr)
 		fmt.Printf("replica %d on %s\n", i, urls[i])
 	}
 
@@ -88,7 +99,7 @@ func main() {
 	for i := range urls {
 		fmt.Printf("replica %d serves: %s", i, get(urls[i]+path))
 	}
-	_ = get(urls[0] + "/_purge?tag=news")
+	_ = get(urls[0] + "/_purge/tag?tag=news")
 	fmt.Println("purged tag news on replica 0")
 	for i := range urls {
 		fmt.Printf("replica %d serves: %s", i, get(urls[i]+path))
@@ -107,57 +118,4 @@ func get(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// runReplica serves the middleware (memory tier over Redis) in front of a proxy to origin and prints
-// its address.
-func runReplica(redisAddr, origin string, fleet bool) {
-	client := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true, MaxRetries: -1})
-	defer client.Close()
-	rs := redisstore.New(client)
-	defer rs.Close()
-	mem, err := memstore.New(64 << 20)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer mem.Close()
-	store := tieredstore.New(mem, rs)
-	defer store.Close()
-	var opts []stampede.Option
-	if fleet {
-		opts = append(opts, stampede.WithFleetCoalescing(2*time.Second))
-	}
-	cache := stampede.New(nil, store, time.Minute, opts...)
-
-	proxy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		resp, err := http.Get(origin + r.URL.RequestURI())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		w.Header().Set("Cache-Tag", resp.Header.Get("Cache-Tag"))
-		_, _ = io.Copy(w, resp.Body)
-	})
-	mux := http.NewServeMux()
-	mux.Handle("/", cache.Handler(proxy))
-	mux.HandleFunc("/_purge", func(w http.ResponseWriter, r *http.Request) {
-		if err := cache.PurgeTag(r.Context(), r.URL.Query().Get("tag")); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-		}
-	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(l.Addr())
-	srv := &http.Server{Handler: mux}
-	go func() {
-		ctx, stop := signalContext()
-		defer stop()
-		<-ctx.Done()
-		_ = srv.Shutdown(context.Background())
-	}()
-	_ = srv.Serve(l)
-	cache.Wait()
 }

@@ -4,8 +4,8 @@
 //
 // Every entry is charged len(key) + len(value) + [Overhead] bytes, and the store keeps the sum of the
 // charges of its entries within the maxBytes given to [New]. A response of 8 MiB therefore weighs as
-// much as thousands of small ones, which is what bounds the memory of an HTTP cache (SPEC §7.3). A
-// value whose charge alone exceeds the budget is not stored at all.
+// much as thousands of small ones, which is what bounds the memory of an HTTP cache
+// (docs/behaviour.md §7.3). A value whose charge alone exceeds the budget is not stored at all.
 //
 // Eviction is amortised: otter applies a write to the table at once and reports it to the eviction
 // policy through a buffer that a background task drains. Until the drain, the entries held may exceed

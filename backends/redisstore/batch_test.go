@@ -52,7 +52,7 @@ func TestBatchGetSingle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := infoCalls(t, srv, "mget")
+			before := srv.CommandCalls(t, "mget")
 			got, err := s.BatchGet(ctx, tt.keys)
 			if err != nil {
 				t.Fatalf("BatchGet: %v", err)
@@ -62,7 +62,7 @@ func TestBatchGetSingle(t *testing.T) {
 			if len(tt.keys) == 0 {
 				wantMGETs = 0
 			}
-			if n := infoCalls(t, srv, "mget") - before; n != wantMGETs {
+			if n := srv.CommandCalls(t, "mget") - before; n != wantMGETs {
 				t.Fatalf("%d MGETs for one BatchGet, want %d", n, wantMGETs)
 			}
 		})
@@ -301,7 +301,7 @@ func TestCluster(t *testing.T) {
 func clusterCalls(t *testing.T, cl *redistest.Cluster, cmd string) int {
 	total := 0
 	for _, node := range cl.Nodes() {
-		total += infoCalls(t, node, cmd)
+		total += node.CommandCalls(t, cmd)
 	}
 	return total
 }

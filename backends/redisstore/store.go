@@ -68,9 +68,9 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 
 // Get returns the entry stored under key. A missing key is (nil, false, nil). A value this package did
 // not write, or a compressed value that does not decompress, is returned as stored: the entry decoder
-// rejects it, so the middleware treats it as a miss and overwrites it (SPEC §6.4); errors are kept for
-// Redis being unreachable or slow. The returned slice may share memory with go-redis's reply (no copy is
-// made); as the Store contract says, nobody may modify it.
+// rejects it, so the middleware treats it as a miss and overwrites it (docs/behaviour.md §6.4); errors
+// are kept for Redis being unreachable or slow. The returned slice may share memory with go-redis's
+// reply (no copy is made); as the Store contract says, nobody may modify it.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -427,25 +426,4 @@ func BenchmarkGetGuarded(b *testing.B) {
 			_, _, err := s.Get(ctx, "bench")
 			return err
 		})
-}
-
-// infoCalls returns the calls count of a command from INFO commandstats (0 before its first call).
-func infoCalls(tb testing.TB, srv *redistest.Server, cmd string) int {
-	tb.Helper()
-	info, err := srv.Do("INFO", "commandstats")
-	if err != nil {
-		tb.Fatalf("INFO commandstats: %v", err)
-	}
-	for line := range strings.SplitSeq(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-		if err != nil {
-			tb.Fatalf("parse %q: %v", line, err)
-		}
-		return n
-	}
-	return 0
 }

@@ -1,11 +1,10 @@
-package main
+package fleetreplica
 
 import (
 	"context"
 	"fmt"
 	"math/rand"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,22 +76,6 @@ func zipfTrace(n int, seed int64) []string {
 	return trace
 }
 
-// commandCalls returns the calls of cmd in srv's INFO commandstats.
-func commandCalls(t *testing.T, srv *redistest.Server, cmd string) int {
-	t.Helper()
-	info, err := srv.Do("INFO", "commandstats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(info, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
-			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-			return n
-		}
-	}
-	return 0
-}
-
 // TestFleetZipf: the Zipf trace (20,000 requests, 1,000 workers) spread over three replicas with a
 // memory tier in front of Redis: the origin is called once per distinct key. Played a second time, the
 // replicas answer from their memory tier: Redis GETs per distinct key per replica are reported.
@@ -136,9 +119,9 @@ func TestFleetZipf(t *testing.T) {
 		wg.Wait()
 		return bad.Load(), time.Since(begin)
 	}
-	getsBefore := commandCalls(t, srv, "get")
+	getsBefore := srv.CommandCalls(t, "get")
 	wrong, took := play()
-	gets1 := commandCalls(t, srv, "get") - getsBefore
+	gets1 := srv.CommandCalls(t, "get") - getsBefore
 	if wrong > 0 {
 		t.Fatalf("%d wrong responses", wrong)
 	}
@@ -156,11 +139,11 @@ func TestFleetZipf(t *testing.T) {
 		t.Fatalf("origin calls = %d, want %d (distinct keys); %d keys loaded more than once", got, len(distinct), dup)
 	}
 
-	getsBefore = commandCalls(t, srv, "get")
+	getsBefore = srv.CommandCalls(t, "get")
 	if wrong, took = play(); wrong > 0 {
 		t.Fatalf("%d wrong responses", wrong)
 	}
-	gets2 := commandCalls(t, srv, "get") - getsBefore
+	gets2 := srv.CommandCalls(t, "get") - getsBefore
 	t.Logf("pass 2 (warm): %v: origin calls %d in all; Redis GETs %d (%.3f per distinct key per replica)",
 		took.Round(time.Millisecond), o.total.Load()-3, gets2, float64(gets2)/float64(3*len(distinct)))
 	if gets2 > 3*len(distinct) {
@@ -364,7 +347,7 @@ func TestFleetPurge(t *testing.T) {
 				}
 			}
 		}
-		before := commandCalls(t, srv, "get")
+		before := srv.CommandCalls(t, "get")
 		for _, r := range reps {
 			for _, p := range paths {
 				if _, _, x, _ := get(ctx, c, r.url, p); x != "HIT" {
@@ -372,7 +355,7 @@ func TestFleetPurge(t *testing.T) {
 				}
 			}
 		}
-		if n := commandCalls(t, srv, "get") - before; n != 0 {
+		if n := srv.CommandCalls(t, "get") - before; n != 0 {
 			t.Fatalf("warm replicas sent %d GETs to Redis; their memory tier should answer", n)
 		}
 		return bodies

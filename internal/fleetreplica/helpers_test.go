@@ -1,4 +1,4 @@
-package main
+package fleetreplica
 
 import (
 	"bufio"
@@ -10,7 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,26 +23,31 @@ import (
 	"github.com/seed-a1426414/stampede"
 )
 
-// binary is the replica binary, built once by TestMain.
+// asReplica is set in the environment of the replica processes: the test binary, re-executed, runs Run
+// with its arguments instead of the tests (so the replicas have the race detector exactly when the
+// tests do).
+const asReplica = "STAMPEDE_FLEETREPLICA_RUN"
+
+// binary is the replica binary: this test binary.
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fleetreplica")
-	if err != nil {
+	if os.Getenv(asReplica) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	var err error
+	if binary, err = os.Executable(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "fleetreplica")
-	args := []string{"build", "-o", binary}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := m.Run()
-	_ = os.RemoveAll(dir)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
@@ -117,7 +122,8 @@ func startReplicas(t *testing.T, n int, o *origin, flags ...string) []*replica {
 		name := string(rune('a' + i))
 		args := append([]string{"-origin", o.srv.URL, "-name", name, "-store-timeout", "1s"}, flags...)
 		cmd := exec.Command(binary, args...)
-		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0") // a race-built binary sleeps 1 s at exit otherwise
+		cmd.Env = append(os.Environ(), asReplica+"=1",
+			"GORACE=atexit_sleep_ms=0") // a race-built binary sleeps 1 s at exit otherwise
 		cmd.Stderr = &prefixWriter{prefix: "replica " + name + ": "}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {

@@ -73,6 +73,44 @@ func (s *Server) Client() *redis.Client {
 // bulk string). It needs no go-redis client, so it works while clients under test are misbehaving.
 func (s *Server) Do(args ...string) (string, error) { return do(s.Addr(), args...) }
 
+// CommandCalls returns how many times the server ran cmd (a command name such as "get" or "mget", any
+// case) according to INFO commandstats: 0 before its first call. Its errors end the test through tb.
+func (s *Server) CommandCalls(tb testing.TB, cmd string) int {
+	tb.Helper()
+	info, err := s.Do("INFO", "commandstats")
+	if err != nil {
+		tb.Fatalf("redistest: INFO commandstats on %s: %v", s.Addr(), err)
+	}
+	n, err := commandCalls(info, cmd)
+	if err != nil {
+		tb.Fatalf("redistest: INFO commandstats on %s: %v", s.Addr(), err)
+	}
+	return n
+}
+
+// commandCalls parses the calls of cmd out of an INFO commandstats reply, whose lines read
+// "cmdstat_get:calls=3,usec=12,...".
+func commandCalls(info, cmd string) (int, error) {
+	prefix := "cmdstat_" + strings.ToLower(cmd) + ":"
+	for line := range strings.SplitSeq(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix)
+		if !ok {
+			continue
+		}
+		for field := range strings.SplitSeq(rest, ",") {
+			if v, ok := strings.CutPrefix(field, "calls="); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					return 0, fmt.Errorf("line %q: %v", line, err)
+				}
+				return n, nil
+			}
+		}
+		return 0, fmt.Errorf("line %q has no calls= field", line)
+	}
+	return 0, nil
+}
+
 // Pause suspends every client of the server for d (CLIENT PAUSE ALL): commands are accepted but not
 // answered until d has passed, which is how a slow or stalled Redis looks from the client side.
 func (s *Server) Pause(d time.Duration) {

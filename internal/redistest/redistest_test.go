@@ -78,3 +78,35 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("GET e = %q, %v", v, err)
 	}
 }
+
+func TestCommandCalls(t *testing.T) {
+	t.Parallel()
+	s := Start(t)
+	if n := s.CommandCalls(t, "get"); n != 0 {
+		t.Fatalf("GET calls before any GET = %d, want 0", n)
+	}
+	if _, err := s.Do("SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := s.Do("GET", "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.CommandCalls(t, "GET"); n != 3 {
+		t.Fatalf("GET calls = %d, want 3", n)
+	}
+}
+
+func TestCommandCallsParse(t *testing.T) {
+	info := "# Commandstats\r\ncmdstat_getex:calls=7,usec=1\r\ncmdstat_get:calls=12,usec=30,usec_per_call=2.50\r\n" +
+		"cmdstat_client|setname:calls=2,usec=0\r\n"
+	for cmd, want := range map[string]int{"get": 12, "getex": 7, "client|setname": 2, "set": 0} {
+		if n, err := commandCalls(info, cmd); err != nil || n != want {
+			t.Errorf("commandCalls(%q) = %d, %v; want %d", cmd, n, err, want)
+		}
+	}
+	if _, err := commandCalls("cmdstat_get:usec=1\r\n", "get"); err == nil {
+		t.Error("a line without calls= parsed")
+	}
+}

@@ -100,7 +100,7 @@ func (rep *report) traceSection(b *strings.Builder, docs string) {
 	p("runs the handler, so it is not shown there. \"CPU time\" is the process's user + system time during the run\n")
 	p("(%d cores: a run whose CPU time nears %d × its wall time was CPU-bound, and no lower bound below CPU time / %d\n", rep.machine.cpus, rep.machine.cpus, rep.machine.cpus)
 	p("is reachable). \"Breaker trips\" counts the times the middleware's circuit breaker opened on store errors\n")
-	p("or timeouts and served from the handler for its back-off (SPEC §7.1).\n\n")
+	p("or timeouts and served from the handler for its back-off ([behaviour §7.1](%s/behaviour.md#7-stores)).\n\n", docs)
 	p("![Origin handler runs per configuration and concurrency](%s/%s)\n\n", docs, chartRuns)
 	p("![Wall time per configuration and concurrency, against the lower bound](%s/%s)\n\n", docs, chartWall)
 }

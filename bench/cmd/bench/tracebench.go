@@ -25,7 +25,7 @@ const (
 	// cfgRedis uses the client settings redisstore's package doc recommends: 100 ms timeouts.
 	cfgRedis = "Redis store"
 	// cfgRedisSlow allows 1 s: on a CPU-bound process, runnable goroutines wait longer than 100 ms for
-	// a core, and a timed-out GET or SET is a miss (SPEC §7.1), so the handler runs again.
+	// a core, and a timed-out GET or SET is a miss (docs/behaviour.md §7.1), so the handler runs again.
 	cfgRedisSlow = "Redis store, 1 s timeouts"
 )
 

@@ -1,25 +1,24 @@
-// Command fleetreplica is one replica of a fleet, for the fleet tests and _example/fleet: the stampede
-// middleware with fleet coalescing, in front of a proxy to an origin, over Redis (single node or
-// Cluster), optionally with a memory tier in front of Redis.
+// Package fleetreplica is one replica of a fleet, the server that _example/fleet and the fleet tests
+// (in this directory) run as separate processes: the stampede middleware with fleet coalescing, in front
+// of a proxy to an origin, over Redis (single node or Cluster), optionally with a memory tier in front
+// of Redis.
 //
-// It prints "listening on ADDR" once it serves. Besides the proxied paths it answers
+// [Run] is the whole replica: a program re-executes itself as a replica and calls it with its command
+// line. The replica prints "listening on ADDR" once it serves. Besides the proxied paths it answers
 // /_purge/url?path=P, /_purge/key?key=K, /_purge/tag?tag=T and /_stats (the cache's Snapshot as JSON).
-package main
+package fleetreplica
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,24 +29,35 @@ import (
 	"github.com/seed-a1426414/stampede/backends/tieredstore"
 )
 
-func main() {
+// Run serves one replica configured by args (flags; -h lists them) until ctx ends, then shuts the
+// server down and waits for the cache's background work. It writes "listening on ADDR" to stdout once
+// it serves, and its warnings and the flags' usage to stderr. It returns an error when args are invalid
+// or the server cannot listen or serve.
+//
+// Run sets go-redis's process-wide logger to one that drops everything: call it only in a process that
+// is a replica.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	flags := flag.NewFlagSet("fleetreplica", flag.ContinueOnError)
+	flags.SetOutput(stderr)
 	var (
-		addr    = flag.String("addr", "127.0.0.1:0", "listen address")
-		redisA  = flag.String("redis", "127.0.0.1:6379", "Redis address; several, comma-separated, with -cluster")
-		cluster = flag.Bool("cluster", false, "the Redis addresses are a Redis Cluster")
-		origin  = flag.String("origin", "", "origin base URL (required)")
-		lease   = flag.Duration("lease", 2*time.Second, "fleet lease; 0 turns fleet coalescing off")
-		ttl     = flag.Duration("ttl", time.Minute, "cache TTL")
-		l1      = flag.Duration("l1", 0, "L1 (memory tier) TTL cap; 0 means no memory tier")
-		name    = flag.String("name", "replica", "replica name (logs, stats)")
-		timeout = flag.Duration("store-timeout", 200*time.Millisecond, "Redis call timeout")
+		addr    = flags.String("addr", "127.0.0.1:0", "listen address")
+		redisA  = flags.String("redis", "127.0.0.1:6379", "Redis address; several, comma-separated, with -cluster")
+		cluster = flags.Bool("cluster", false, "the Redis addresses are a Redis Cluster")
+		origin  = flags.String("origin", "", "origin base URL (required)")
+		lease   = flags.Duration("lease", 2*time.Second, "fleet lease; 0 turns fleet coalescing off")
+		ttl     = flags.Duration("ttl", time.Minute, "cache TTL")
+		l1      = flags.Duration("l1", 0, "L1 (memory tier) TTL cap; 0 means no memory tier")
+		name    = flags.String("name", "replica", "replica name (logs, stats)")
+		timeout = flags.Duration("store-timeout", 200*time.Millisecond, "Redis call timeout")
 	)
-	flag.Parse()
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
 	if *origin == "" {
-		log.Fatal("fleetreplica: -origin is required")
+		return errors.New("fleetreplica: -origin is required")
 	}
 	redis.SetLogger(quiet{}) // a replica whose Redis is down logs every failed dial otherwise
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", *name)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("replica", *name)
 
 	var client redis.UniversalClient
 	addrs := strings.Split(*redisA, ",")
@@ -65,7 +75,7 @@ func main() {
 	if *l1 > 0 {
 		mem, err := memstore.New(256 << 20)
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
 		defer mem.Close()
 		ts := tieredstore.New(mem, rs, tieredstore.WithL1TTL(*l1))
@@ -134,22 +144,23 @@ func main() {
 
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("listening on %s\n", l.Addr())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(l); err != nil && err != http.ErrServerClosed {
-		log.Fatal(err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	fmt.Fprintf(stdout, "listening on %s\n", l.Addr())
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
 	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	<-served
 	cache.Wait()
+	return nil
 }
 
 // quiet is a go-redis logger that drops everything: the middleware's own logs (breaker open, recovered)
