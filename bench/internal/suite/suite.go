@@ -1,9 +1,11 @@
 // Package suite is the benchmark suite that cmd/bench runs (see its documentation for the parts and the
-// flags). It is a package rather than the command itself so that another program can run the same suite.
+// flags). It is a package rather than the command itself so that the go-chi/stampede adapter, a program
+// built outside the bench module, runs the same suite with go-chi/stampede compiled in.
 package suite
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -17,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seed-a1426414/stampede/bench/internal/peers"
 	"github.com/seed-a1426414/stampede/bench/internal/redisproc"
 )
 
@@ -37,9 +40,11 @@ type options struct {
 	docs        string // where the PNGs go
 	parts       map[string]bool
 	quiet       bool
+	gochi       string // a go-chi/stampede checkout; "" skips it
+	benchtime   string // testing's -benchtime for the hit and do parts
 }
 
-// Main parses the command line and runs the suite: cmd/bench's main.
+// Main parses the command line and runs the suite: cmd/bench's main, and the go-chi adapter's.
 func Main() {
 	testing.Init() // testing.Benchmark reads the testing package's flags; their defaults are what we want
 	var o options
@@ -51,22 +56,44 @@ func Main() {
 	flag.Int64Var(&o.seed, "seed", 42, "seed of the Zipf trace")
 	flag.IntVar(&o.redisPool, "redis-pool", 0, "go-redis PoolSize for the Redis store (0: go-redis default, 10 per CPU)")
 	flag.IntVar(&o.traceRounds, "trace-rounds", 3, "rounds of the trace; the report gives each configuration's median round by wall time")
-	flag.IntVar(&o.hitRounds, "hit-rounds", 5, "interleaved rounds of the hit benchmarks; the report gives medians")
+	flag.IntVar(&o.hitRounds, "hit-rounds", 5, "interleaved rounds of the hit and Do benchmarks; the report gives medians")
+	flag.StringVar(&o.benchtime, "benchtime", "1s", "run time of each testing.Benchmark of the hit and Do parts (testing's -benchtime: 1s, 100ms, 5000x)")
 	flag.IntVar(&o.clients, "clients", 10_000, "concurrent clients in the burst")
 	flag.DurationVar(&o.wrkTime, "wrk-duration", 5*time.Second, "duration of each wrk run")
 	flag.IntVar(&o.wrkConns, "wrk-connections", 50, "wrk connections")
 	flag.StringVar(&o.root, "root", "..", "directory of the stampede module (for _example/simple)")
 	flag.StringVar(&o.out, "out", "../BENCHMARKS.md", "report to write")
 	flag.StringVar(&o.docs, "docs", "../docs", "directory for the PNG charts")
-	flag.StringVar(&only, "only", "trace,hit,burst,wrk", "parts to run")
+	flag.StringVar(&only, "only", "trace,hit,burst,wrk,do", "parts to run")
+	flag.StringVar(&o.gochi, "gochi", "", "directory of a go-chi/stampede checkout (git clone https://github.com/go-chi/stampede, tag v0.9.1) to measure beside stampede; \"\" skips it")
 	flag.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	commit := flag.String("commit", "", "the commit measured, for the report (default: git rev-parse in -root)")
 	burstServer := flag.Bool("burst-server", false, "internal: serve the burst routes and print the address")
+	peerServer := flag.Bool("peer-server", false, "internal: serve the peer wrk routes and print the address")
+	buildNote := flag.String("gochi-build-note", "", "internal: what the build with go-chi/stampede changed, for the report")
 	flag.Parse()
 
 	if *burstServer {
 		serveBurst(o.sleep)
 		return
+	}
+	if *peerServer {
+		serveWrkPeers()
+		return
+	}
+	if o.gochi != "" && !peers.GoChiLinked() {
+		// This build lacks go-chi/stampede: make one that has it and let it do the run.
+		code, err := runWithGoChi(o)
+		if err != nil {
+			log.Fatalf("bench: -gochi: %v", err)
+		}
+		os.Exit(code)
+	}
+	if o.gochi == "" && peers.GoChiLinked() {
+		log.Fatal("bench: built with go-chi/stampede but no -gochi DIR given")
+	}
+	if err := flag.Set("test.benchtime", o.benchtime); err != nil {
+		log.Fatalf("bench: -benchtime %q: %v", o.benchtime, err)
 	}
 	for w := range strings.SplitSeq(workers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(w))
@@ -101,6 +128,13 @@ func Main() {
 	if *commit != "" {
 		rep.machine.commit = *commit
 	}
+	if peers.GoChiLinked() {
+		c := goChiSource(o.gochi)
+		rep.gochi = &c
+		if *buildNote != "" {
+			rep.notes = append(rep.notes, *buildNote)
+		}
+	}
 	if o.parts["trace"] {
 		rep.traces = runTraces(o)
 	}
@@ -123,6 +157,19 @@ func Main() {
 		} else {
 			rep.wrk = w
 		}
+		if err == nil || !errors.Is(err, errWrkMissing) {
+			pw, err := runPeersWrk(o)
+			if err != nil {
+				log.Printf("wrk, peers: %v", err)
+				rep.notes = append(rep.notes, "wrk, peers: "+err.Error())
+			} else {
+				rep.peersWrk = pw
+				rep.notes = append(rep.notes, pw.notes...)
+			}
+		}
+	}
+	if o.parts["do"] {
+		rep.do = runDo(o)
 	}
 	rep.finished = time.Now()
 
@@ -135,6 +182,9 @@ func Main() {
 		}
 	}
 	md := rep.markdown(relPath(filepath.Dir(o.out), o.docs))
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		log.Fatal(err)
+	}
 	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
 		log.Fatal(err)
 	}
