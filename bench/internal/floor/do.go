@@ -28,6 +28,9 @@ func (f *Func[V]) Do(_ context.Context, key string, load func() (V, error)) (V, 
 		return v, nil
 	}
 	v, err, _ := f.group.Do(key, func() (any, error) {
+		if v, ok := f.cache.GetIfPresent(key); ok { // stored by a load that just finished
+			return v, nil
+		}
 		v, err := load()
 		if err != nil {
 			return nil, err

@@ -67,6 +67,11 @@ func (c *Cache) Handler(next http.Handler) http.Handler {
 		// the others wait for what it recorded and replay it.
 		leader := false
 		v, _, _ := c.group.Do(key, func() (any, error) {
+			// A run that finished between the Load above and this call has stored its response and
+			// left the group: look again, or the handler would run twice for the key.
+			if v, ok := c.entries.Load(key); ok {
+				return v, nil
+			}
 			leader = true
 			rec := &recorder{ResponseWriter: w}
 			next.ServeHTTP(rec, r)
