@@ -68,10 +68,13 @@ soak:
 	STAMPEDE_SOAK=$(SOAK) $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v .
 
 # The full suite: the root benchmarks, then bench/ (a module of its own), which writes BENCHMARKS.md and
-# docs/bench-*.png, with Redis through a redis-server it starts and stops.
+# docs/bench-*.png, with Redis through a redis-server it starts and stops. GOCHI_STAMPEDE=DIR also
+# measures go-chi/stampede from a checkout of it (git clone -b v0.9.1 https://github.com/go-chi/stampede
+# DIR); without it that column of the report is skipped.
+GOCHI_STAMPEDE ?=
 bench: bench-deps
 	$(GO) test -run=^$$ -bench=. -benchmem -count=5 . ./backends/...
-	cd bench && $(GO) run ./cmd/bench -redis auto
+	cd bench && $(GO) run ./cmd/bench -redis auto $(if $(GOCHI_STAMPEDE),-gochi $(abspath $(GOCHI_STAMPEDE)))
 
 bench-deps:
 	@for p in redis-server wrk; do command -v $$p >/dev/null 2>&1 || { \

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/seed-a1426414/stampede/backends/memstore"
 	"github.com/seed-a1426414/stampede/backends/redisstore"
+	"github.com/seed-a1426414/stampede/bench/internal/floor"
 	"github.com/seed-a1426414/stampede/bench/internal/hit"
 	"github.com/seed-a1426414/stampede/bench/internal/redisproc"
 )
@@ -33,11 +35,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// BenchmarkHit replays a stored response from each store beside the bare handler writing the same bytes,
-// in one run, so the ratios are what to quote.
+// BenchmarkHit replays a stored response from each store and from the floor beside the bare handler
+// writing the same bytes, in one run, so the ratios are what to quote. go-chi/stampede is measured by
+// cmd/bench -gochi DIR only: the bench module does not import it.
 func BenchmarkHit(b *testing.B) {
 	for _, size := range hit.Sizes {
 		b.Run(fmt.Sprintf("bare/%dB", size), hit.BenchBare(size))
+		b.Run(fmt.Sprintf("floor/%dB", size), func(b *testing.B) {
+			hit.BenchBehind(size, floor.New().Handler, nil, nil)(b)
+		})
 		b.Run(fmt.Sprintf("memstore/%dB", size), func(b *testing.B) {
 			s, err := memstore.New(64 << 20)
 			if err != nil {
@@ -55,4 +61,14 @@ func BenchmarkHit(b *testing.B) {
 			hit.BenchStored(size, redisstore.New(c, redisstore.WithTimeout(time.Second), redisstore.WithKeyPrefix(fmt.Sprintf("bench-hit-%d:", size))))(b)
 		})
 	}
+}
+
+// BenchmarkDo reads a cached key through a function cache's Do: the floor (singleflight + otter; go-chi's
+// Do is measured by cmd/bench -gochi DIR). stampede's Do is added when the function API lands.
+func BenchmarkDo(b *testing.B) {
+	b.Run("floor", func(b *testing.B) {
+		load, runs := hit.Loader()
+		f := floor.NewFunc[[]byte](1000)
+		hit.BenchDo(func(ctx context.Context, key string) ([]byte, error) { return f.Do(ctx, key, load) }, runs)(b)
+	})
 }

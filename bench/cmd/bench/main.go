@@ -4,209 +4,44 @@
 //	go run ./cmd/bench -redis host:port   # a Redis you run (keys are prefixed, nothing is flushed)
 //	go run ./cmd/bench                    # no Redis configurations
 //	go run ./cmd/bench -only trace,burst  # some parts
+//	go run ./cmd/bench -gochi DIR         # also go-chi/stampede, from a checkout of it at DIR
 //
 // The parts:
 //   - trace: a Zipf trace of 200,000 requests run by 1,000, 10,000 and 100,000 concurrent workers against
-//     an origin that sleeps 100 ms, in process, without the middleware and with each store;
-//   - hit: a stored hit of 0 B, 1 KiB and 64 KiB from each store beside the bare handler (testing.Benchmark,
-//     interleaved rounds, medians);
+//     an origin that sleeps 100 ms, in process, without the middleware, behind the floor, go-chi/stampede
+//     and stampede with each store;
+//   - hit: a stored hit of 0 B, 1 KiB and 64 KiB from the floor, go-chi/stampede and each store beside the
+//     bare handler (testing.Benchmark, interleaved rounds, medians);
 //   - burst: 10,000 concurrent clients on one cold key over real loopback HTTP;
-//   - wrk: _example/simple's cached route against a route writing the same bytes with no middleware.
+//   - wrk: _example/simple's cached route against a route writing the same bytes with no middleware, then
+//     one server with a route per peer (bare, floor, go-chi/stampede, stampede), with the server's CPU
+//     time per request;
+//   - do: a function cache's Do on a cached key, the floor (singleflight + otter) and go-chi/stampede's.
+//
+// The floor (package internal/floor) is singleflight and a sync.Map of recorded responses: the cheapest
+// middleware that answers the benchmarks correctly, and nothing to ship.
+//
+// go-chi/stampede (https://github.com/go-chi/stampede, measured at v0.9.1) is not a dependency of the
+// bench module, and nothing in it imports go-chi/stampede. Given -gochi DIR, a checkout of it, the
+// program writes an adapter (internal/suite/testdata/gochiadapter: this suite with go-chi/stampede
+// plugged into package internal/peers) into a temporary module, builds it in a temporary Go workspace
+// that uses the bench module, DIR and that module, and runs it with the same flags. Without -gochi the
+// go-chi variants are skipped and the report says so. go-chi/stampede's in-memory backend,
+// github.com/goware/cachestore-mem, is not on the Go module proxy: its variants run on a stand-in,
+// internal/peers' MapStore, and are labelled "stand-in map store".
+//
+// Flags beyond the parts' sizes: -gochi DIR (above); -benchtime, the run time of each testing.Benchmark
+// of the hit and do parts (1s; testing's syntax, so 100ms or 5000x); -hit-rounds, their interleaved
+// rounds. -burst-server, -peer-server and -gochi-build-note are the program talking to itself.
+//
+// A short run, a couple of minutes, to check that everything works (its numbers mean little):
+//
+//	go run ./cmd/bench -gochi DIR -requests 20000 -workers 100,1000 -trace-rounds 1 -hit-rounds 1 \
+//	    -benchtime 200ms -wrk-duration 1s -only trace,hit,wrk,do -out /tmp/BENCHMARKS.md -docs /tmp
 //
 // All numbers of one report come from one run; the machine it ran on is printed at the top of the report.
 package main
 
-import (
-	"bytes"
-	"flag"
-	"fmt"
-	"log"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"slices"
-	"strconv"
-	"strings"
-	"testing"
-	"time"
+import "github.com/seed-a1426414/stampede/bench/internal/suite"
 
-	"github.com/seed-a1426414/stampede/bench/internal/redisproc"
-)
-
-type options struct {
-	redis       string // "", "auto" or host:port
-	requests    int
-	workers     []int
-	sleep       time.Duration
-	seed        int64
-	redisPool   int
-	hitRounds   int
-	traceRounds int
-	clients     int
-	wrkTime     time.Duration
-	wrkConns    int
-	root        string // the stampede module's directory
-	out         string // BENCHMARKS.md
-	docs        string // where the PNGs go
-	parts       map[string]bool
-	quiet       bool
-}
-
-func main() {
-	testing.Init() // testing.Benchmark reads the testing package's flags; their defaults are what we want
-	var o options
-	var workers, only string
-	flag.StringVar(&o.redis, "redis", "", `Redis for the Redis configurations: "auto" starts a redis-server on a free loopback port, host:port uses yours, "" skips them`)
-	flag.IntVar(&o.requests, "requests", 200_000, "requests in the trace")
-	flag.StringVar(&workers, "workers", "1000,10000,100000", "comma-separated worker counts for the trace")
-	flag.DurationVar(&o.sleep, "sleep", 100*time.Millisecond, "time the origin handler takes (trace and burst)")
-	flag.Int64Var(&o.seed, "seed", 42, "seed of the Zipf trace")
-	flag.IntVar(&o.redisPool, "redis-pool", 0, "go-redis PoolSize for the Redis store (0: go-redis default, 10 per CPU)")
-	flag.IntVar(&o.traceRounds, "trace-rounds", 3, "rounds of the trace; the report gives each configuration's median round by wall time")
-	flag.IntVar(&o.hitRounds, "hit-rounds", 5, "interleaved rounds of the hit benchmarks; the report gives medians")
-	flag.IntVar(&o.clients, "clients", 10_000, "concurrent clients in the burst")
-	flag.DurationVar(&o.wrkTime, "wrk-duration", 5*time.Second, "duration of each wrk run")
-	flag.IntVar(&o.wrkConns, "wrk-connections", 50, "wrk connections")
-	flag.StringVar(&o.root, "root", "..", "directory of the stampede module (for _example/simple)")
-	flag.StringVar(&o.out, "out", "../BENCHMARKS.md", "report to write")
-	flag.StringVar(&o.docs, "docs", "../docs", "directory for the PNG charts")
-	flag.StringVar(&only, "only", "trace,hit,burst,wrk", "parts to run")
-	flag.BoolVar(&o.quiet, "quiet", false, "no progress bar")
-	commit := flag.String("commit", "", "the commit measured, for the report (default: git rev-parse in -root)")
-	burstServer := flag.Bool("burst-server", false, "internal: serve the burst routes and print the address")
-	flag.Parse()
-
-	if *burstServer {
-		serveBurst(o.sleep)
-		return
-	}
-	for w := range strings.SplitSeq(workers, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(w))
-		if err != nil || n <= 0 {
-			log.Fatalf("bench: bad -workers entry %q", w)
-		}
-		o.workers = append(o.workers, n)
-	}
-	o.parts = map[string]bool{}
-	if o.traceRounds < 1 || o.hitRounds < 1 {
-		log.Fatal("bench: -trace-rounds and -hit-rounds must be at least 1")
-	}
-	for p := range strings.SplitSeq(only, ",") {
-		o.parts[strings.TrimSpace(p)] = true
-	}
-
-	if o.redis == "auto" {
-		srv, err := redisproc.Start()
-		if err != nil {
-			log.Fatalf("bench: -redis auto: %v", err)
-		}
-		defer srv.Stop()
-		o.redis = srv.Addr
-		log.Printf("started redis-server on %s", srv.Addr)
-	} else if o.redis != "" {
-		if err := redisproc.Ping(o.redis); err != nil {
-			log.Fatalf("bench: Redis at %s: %v", o.redis, err)
-		}
-	}
-
-	rep := &report{opts: o, machine: describeMachine(o.root), started: time.Now()}
-	if *commit != "" {
-		rep.machine.commit = *commit
-	}
-	if o.parts["trace"] {
-		rep.traces = runTraces(o)
-	}
-	if o.parts["hit"] {
-		rep.hits = runHits(o)
-	}
-	if o.parts["burst"] {
-		bursts, err := runBursts(o)
-		if err != nil {
-			log.Printf("burst: %v", err)
-			rep.notes = append(rep.notes, "burst: "+err.Error())
-		}
-		rep.bursts = bursts
-	}
-	if o.parts["wrk"] {
-		w, err := runWrk(o)
-		if err != nil {
-			log.Printf("wrk: %v", err)
-			rep.notes = append(rep.notes, "wrk: "+err.Error())
-		} else {
-			rep.wrk = w
-		}
-	}
-	rep.finished = time.Now()
-
-	if len(rep.traces) > 0 {
-		if err := os.MkdirAll(o.docs, 0o755); err != nil {
-			log.Fatal(err)
-		}
-		if err := drawCharts(rep.traces, o.docs); err != nil {
-			log.Fatalf("charts: %v", err)
-		}
-	}
-	md := rep.markdown(relPath(filepath.Dir(o.out), o.docs))
-	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Print(md)
-	log.Printf("wrote %s and the charts in %s", o.out, o.docs)
-}
-
-// machine is what the report says about where it ran.
-type machine struct {
-	goVersion, cpu, commit, load string
-	cpus                         int
-}
-
-func describeMachine(root string) machine {
-	m := machine{goVersion: runtime.Version(), cpus: runtime.NumCPU(), cpu: "unknown"}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.SplitSeq(string(b), "\n") {
-			if name, ok := strings.CutPrefix(line, "model name"); ok {
-				m.cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.load = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
-	cmd := exec.Command("git", "rev-parse", "--short", "HEAD")
-	cmd.Dir = root
-	if b, err := cmd.Output(); err == nil {
-		m.commit = strings.TrimSpace(string(b))
-		// Changes to the library that are not committed yet are part of what was measured.
-		st := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-			":(exclude)bench", ":(exclude)BENCHMARKS.md", ":(exclude)docs")
-		st.Dir = root
-		if out, err := st.Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
-			m.commit += " plus uncommitted changes"
-		}
-	}
-	return m
-}
-
-func relPath(from, to string) string {
-	r, err := filepath.Rel(from, to)
-	if err != nil {
-		return to
-	}
-	return filepath.ToSlash(r)
-}
-
-// median returns the median of xs (the mean of the middle two for an even count).
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	n := len(s)
-	if n == 0 {
-		return 0
-	}
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
+func main() { suite.Main() }

@@ -1,4 +1,4 @@
-package main
+package suite
 
 import (
 	"cmp"
@@ -13,6 +13,8 @@ import (
 	"github.com/seed-a1426414/stampede"
 	"github.com/seed-a1426414/stampede/backends/memstore"
 	"github.com/seed-a1426414/stampede/backends/redisstore"
+	"github.com/seed-a1426414/stampede/bench/internal/floor"
+	"github.com/seed-a1426414/stampede/bench/internal/peers"
 	"github.com/seed-a1426414/stampede/bench/internal/progress"
 	"github.com/seed-a1426414/stampede/bench/internal/redisproc"
 	"github.com/seed-a1426414/stampede/bench/internal/trace"
@@ -20,7 +22,11 @@ import (
 
 // The trace configurations, in the order they run and are reported.
 const (
-	cfgNone   = "no middleware"
+	cfgNone = "no middleware"
+	// cfgFloor is the floor: singleflight and a sync.Map, the least a coalescing cache can cost.
+	cfgFloor = "floor (singleflight + sync.Map)"
+	// cfgGoChi is go-chi/stampede on the stand-in for goware/cachestore-mem (package peers).
+	cfgGoChi  = "go-chi/stampede (stand-in map store)"
 	cfgMemory = "memory store"
 	// cfgRedis uses the client settings redisstore's package doc recommends: 100 ms timeouts.
 	cfgRedis = "Redis store"
@@ -43,7 +49,11 @@ type traceRow struct {
 }
 
 func traceConfigs(o options) []string {
-	cfgs := []string{cfgNone, cfgMemory}
+	cfgs := []string{cfgNone, cfgFloor}
+	if peers.GoChiLinked() {
+		cfgs = append(cfgs, cfgGoChi)
+	}
+	cfgs = append(cfgs, cfgMemory)
 	if o.redis != "" {
 		cfgs = append(cfgs, cfgRedis, cfgRedisSlow)
 	}
@@ -100,6 +110,11 @@ func runTrace(o options, keys []string, cfg string, workers int, done *atomic.In
 	var closeStore func()
 	var opts []stampede.Option
 	switch cfg {
+	case cfgFloor:
+		tc.Middleware = floor.New().Handler
+	case cfgGoChi:
+		// go-chi/stampede writes its store before answering: there is nothing to wait for.
+		tc.Middleware, _ = peers.GoChiMiddleware(time.Hour)
 	case cfgMemory:
 		s, err := memstore.New(256 << 20)
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package suite
 
 import (
 	"fmt"
@@ -23,6 +23,8 @@ const (
 
 var configColors = map[string]color.Color{
 	cfgNone:      color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	cfgFloor:     color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	cfgGoChi:     color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
 	cfgMemory:    color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
 	cfgRedis:     color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 	cfgRedisSlow: color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
@@ -154,7 +156,8 @@ func addReference(p *plot.Plot, name string, pts plotter.XYs, c color.Color, das
 	return nil
 }
 
-var shapes = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{}}
+var shapes = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.CrossGlyph{},
+	draw.RingGlyph{}, draw.PlusGlyph{}}
 
 // fitY sets the Y range to whole decades around every value, with room above for the legend.
 func fitY(p *plot.Plot, rows []traceRow, values func(traceRow) []float64) {

@@ -1,4 +1,4 @@
-package main
+package suite
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seed-a1426414/stampede/bench/internal/hit"
 	"github.com/seed-a1426414/stampede/bench/internal/trace"
 	"github.com/seed-a1426414/stampede/bench/internal/units"
 )
@@ -19,6 +20,9 @@ type report struct {
 	hits              []hitRow
 	bursts            []burstRow
 	wrk               *wrkResult
+	peersWrk          *wrkResult     // the peer server's routes
+	do                []hitRow       // Do on a cached key; ratios are to the floor
+	gochi             *goChiCheckout // the go-chi/stampede checkout measured; nil when it was not
 	notes             []string
 }
 
@@ -34,8 +38,11 @@ func (rep *report) markdown(docs string) string {
 	p(", in %v. Every number below comes from this one run.\n\n", rep.finished.Sub(rep.started).Round(time.Second))
 	p("Machine: %d × %s, %s, load average %s when it started. It is a shared machine: absolute numbers move\n", m.cpus, m.cpu, m.goVersion, m.load)
 	p("by tens of percent from run to run; compare rows of one run, and rerun on your own hardware:\n\n")
-	p("```sh\nmake bench                                   # everything; Redis through a redis-server it starts\ncd bench && go run ./cmd/bench -redis host:port   # your Redis (keys are prefixed, nothing is flushed)\n```\n\n")
+	p("```sh\nmake bench                                   # everything; Redis through a redis-server it starts\ncd bench && go run ./cmd/bench -redis host:port   # your Redis (keys are prefixed, nothing is flushed)\n")
+	p("git clone -b v0.9.1 https://github.com/go-chi/stampede /tmp/go-chi-stampede\n")
+	p("make bench GOCHI_STAMPEDE=/tmp/go-chi-stampede    # also go-chi/stampede, built from that checkout\n```\n\n")
 
+	rep.peerSection(&b)
 	if len(rep.traces) > 0 {
 		rep.traceSection(&b, docs)
 	}
@@ -45,8 +52,11 @@ func (rep *report) markdown(docs string) string {
 	if len(rep.bursts) > 0 {
 		rep.burstSection(&b)
 	}
-	if rep.wrk != nil {
+	if rep.wrk != nil || rep.peersWrk != nil {
 		rep.wrkSection(&b)
+	}
+	if len(rep.do) > 0 {
+		rep.doSection(&b)
 	}
 	rep.targetSection(&b)
 	if len(rep.notes) > 0 {
@@ -72,7 +82,8 @@ func (rep *report) traceSection(b *strings.Builder, docs string) {
 	p("being computed waits for it rather than computing another, so it exceeds the lower bound, the more so the\n")
 	p("fewer requests each worker has (at 100,000 workers each serves two, one after the other).\n")
 	p("Store GETs are counted by a wrapper around the store; for Redis also from `INFO commandstats`\n")
-	p("(`cmdstat_get` calls during the run). Latency is per request, as the worker saw it.")
+	p("(`cmdstat_get` calls during the run); the floor and go-chi/stampede have no such counters. Latency is per\n")
+	p("request, as the worker saw it.")
 	if n := rep.opts.traceRounds; n > 1 {
 		p(" Each configuration ran %d times,\n", n)
 		p("interleaved with the others; each row is its round with the median wall time, and \"duplicate runs\" gives\n")
@@ -84,7 +95,7 @@ func (rep *report) traceSection(b *strings.Builder, docs string) {
 	for _, r := range rep.traces {
 		x := r.res
 		dup := "-"
-		if r.storeGets >= 0 {
+		if r.config != cfgNone {
 			dup = units.Group(x.Duplicates)
 			if r.maxDuplicates > x.Duplicates {
 				dup += fmt.Sprintf(" (up to %s)", units.Group(r.maxDuplicates))
@@ -109,11 +120,13 @@ func (rep *report) hitSection(b *strings.Builder) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("## Hit path\n\n")
 	p("A stored response replayed by the middleware, beside the bare handler writing the same `Content-Type` and\n")
-	p("body, to an `httptest.ResponseRecorder` from `b.RunParallel` (GOMAXPROCS=%d). %d rounds of `testing.Benchmark`\n", rep.machine.cpus, rep.opts.hitRounds)
-	p("(about a second each), each round running every variant and size in turn. ns/op, B/op and allocs/op are\n")
+	p("body, to an `httptest.ResponseRecorder` from `b.RunParallel` (GOMAXPROCS=%d). %s of `testing.Benchmark`\n", rep.machine.cpus, roundsOf(rep.opts.hitRounds))
+	p("(%s each), each round running every variant and size in turn. ns/op, B/op and allocs/op are\n", rep.opts.benchtime)
 	p("medians over the rounds; **× bare** is the median of each round's ratio to the bare handler of the same\n")
-	p("round (seconds apart, so a noisy neighbour weighs on both), with the range over the rounds. The same\n")
-	p("benchmarks run with `cd bench && go test -bench Hit -benchmem`.\n\n")
+	p("round (seconds apart, so a noisy neighbour weighs on both), with the range over the rounds. Before the\n")
+	p("timer starts, one request records the response and a second is checked to be a hit with the same body;\n")
+	p("a benchmark whose handler runs while timed fails. %s The same\n", peerVariantsNote(rep.gochi != nil))
+	p("benchmarks but go-chi's run with `cd bench && go test -bench Hit -benchmem`.\n\n")
 	p("| body | variant | ns/op | × bare | × bare, range over rounds | B/op | allocs/op |\n|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, h := range rep.hits {
 		if h.variant == hitBare {
@@ -145,20 +158,80 @@ func (rep *report) burstSection(b *strings.Builder) {
 
 func (rep *report) wrkSection(b *strings.Builder) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
-	w := rep.wrk
 	p("## Over the wire\n\n")
-	p("`%s` against `_example/simple` (chi, request-id middleware, memory store): `/slow?q=…` is a stored hit,\n", w.version)
-	p("`/bare?q=…` writes the same %d-byte body and `Content-Type` with no stampede. `wrk -t%d -c%d -d%v`, in the\n", w.body, w.threads, w.conns, w.duration)
-	p("order cached, bare, bare, cached; wrk and the server share the machine's %d cores.\n\n", rep.machine.cpus)
-	p("| route | path | requests/s | avg latency | non-2xx |\n|---|---|---:|---:|---:|\n")
-	for _, r := range w.runs {
+	row := func(r wrkRun) {
 		non := r.non2xx
 		if non == "" {
 			non = "0"
 		}
-		p("| %s | `%s` | %s | %s | %s |\n", r.route, r.url, units.Group(int64(r.rps+0.5)), r.latency, non)
+		cpu := "n/a"
+		if r.cpu >= 0 && r.requests > 0 {
+			cpu = units.Duration(r.cpu / time.Duration(r.requests))
+		}
+		p("| %s | `%s` | %s | %s | %s | %s |\n", r.route, r.url, units.Group(int64(r.rps+0.5)), r.latency, cpu, non)
 	}
-	p("\nMean requests/s: cached %s, bare %s; **ratio %.3f**.\n\n", units.Group(int64(w.mean("cached")+0.5)), units.Group(int64(w.mean("bare")+0.5)), w.ratio())
+	if w := rep.wrk; w != nil {
+		p("`%s` against `_example/simple` (chi, request-id middleware, memory store): `/slow?q=…` is a stored hit,\n", w.version)
+		p("`/bare?q=…` writes the same %d-byte body and `Content-Type` with no stampede. `wrk -t%d -c%d -d%v`, in the\n", w.body, w.threads, w.conns, w.duration)
+		p("order cached, bare, bare, cached; wrk and the server share the machine's %d cores. Server CPU is the server\n", rep.machine.cpus)
+		p("process's user + system time during the run (`/proc/<pid>/stat`, 10 ms ticks) over the requests wrk completed.\n\n")
+		p("| route | path | requests/s | avg latency | server CPU / request | non-2xx |\n|---|---|---:|---:|---:|---:|\n")
+		for _, r := range w.runs {
+			row(r)
+		}
+		p("\nMean requests/s: cached %s, bare %s; **ratio %.3f**.", units.Group(int64(w.mean("cached")+0.5)), units.Group(int64(w.mean("bare")+0.5)), w.ratio())
+		if d, ok := w.cpuAdded("cached"); ok {
+			p(" Server CPU added per request over bare: %s.", signedDuration(d))
+		}
+		p("\n\n")
+	}
+	if w := rep.peersWrk; w != nil {
+		p("### The peers\n\n")
+		p("One server, a child process of the benchmark, with one `http.ServeMux` route per peer: `/bare/1` writes\n")
+		p("`Content-Type` and the same %d-byte body as the handler behind `/floor/1` (the floor), ", w.body)
+		if rep.gochi != nil {
+			p("`/gochi/1` (go-chi/stampede,\nstand-in map store), ")
+		}
+		p("and `/stampede/1` (memory store), all with an hour's TTL, each primed by two requests\n")
+		p("and checked to have run its handler once, also after wrk. `wrk -t%d -c%d -d%v` per run, the bare route first and\n", w.threads, w.conns, w.duration)
+		p("last and the peers in between, then in reverse order; each peer's ratio is its mean requests/s over the\n")
+		p("bare route's, and its added CPU its server CPU per request over both runs minus the bare route's.\n\n")
+		p("| route | path | requests/s | avg latency | server CPU / request | non-2xx |\n|---|---|---:|---:|---:|---:|\n")
+		for _, r := range w.runs {
+			row(r)
+		}
+		p("\n| route | × bare requests/s | server CPU added per request over bare |\n|---|---:|---:|\n")
+		for _, route := range wrkPeerRoutes()[1:] {
+			added := "n/a"
+			if d, ok := w.cpuAdded(route); ok {
+				added = signedDuration(d)
+			}
+			p("| %s | %.3f | %s |\n", route, w.ratioOf(route), added)
+		}
+		p("\n")
+	}
+}
+
+func (rep *report) doSection(b *strings.Builder) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("## Function API: Do on a cached key\n\n")
+	p("A function cache's `Do(ctx, key, load)` on a key loaded before the timer starts (a %s value), from\n", sizeName(len(hit.DoValue)))
+	p("`b.RunParallel`, in %s of `testing.Benchmark` like the hit path; the benchmark fails if `load`\n", roundsOf(rep.opts.hitRounds))
+	p("runs again. The floor is `golang.org/x/sync/singleflight` in front of an otter v2 cache (`GetIfPresent`, then\n")
+	p("`Set` on a miss). ")
+	if rep.gochi != nil {
+		p("go-chi/stampede is `NewStampede[[]byte](logger, store, WithTTL(1h)).Do` on the stand-in map\nstore. ")
+	}
+	p("stampede has no function API yet: its row is added when the API lands. × floor is the\nmedian of each round's ratio to the floor.\n\n")
+	p("| variant | ns/op | × floor | × floor, range over rounds | B/op | allocs/op |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, h := range rep.do {
+		if h.variant == doFloor {
+			p("| %s | %.0f | 1× | | %.0f | %.0f |\n", h.variant, h.nsPerOp, h.bytesPerOp, h.allocsPerOp)
+			continue
+		}
+		p("| %s | %.0f | %.2f× | %.2f–%.2f× | %.0f | %.0f |\n", h.variant, h.nsPerOp, h.ratio, h.ratioMin, h.ratioMax, h.bytesPerOp, h.allocsPerOp)
+	}
+	p("\n")
 }
 
 func (rep *report) targetSection(b *strings.Builder) {
