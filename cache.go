@@ -18,7 +18,7 @@ type Cache struct {
 	store   Store // nil when nothing is stored (coalesce only)
 	logger  *slog.Logger
 	keys    keyer
-	flights coalescer[*result]
+	flights coalescer[*outcome]
 	pass    passList
 	breaker breaker
 	// selfBounded is true when the store bounds its own calls (see [Store]), so no per-call deadline is

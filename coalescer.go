@@ -10,8 +10,10 @@ import (
 	"sync/atomic"
 )
 
-// PanicError is what a request waiting on a handler run panics with when that run panicked with a value
-// other than http.ErrAbortHandler. The request that ran the handler panics with the original value.
+// PanicError describes a run that panicked with a value other than http.ErrAbortHandler, for the
+// requests that waited on it. The request that ran the handler panics with the original value; its
+// message leaves the stack out, so that a panic is logged with its stack once, by whoever recovers the
+// leading request.
 type PanicError struct {
 	// Value is what the handler panicked with.
 	Value any
@@ -21,7 +23,7 @@ type PanicError struct {
 
 // Error implements error.
 func (p *PanicError) Error() string {
-	return fmt.Sprintf("stampede: coalesced handler panicked: %v\n\n%s", p.Value, p.Stack)
+	return fmt.Sprintf("stampede: coalesced handler panicked: %v", p.Value)
 }
 
 // Unwrap returns the panic value when it is an error.
@@ -32,6 +34,10 @@ func (p *PanicError) Unwrap() error {
 
 // errGoexit is what waiters see when the run called runtime.Goexit: they run the handler themselves.
 var errGoexit = errors.New("stampede: coalesced handler called runtime.Goexit")
+
+// errComputeTimeout is what waiters see when the run outlived the compute timeout: they stop waiting
+// for it (and get a stale entry, or run the handler themselves).
+var errComputeTimeout = errors.New("stampede: run passed the compute timeout")
 
 // flight is one run of a loader for one key, and what it produced.
 type flight[V any] struct {
@@ -45,6 +51,9 @@ type flight[V any] struct {
 	// soft marks a background refresh: requests that find it in flight may still be served from the
 	// store (stale-while-revalidate) instead of waiting for it.
 	soft bool
+	// invalidated is set when the key is purged or invalidated while the flight runs: its result is
+	// still given to its waiters but not stored.
+	invalidated atomic.Bool
 }
 
 // publish makes v (or err) the flight's result and wakes every waiter. Only the first call counts, so
@@ -192,16 +201,19 @@ func forgottenSince(recent *[recentLen]uint64, from, to, id uint64) bool {
 	return false
 }
 
-// run calls load on the caller's goroutine as f's leader and publishes its result. Then persist(v) (when
-// persist is not nil) says what must be written before f may be forgotten: that work runs on a goroutine
-// of its own, so the leader's response is not delayed by a store write, and only after it returns is f
-// forgotten. Requests that arrive meanwhile join f and get its result at once instead of loading again.
+// run calls load on the caller's goroutine as f's leader and publishes the value it returns (load may
+// have published it earlier itself: a streaming handler's waiters are released at its header). Then
+// persist, the work load returned (nil when none), says what must be done before f may be forgotten: it
+// runs on a goroutine of its own, so the leader's response is not delayed by a store write, and only
+// after it returns is f forgotten. Requests that arrive meanwhile join f and get its value at once
+// instead of loading again.
 //
 // A panic in load is published to the waiters and re-raised on the caller's goroutine with the same value;
 // a runtime.Goexit in load is published as errGoexit. In both cases f is forgotten at once and nothing is
 // persisted. The double defer tells the two apart, as x/sync/singleflight does.
-func (c *coalescer[V]) run(f *flight[V], load func() V, persist func(V) func()) V {
+func (c *coalescer[V]) run(f *flight[V], load func() (V, func())) V {
 	var v V
+	var work func()
 	normalReturn, recovered := false, false
 	defer func() {
 		if !normalReturn && !recovered { // load called runtime.Goexit
@@ -216,24 +228,16 @@ func (c *coalescer[V]) run(f *flight[V], load func() V, persist func(V) func()) 
 			}
 			if r := recover(); r != nil {
 				recovered = true
-				var err error = http.ErrAbortHandler
-				if r != http.ErrAbortHandler { //nolint:errorlint // net/http compares with ==
-					err = &PanicError{Value: r, Stack: debug.Stack()}
-				}
-				f.publish(v, err)
+				f.publish(v, panicError(r))
 				c.forget(f)
 				panic(r)
 			}
 		}()
-		v = load()
+		v, work = load()
 		normalReturn = true
 	}()
 
 	f.publish(v, nil)
-	var work func()
-	if persist != nil {
-		work = persist(v)
-	}
 	if work == nil {
 		c.forget(f)
 		return v
@@ -252,6 +256,20 @@ func (c *coalescer[V]) run(f *flight[V], load func() V, persist func(V) func()) 
 		work()
 	}()
 	return v
+}
+
+// detach removes f from the flights in progress without waiting for it, so that requests arriving from
+// now on do not join it (its run passed the compute timeout). It bumps the epoch like forget, which only
+// makes concurrent look-ups look again.
+func (c *coalescer[V]) detach(f *flight[V]) { c.forget(f) }
+
+// panicError is what a waiter of a run that panicked with p is told: http.ErrAbortHandler itself, or a
+// *PanicError carrying p and the stack.
+func panicError(p any) error {
+	if p == http.ErrAbortHandler { //nolint:errorlint // net/http compares with ==
+		return http.ErrAbortHandler
+	}
+	return &PanicError{Value: p, Stack: debug.Stack()}
 }
 
 // wait blocks until every background persist has finished; for tests and graceful shutdown.

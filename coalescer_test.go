@@ -31,8 +31,8 @@ func TestCoalescerRunPublishesAndForgets(t *testing.T) {
 	}
 	persisted := make(chan struct{})
 	proceed := make(chan struct{})
-	v := c.run(f, func() int { return 7 }, func(v int) func() {
-		return func() { close(persisted); <-proceed }
+	v := c.run(f, func() (int, func()) {
+		return 7, func() { close(persisted); <-proceed }
 	})
 	if v != 7 {
 		t.Fatalf("run returned %d", v)
@@ -59,7 +59,7 @@ func TestCoalescerEpochRetry(t *testing.T) {
 	before := c.epoch(k.shard)
 
 	f, _, _ := c.acquire(other, c.epoch(other.shard))
-	c.run(f, func() int { return 1 }, nil)
+	c.run(f, func() (int, func()) { return 1, nil })
 	if _, leader, retry := c.acquire(k, before); !leader || retry {
 		t.Fatalf("an unrelated key finishing must not force a retry: leader=%v retry=%v", leader, retry)
 	}
@@ -67,7 +67,7 @@ func TestCoalescerEpochRetry(t *testing.T) {
 	var d coalescer[int]
 	before = d.epoch(k.shard)
 	f, _, _ = d.acquire(k, before)
-	d.run(f, func() int { return 1 }, nil)
+	d.run(f, func() (int, func()) { return 1, nil })
 	if _, leader, retry := d.acquire(k, before); leader || !retry {
 		t.Fatalf("the same key finishing since the look-up must force a retry: leader=%v retry=%v", leader, retry)
 	}
@@ -77,15 +77,15 @@ func TestCoalescerPanicAndGoexit(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		load    func() int
+		load    func() (int, func())
 		wantErr func(error) bool
 	}{
-		{"panic", func() int { panic("boom") }, func(err error) bool {
+		{"panic", func() (int, func()) { panic("boom") }, func(err error) bool {
 			pe, ok := err.(*PanicError)
 			return ok && pe.Value == "boom" && len(pe.Stack) > 0
 		}},
-		{"abort", func() int { panic(http.ErrAbortHandler) }, func(err error) bool { return err == http.ErrAbortHandler }},
-		{"goexit", func() int { runtime.Goexit(); return 0 }, func(err error) bool { return err == errGoexit }},
+		{"abort", func() (int, func()) { panic(http.ErrAbortHandler) }, func(err error) bool { return err == http.ErrAbortHandler }},
+		{"goexit", func() (int, func()) { runtime.Goexit(); return 0, nil }, func(err error) bool { return err == errGoexit }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,7 +97,7 @@ func TestCoalescerPanicAndGoexit(t *testing.T) {
 			var wg sync.WaitGroup
 			wg.Go(func() {
 				defer func() { _ = recover() }()
-				c.run(f, tt.load, func(int) func() { t.Error("persist must not run"); return nil })
+				c.run(f, tt.load)
 			})
 			wg.Wait()
 			if _, err := w.wait(context.Background()); !tt.wantErr(err) {
@@ -128,7 +128,7 @@ func TestCoalescerPersistBackpressure(t *testing.T) {
 	for i := range maxPendingPersists {
 		k := testKey(fmt.Sprint("k", i))
 		f, _, _ := c.acquire(k, c.epoch(k.shard))
-		c.run(f, func() int { return i }, func(int) func() { return func() { started <- struct{}{}; <-block } })
+		c.run(f, func() (int, func()) { return i, func() { started <- struct{}{}; <-block } })
 	}
 	for range maxPendingPersists {
 		<-started
@@ -137,7 +137,7 @@ func TestCoalescerPersistBackpressure(t *testing.T) {
 	k := testKey("over")
 	f, _, _ := c.acquire(k, c.epoch(k.shard))
 	ranInline := false
-	c.run(f, func() int { return 0 }, func(int) func() { return func() { ranInline = true } })
+	c.run(f, func() (int, func()) { return 0, func() { ranInline = true } })
 	if !ranInline || c.lookup(k) != nil {
 		t.Fatalf("over the cap the persist must run inline and the flight be forgotten: inline=%v", ranInline)
 	}

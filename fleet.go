@@ -3,7 +3,6 @@ package stampede
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -37,7 +36,7 @@ const (
 type fleetLease struct {
 	key      string
 	token    string
-	handed   atomic.Bool // persistFleet took charge of releasing it
+	handed   atomic.Bool // the run's persist work took charge of releasing it
 	released atomic.Bool
 }
 
@@ -45,7 +44,7 @@ type fleetLease struct {
 // returns served when another replica's stored response was replayed to w and published to f's
 // waiters, so the handler must not run; otherwise the lease this process now holds (nil when none: run
 // without one, as a per-process leader). Store errors and timeouts only ever lead to the latter.
-func (c *Cache) fleetLead(f *flight[*result], w http.ResponseWriter, r *http.Request, o runOpts) (l *fleetLease, served bool) {
+func (c *Cache) fleetLead(f *flight[*outcome], w http.ResponseWriter, r *http.Request, o runOpts) (l *fleetLease, served bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.fleetLease+c.cfg.storeTimeout)
 	defer cancel()
 	detached := r.WithContext(ctx)
@@ -99,97 +98,28 @@ func (c *Cache) tryLease(ctx context.Context, k key) (token string, held, ok boo
 }
 
 // fleetServe looks in the store for a fresh entry for r (following a Vary index); when there is one it
-// replays it to w and publishes it to f's waiters.
-func (c *Cache) fleetServe(f *flight[*result], w http.ResponseWriter, r *http.Request, o runOpts) bool {
+// publishes it to f's waiters and replays it to w.
+func (c *Cache) fleetServe(f *flight[*outcome], w http.ResponseWriter, r *http.Request, o runOpts) bool {
 	now := c.cfg.clock()
 	k := o.k
 	for range 2 {
-		v, found, variant := c.lookup(r, k, o.anonAuth, now)
+		v, found, variant, _ := c.lookup(r, k, o.anonAuth, now)
 		switch {
 		case found == lookupVariant:
 			k = variant
 			continue
-		case found != lookupEntry || entryState(&v, now) != stateFresh:
+		case found != lookupEntry || v.Flags&entry.FlagNoCache != 0 || !now.Before(v.FreshUntil()):
 			return false
 		}
-		e, err := entry.Decode(v.Raw())
-		if err != nil {
-			return false
-		}
-		res := &result{status: e.Status, header: e.Header, body: e.Body, vary: e.Vary,
-			age:         strconv.FormatInt(int64(now.Sub(e.StoredAt)/time.Second), 10),
-			cacheStatus: "hit; detail=fleet-coalesced"}
-		c.flights.run(f, func() *result { return res }, nil)
+		d := delivery{xcache: xCacheHit, params: statusHit + "; detail=fleet-coalesced", fromStore: true, now: now}
+		out := &outcome{rec: newCompleteRecording(v), d: d}
+		c.flights.run(f, func() (*outcome, func()) { return out, nil })
 		c.stats.fleetServed.Add(1)
 		c.logDecision(r.Context(), k.s, "HIT", "fleet-coalesced")
-		c.replayStored(w, r, &v, now, xCacheHit, "hit; detail=fleet-coalesced")
+		c.replayEntry(w, r, &v, d)
 		return true
 	}
 	return false
-}
-
-// persistFleet is persist for a run that holds a lease: the entry is written only while the lease is
-// still this process's (a holder whose lease expired and was taken over cannot overwrite the newer
-// entry), then the lease is released with the outcome, waking the other replicas.
-func (c *Cache) persistFleet(l *fleetLease) func(res *result) func() {
-	return func(res *result) func() {
-		l.handed.Store(true)
-		return func() {
-			outcome := fleetMiss
-			defer func() {
-				if p := recover(); p != nil {
-					c.stats.setErrors.Add(1)
-					c.logger.Error("stampede: store panicked on write", "cache", c.cfg.name, "panic", p)
-				}
-				c.fleetRelease(l, outcome)
-			}()
-			switch {
-			case res == nil:
-			case res.unshareable != "":
-				outcome = fleetPass
-			case res.encoded != nil && c.store != nil:
-				if c.writeLeased(l, res.storeKey, res.encoded, res.ttl) &&
-					(res.index == nil || c.writeLeased(l, res.indexKey, res.index, res.ttl)) {
-					outcome = fleetStored
-					c.indexTags(res)
-				}
-			}
-		}
-	}
-}
-
-// writeLeased writes k fenced by l when l is k's lease, and as a plain write otherwise (a variant of a
-// varying response lives at another key than the index its lease guards, possibly in another slot).
-func (c *Cache) writeLeased(l *fleetLease, k key, value []byte, ttl time.Duration) bool {
-	if k.s != l.key {
-		return c.write(k, value, ttl)
-	}
-	ok, probe := c.breaker.allow(c.cfg.clock())
-	if !ok {
-		return false
-	}
-	ctx, cancel := c.storeCtx(context.Background())
-	defer cancel()
-	stored, err := c.fleet.SetExFenced(ctx, k.s, value, ttl, l.token)
-	c.breaker.done(c.cfg.clock(), probe, err)
-	switch {
-	case err != nil:
-		c.stats.setErrors.Add(1)
-		c.logger.Debug("stampede: store write failed", "cache", c.cfg.name, "error", err)
-	case !stored:
-		c.stats.fleetFenced.Add(1)
-		c.logger.Warn("stampede: lease expired before the response was stored; another replica's entry wins",
-			"cache", c.cfg.name, "lease", c.cfg.fleetLease)
-	}
-	return stored
-}
-
-// fleetAbandon releases l when the run ended without a result to persist (a panic, runtime.Goexit), so
-// the other replicas try the lease again at once instead of waiting for it to expire.
-func (c *Cache) fleetAbandon(l *fleetLease) {
-	if !l.handed.Load() {
-		c.fleetRelease(l, fleetMiss)
-	}
 }
 
 // fleetRelease gives l up once, announcing outcome. An error only delays the other replicas until the

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 	"unsafe"
@@ -11,98 +12,22 @@ import (
 	"github.com/seed-a1426414/stampede/internal/entry"
 )
 
-// MaxAgePolicy says what a response's own max-age and s-maxage do to the TTL the middleware stores it for.
+// MaxAgePolicy says what a response's own freshness lifetime (s-maxage, max-age, Expires) does to the
+// handler TTL.
 type MaxAgePolicy int
 
 const (
-	// MaxAgeOverride (the default): s-maxage, else max-age, replaces the handler TTL when present, as a
-	// shared cache does (RFC 9111 §4.2.1). WithHTTPStatusTTL still decides which statuses are stored.
+	// MaxAgeOverride (the default): a response's explicit lifetime (s-maxage, else max-age, else
+	// Expires - Date, as a shared cache reads them, RFC 9111 §4.2.1) is its lifetime, whatever its
+	// status; the handler TTL (or WithHTTPStatusTTL) is the heuristic lifetime of responses without one.
 	MaxAgeOverride MaxAgePolicy = iota
-	// MaxAgeCap: s-maxage, else max-age, can only shorten the handler TTL, never lengthen it.
+	// MaxAgeCap: an explicit lifetime can only shorten the handler TTL (or the status's
+	// WithHTTPStatusTTL), never lengthen it.
 	MaxAgeCap
-	// MaxAgeIgnore: the handler TTL applies whatever the response says (no-store and private still count).
+	// MaxAgeIgnore: the handler TTL (or WithHTTPStatusTTL) applies whatever the response says about
+	// freshness; no-store, private and the other sharing rules still count.
 	MaxAgeIgnore
 )
-
-// freshness is how long a response may be used, decided once when it is recorded.
-type freshness struct {
-	ttl     time.Duration // fresh for this long after storing
-	swr     time.Duration // then served stale while one request refreshes it
-	sie     time.Duration // or served stale when the refresh fails (5xx, panic)
-	noCache bool          // stored, but every use is revalidated with the handler first
-}
-
-// storeTTL is how long the store must keep the entry: its freshness plus the longer stale window.
-func (f freshness) storeTTL() time.Duration {
-	if f.ttl <= 0 && !f.noCache {
-		return 0
-	}
-	return f.ttl + max(f.swr, f.sie)
-}
-
-// freshnessFor decides a response's freshness from the configured TTLs and its Cache-Control.
-func (c *Cache) freshnessFor(status int, cc cacheControl) freshness {
-	f := freshness{ttl: c.ttlFor(status), swr: c.cfg.staleWhileRevalidate, sie: c.cfg.staleIfError}
-	if f.ttl <= 0 {
-		return freshness{} // this status is not stored at all
-	}
-	if age := cc.sMaxAge; age >= 0 || cc.maxAge >= 0 {
-		if age < 0 {
-			age = cc.maxAge
-		}
-		d := time.Duration(min(age, int64(math.MaxInt64/time.Second))) * time.Second
-		switch c.cfg.maxAgePolicy {
-		case MaxAgeOverride:
-			f.ttl = d
-		case MaxAgeCap:
-			f.ttl = min(f.ttl, d)
-		}
-	}
-	if c.cfg.maxAgePolicy != MaxAgeIgnore {
-		if cc.staleWhileRevalidate >= 0 {
-			f.swr = time.Duration(cc.staleWhileRevalidate) * time.Second
-		}
-		if cc.staleIfError >= 0 {
-			f.sie = time.Duration(cc.staleIfError) * time.Second
-		}
-	}
-	if cc.noCache {
-		f.noCache = true
-	}
-	if f.ttl <= 0 && !f.noCache {
-		return freshness{} // max-age=0 without no-cache: nothing to keep
-	}
-	return f
-}
-
-// state is what an entry is good for at a given age.
-type state int
-
-const (
-	stateFresh      state = iota
-	stateStaleSWR         // serve it now, refresh in the background
-	stateStaleIfErr       // run the handler; serve it if the handler fails
-	stateExpired          // unusable
-)
-
-// entryState classifies a stored entry at now.
-func entryState(v *entry.View, now time.Time) state {
-	age := now.Sub(v.StoredAt)
-	switch {
-	case v.Flags&entry.FlagNoCache != 0:
-		if age < v.TTL+v.StaleIfError {
-			return stateStaleIfErr // usable only after the handler revalidated it (or failed)
-		}
-		return stateExpired
-	case age < v.TTL:
-		return stateFresh
-	case age < v.TTL+v.StaleWhileRevalidate:
-		return stateStaleSWR
-	case age < v.TTL+v.StaleIfError:
-		return stateStaleIfErr
-	}
-	return stateExpired
-}
 
 // xfetch reports whether a fresh entry should be refreshed early (Vattani, Chierichetti, Lowenstein,
 // "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015): refresh when
@@ -113,7 +38,7 @@ func xfetch(v *entry.View, now time.Time, beta float64) bool {
 	if beta <= 0 || v.ComputeTime <= 0 {
 		return false
 	}
-	expiry := v.StoredAt.Add(v.TTL)
+	expiry := v.FreshUntil()
 	gap := -float64(v.ComputeTime) * beta * math.Log(1-rand.Float64()) // rand in (0,1]: ln <= 0
 	return !now.Add(time.Duration(gap)).Before(expiry)
 }
@@ -125,12 +50,8 @@ type replayHeaders struct {
 	buf  [96]byte
 }
 
-// Cache-Status parameters (RFC 9211 §2).
-const (
-	statusHit       = "hit"
-	statusCollapsed = "fwd=uri-miss; collapsed"
-	statusMiss      = "fwd=uri-miss"
-)
+// statusHit is the Cache-Status parameter of a response served from the store (RFC 9211 §2.1).
+const statusHit = "hit"
 
 // setHitHeaders sets Age (seconds since stored) and Cache-Status for a response replayed from the store.
 // ttl is the remaining freshness in seconds (negative when stale); detail is appended when non-empty.
@@ -151,10 +72,21 @@ func (c *Cache) setHitHeaders(h http.Header, age time.Duration, ttl time.Duratio
 		rh.vals[1] = unsafe.String(&rh.buf[ageLen], len(b)-ageLen)
 	}
 	h["Age"] = rh.vals[0:1:1]
+	if prev := h["Cache-Status"]; prev != nil {
+		// Caches nearer the origin came first: ours goes last (RFC 9211 §2).
+		h["Cache-Status"] = append(slices.Clip(prev), rh.vals[1])
+		return
+	}
 	h["Cache-Status"] = rh.vals[1:2:2]
 }
 
-// setCacheStatus sets Cache-Status for a response that was not replayed from the store.
+// setCacheStatus sets Cache-Status for a response that was not replayed from the store, after any the
+// response already carries from caches nearer the origin (RFC 9211 §2).
 func (c *Cache) setCacheStatus(h http.Header, params string) {
-	h["Cache-Status"] = []string{c.cfg.cacheStatusName + "; " + params}
+	v := c.cfg.cacheStatusName + "; " + params
+	if prev := h["Cache-Status"]; prev != nil {
+		h["Cache-Status"] = append(slices.Clip(prev), v)
+		return
+	}
+	h["Cache-Status"] = []string{v}
 }

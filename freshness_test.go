@@ -7,69 +7,73 @@ import (
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
+	"github.com/seed-a1426414/stampede/internal/httpcache"
 )
 
-func TestFreshnessFor(t *testing.T) {
+// TestFreshnessOf pins how a response's lifetime, stale windows and store TTL are decided (RFC 9111
+// §4.2.1, §4.2.2, RFC 5861, and the options).
+func TestFreshnessOf(t *testing.T) {
 	t.Parallel()
-	cc := func(s string) cacheControl { return parseCacheControl([]string{s}) }
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type want struct{ lifetime, swr, sie, keep, store time.Duration }
 	tests := []struct {
 		name   string
 		opts   []Option
 		status int
-		cc     string
-		want   freshness
+		header http.Header
+		want   want
 	}{
-		{"handler ttl", nil, 200, "", freshness{ttl: time.Minute}},
-		{"uncacheable status", nil, 500, "max-age=60", freshness{}},
-		{"s-maxage wins", nil, 200, "max-age=10, s-maxage=20", freshness{ttl: 20 * time.Second}},
-		{"max-age overrides up", nil, 200, "max-age=3600", freshness{ttl: time.Hour}},
-		{"cap", []Option{WithMaxAgePolicy(MaxAgeCap)}, 200, "max-age=3600", freshness{ttl: time.Minute}},
-		{"cap down", []Option{WithMaxAgePolicy(MaxAgeCap)}, 200, "max-age=5", freshness{ttl: 5 * time.Second}},
-		{"ignore", []Option{WithMaxAgePolicy(MaxAgeIgnore)}, 200, "max-age=5, stale-while-revalidate=9", freshness{ttl: time.Minute}},
-		{"max-age=0 not kept", nil, 200, "max-age=0", freshness{}},
-		{"no-cache kept for revalidation", nil, 200, "no-cache", freshness{ttl: time.Minute, noCache: true}},
-		{"stale windows from options", []Option{WithStaleWhileRevalidate(time.Second), WithStaleIfError(time.Hour)}, 200, "",
-			freshness{ttl: time.Minute, swr: time.Second, sie: time.Hour}},
-		{"stale windows from response", []Option{WithStaleWhileRevalidate(time.Second)}, 200, "stale-while-revalidate=30, stale-if-error=600",
-			freshness{ttl: time.Minute, swr: 30 * time.Second, sie: 10 * time.Minute}},
+		{"handler ttl is the heuristic", nil, 200, http.Header{}, want{lifetime: time.Minute, store: time.Minute}},
+		{"no heuristic for a 500", nil, 500, http.Header{}, want{}},
+		{"explicit freshness stores any status", nil, 500, cc("max-age=60"), want{lifetime: time.Minute, store: time.Minute}},
+		{"302 with max-age", nil, 302, cc("max-age=5"), want{lifetime: 5 * time.Second, store: 5 * time.Second}},
+		{"public makes a 500 heuristically cacheable", nil, 500, cc("public"), want{lifetime: time.Minute, store: time.Minute}},
+		{"s-maxage wins", nil, 200, cc("max-age=10, s-maxage=20"), want{lifetime: 20 * time.Second, store: 20 * time.Second}},
+		{"max-age overrides up", nil, 200, cc("max-age=3600"), want{lifetime: time.Hour, store: time.Hour}},
+		{"invalid max-age is stale", nil, 200, cc("max-age=soon"), want{}},
+		{"Expires - Date", nil, 200, http.Header{"Date": {httpDate(now)}, "Expires": {httpDate(now.Add(30 * time.Second))}},
+			want{lifetime: 30 * time.Second, store: 30 * time.Second}},
+		{"Expires: 0 is stale", nil, 200, http.Header{"Expires": {"0"}}, want{}},
+		{"cap", []Option{WithMaxAgePolicy(MaxAgeCap)}, 200, cc("max-age=3600"), want{lifetime: time.Minute, store: time.Minute}},
+		{"cap down", []Option{WithMaxAgePolicy(MaxAgeCap)}, 200, cc("max-age=5"), want{lifetime: 5 * time.Second, store: 5 * time.Second}},
+		{"ignore", []Option{WithMaxAgePolicy(MaxAgeIgnore)}, 200, cc("max-age=5, stale-while-revalidate=9"), want{lifetime: time.Minute, store: time.Minute}},
+		{"max-age=0 without validator not kept", nil, 200, cc("max-age=0"), want{}},
+		{"max-age=0 with validator kept for revalidation", nil, 200, http.Header{"Cache-Control": {"max-age=0"}, "Etag": {`"a"`}},
+			want{keep: DefaultKeep, store: DefaultKeep}},
+		{"keep option", []Option{WithKeep(time.Hour)}, 200, http.Header{"Last-Modified": {httpDate(now)}}, want{lifetime: time.Minute, keep: time.Hour, store: time.Minute + time.Hour}},
+		{"stale windows from options", []Option{WithStaleWhileRevalidate(time.Second), WithStaleIfError(time.Hour)}, 200, http.Header{},
+			want{lifetime: time.Minute, swr: time.Second, sie: time.Hour, store: time.Minute + time.Hour}},
+		{"stale windows from the response", []Option{WithStaleWhileRevalidate(time.Second)}, 200, cc("stale-while-revalidate=30, stale-if-error=600"),
+			want{lifetime: time.Minute, swr: 30 * time.Second, sie: 10 * time.Minute, store: 11 * time.Minute}},
+		{"must-revalidate: no configured stale windows", []Option{WithStaleWhileRevalidate(time.Second), WithStaleIfError(time.Hour)}, 200, cc("must-revalidate"),
+			want{lifetime: time.Minute, store: time.Minute}},
+		{"must-revalidate keeps its own stale-if-error", nil, 200, cc("must-revalidate, stale-if-error=5, stale-while-revalidate=5"),
+			want{lifetime: time.Minute, sie: 5 * time.Second, store: time.Minute + 5*time.Second}},
+		{"age counts against the lifetime", nil, 200, http.Header{"Cache-Control": {"max-age=60"}, "Age": {"50"}},
+			want{lifetime: time.Minute, store: 10 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c := New(nil, nil, time.Minute, tt.opts...)
-			if got := c.freshnessFor(tt.status, cc(tt.cc)); got != tt.want {
+			d, targeted := httpcache.ResponseDirectives(tt.header, c.cfg.targets)
+			f := c.freshnessOf(tt.status, tt.header, &d, targeted, now, now)
+			got := want{f.lifetime, f.swr, f.sie, f.keep, f.storeTTL}
+			if got != tt.want {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})
 	}
-	if got := (freshness{ttl: time.Minute, swr: time.Second, sie: time.Hour}).storeTTL(); got != time.Hour+time.Minute {
-		t.Fatalf("storeTTL = %v", got)
-	}
 }
 
-func TestEntryState(t *testing.T) {
-	t.Parallel()
-	t0 := time.Unix(1_000_000, 0)
-	v := entry.View{StoredAt: t0, TTL: 10 * time.Second, StaleWhileRevalidate: 5 * time.Second, StaleIfError: 60 * time.Second}
-	for _, tc := range []struct {
-		at   time.Duration
-		want state
-	}{{0, stateFresh}, {9 * time.Second, stateFresh}, {10 * time.Second, stateStaleSWR}, {14 * time.Second, stateStaleSWR},
-		{15 * time.Second, stateStaleIfErr}, {69 * time.Second, stateStaleIfErr}, {70 * time.Second, stateExpired}} {
-		if got := entryState(&v, t0.Add(tc.at)); got != tc.want {
-			t.Errorf("at %v: got %v want %v", tc.at, got, tc.want)
-		}
-	}
-	nc := entry.View{StoredAt: t0, TTL: 10 * time.Second, Flags: entry.FlagNoCache}
-	if entryState(&nc, t0) != stateStaleIfErr {
-		t.Error("a no-cache entry is never fresh: it is revalidated before use")
-	}
-}
+func cc(s string) http.Header { return http.Header{"Cache-Control": {s}} }
+
+func httpDate(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
 
 func TestXFetchProbability(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1_000_000, 0)
-	v := entry.View{StoredAt: t0, TTL: 10 * time.Second, ComputeTime: 100 * time.Millisecond}
+	v := entry.View{StoredAt: t0, Lifetime: 10 * time.Second, ComputeTime: 100 * time.Millisecond}
 	count := func(at time.Duration) int {
 		n := 0
 		for range 10_000 {
@@ -92,7 +96,7 @@ func TestXFetchProbability(t *testing.T) {
 func TestHitHeadersOneAlloc(t *testing.T) {
 	c := New(nil, nil, 0)
 	h := http.Header{}
-	n := testing.AllocsPerRun(100, func() { c.setHitHeaders(h, 42*time.Second, 17*time.Second, statusHit) })
+	n := testing.AllocsPerRun(100, func() { clear(h); c.setHitHeaders(h, 42*time.Second, 17*time.Second, statusHit) })
 	if n > 1 {
 		t.Fatalf("Age + Cache-Status cost %v allocations, want 1", n)
 	}
@@ -101,52 +105,22 @@ func TestHitHeadersOneAlloc(t *testing.T) {
 	}
 }
 
-func TestNotModified(t *testing.T) {
-	t.Parallel()
-	lm := "Mon, 02 Jan 2006 15:04:05 GMT"
-	tests := []struct {
-		name       string
-		hdr        map[string]string
-		etag, last string
-		want       bool
-	}{
-		{"etag match", map[string]string{"If-None-Match": `"a"`}, `"a"`, "", true},
-		{"weak etag match", map[string]string{"If-None-Match": `W/"a"`}, `"a"`, "", true},
-		{"list", map[string]string{"If-None-Match": `"x", "a"`}, `"a"`, "", true},
-		{"star", map[string]string{"If-None-Match": `*`}, `"a"`, "", true},
-		{"no match", map[string]string{"If-None-Match": `"b"`}, `"a"`, lm, false},
-		{"inm wins over ims", map[string]string{"If-None-Match": `"b"`, "If-Modified-Since": lm}, `"a"`, lm, false},
-		{"ims equal", map[string]string{"If-Modified-Since": lm}, "", lm, true},
-		{"ims older", map[string]string{"If-Modified-Since": "Mon, 02 Jan 2006 15:04:04 GMT"}, "", lm, false},
-		{"no validators", map[string]string{"If-None-Match": `"a"`}, "", "", false},
-		{"garbage date", map[string]string{"If-Modified-Since": "yesterday"}, "", lm, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			r, _ := http.NewRequest("GET", "/", nil)
-			for k, v := range tt.hdr {
-				r.Header.Set(k, v)
-			}
-			if got := notModified(r, tt.etag, tt.last); got != tt.want {
-				t.Fatalf("got %v want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestVariantKeySharesSlot(t *testing.T) {
 	t.Parallel()
 	c := New(nil, nil, 0)
 	primary, _, _ := c.key(mustRequest(t, "/v"))
-	v := variantKeyFor(primary, []string{"Accept-Language"}, http.Header{"Accept-Language": {"de"}})
+	gen := []byte("0123456789abcdef")
+	v := variantKeyFor(primary, gen, []string{"Accept-Language"}, http.Header{"Accept-Language": {"de"}})
 	tag := func(s string) string { return s[strings.IndexByte(s, '{') : strings.IndexByte(s, '}')+1] }
 	if tag(v.s) != tag(primary.s) || v.s == primary.s {
 		t.Fatalf("variant %q must share the hash tag of %q and differ from it", v.s, primary.s)
 	}
-	w := variantKeyFor(primary, []string{"Accept-Language"}, http.Header{"Accept-Language": {"fr"}})
+	w := variantKeyFor(primary, gen, []string{"Accept-Language"}, http.Header{"Accept-Language": {"fr"}})
 	if w.s == v.s {
 		t.Fatal("different values, different variants")
+	}
+	if x := variantKeyFor(primary, []byte("another-generati"), []string{"Accept-Language"}, http.Header{"Accept-Language": {"de"}}); x.s == v.s {
+		t.Fatal("a new index generation must key its variants apart from the old ones")
 	}
 }
 

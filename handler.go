@@ -7,31 +7,38 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
+	"github.com/seed-a1426414/stampede/internal/httpcache"
 )
 
 // Reasons a request passes through or a response is not shared. They appear in logs and stats.
 const (
-	reasonMethod     = "method"
-	reasonUpgrade    = "upgrade"
-	reasonNoStoreReq = "request-no-store"
-	reasonBodyLimit  = "key-body-too-large"
-	reasonBodyError  = "key-body-error"
-	reasonKeyError   = "key-error"
-	reasonPass       = "hit-for-pass"
-	reasonGoexit     = "goexit"
-	reasonVary       = "vary-mismatch"
-	reasonPrivate    = "private"
-	reasonNoStore    = "no-store"
-	reasonSetCookie  = "set-cookie"
-	reasonVaryStar   = "vary-star"
-	reasonAuth       = "authorization"
-	reasonFlushed    = "flushed"
-	reasonHijacked   = "hijacked"
-	reasonTooLarge   = "too-large"
-	reasonContention = "contention"
-	reasonRevalidate = "revalidate-failed"
+	reasonMethod      = "method"
+	reasonUpgrade     = "upgrade"
+	reasonNoStoreReq  = "request-no-store"
+	reasonBodyLimit   = "key-body-too-large"
+	reasonBodyError   = "key-body-error"
+	reasonKeyError    = "key-error"
+	reasonPass        = "hit-for-pass"
+	reasonGoexit      = "goexit"
+	reasonVary        = "vary-mismatch"
+	reasonPrivate     = "private"
+	reasonNoStore     = "no-store"
+	reasonSetCookie   = "set-cookie"
+	reasonVaryStar    = "vary-star"
+	reasonAuth        = "authorization"
+	reasonEventStream = "event-stream"
+	reasonHijacked    = "hijacked"
+	reasonTooLarge    = "too-large"
+	reasonIncomplete  = "incomplete"
+	reasonPartial     = "partial"
+	reasonStatus      = "status"
+	reasonContention  = "contention"
+	reasonRevalidate  = "revalidate-failed"
+	reasonTimeout     = "compute-timeout"
 )
 
 // maxAttempts bounds how often one request looks in the store again because a run for its key finished
@@ -55,59 +62,48 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		c.bypass(next, w, r, k.s, reasonPass)
 		return
 	}
+	var req *httpcache.Directives
+	if c.cfg.honorRequestCC {
+		req = requestDirectives(r.Header)
+	}
 	o := runOpts{k: k, primary: k, anonAuth: anonAuth, admitted: c.door == nil || c.door.use(k, now)}
-	skipStore := c.store == nil || (c.cfg.honorRequestCC && requestRevalidates(r.Header))
 	for attempt := 0; ; attempt++ {
 		if attempt == maxAttempts {
 			c.bypass(next, w, r, o.k.s, reasonContention) // runs for this key keep finishing unstored; stop waiting
 			return
 		}
 		if f := c.flights.lookup(o.k); f != nil && !f.soft {
-			c.join(f, next, w, r)
+			c.join(f, next, w, r, o)
 			return
 		}
 		epoch := c.flights.epoch(o.k.shard)
 		o.stale = nil
-		if skipStore {
+		if c.store == nil {
 			epoch = noEpoch
 		} else {
-			v, found, variant := c.lookup(r, o.k, anonAuth, now)
+			v, found, variant, idx := c.lookup(r, o.k, anonAuth, now)
 			switch found {
 			case lookupSkipped:
 				epoch = noEpoch
 			case lookupVariant:
-				o.k = variant // the response varies: look for this request's variant
+				o.k, o.index = variant, idx // the response varies: look for this request's variant
 				continue
 			case lookupEntry:
-				switch entryState(&v, now) {
-				case stateFresh:
-					c.stats.hits.Add(1)
-					c.logDecision(r.Context(), o.k.s, "HIT", "")
-					c.replayStored(w, r, &v, now, xCacheHit, statusHit)
-					if xfetch(&v, now, c.cfg.xfetchBeta) {
-						c.refresh(next, r, o)
-					}
+				if c.useStored(next, w, r, &v, now, req, &o) {
 					return
-				case stateStaleSWR:
-					if r.Method == http.MethodGet || r.Method == http.MethodHead {
-						c.stats.staleHits.Add(1)
-						c.logDecision(r.Context(), o.k.s, "HIT", "stale-while-revalidate")
-						c.replayStored(w, r, &v, now, xCacheHit, "hit; detail=stale-while-revalidate")
-						c.refresh(next, r, o)
-						return
-					}
-					o.stale = &fallback{view: v, onError: true}
-				default: // stale-if-error window, or an entry that must be revalidated (no-cache)
-					o.stale = &fallback{view: v, onError: v.Flags&entry.FlagNoCache == 0 || now.Sub(v.StoredAt) < v.StaleIfError}
 				}
 			}
+		}
+		if req != nil && req.OnlyIfCached {
+			c.onlyIfCached(w, r, o.k.s) // RFC 9111 §5.2.1.7: nothing stored may answer
+			return
 		}
 		f, leader, retry := c.flights.acquire(o.k, epoch)
 		switch {
 		case retry:
 			continue // a run for this key may have stored its response since we looked: look again
 		case !leader:
-			c.join(f, next, w, r)
+			c.join(f, next, w, r, o)
 		default:
 			c.lead(f, next, w, r, o)
 		}
@@ -115,15 +111,79 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 	}
 }
 
-// requestRevalidates reports whether the request asks not to be served from the cache without
-// revalidation (Cache-Control: no-cache or max-age=0), which only WithHonorRequestCacheControl heeds.
-func requestRevalidates(h http.Header) bool {
-	if h["Cache-Control"] == nil {
-		return false
+// useStored serves r from the stored entry v when it may be used as it is (fresh, or stale within
+// stale-while-revalidate, or as the request's max-stale allows), and reports whether it did. Otherwise
+// it records in o the entry the run that follows revalidates, or falls back to when it fails.
+func (c *Cache) useStored(next http.Handler, w http.ResponseWriter, r *http.Request, v *entry.View, now time.Time,
+	req *httpcache.Directives, o *runOpts) bool {
+	age, life := v.Age(now), v.Lifetime
+	fresh := age < life && v.Flags&entry.FlagNoCache == 0
+	use := httpcache.UseRevalidated
+	if fresh {
+		use = httpcache.UseAsIs
 	}
-	cc := parseCacheControl(h["Cache-Control"])
-	return cc.noCache || cc.maxAge == 0
+	if req != nil {
+		use = httpcache.RequestUse(req, age, life, v.Flags&entry.FlagRevalidate != 0)
+		if use != httpcache.UseRevalidated && v.Flags&entry.FlagNoCache != 0 {
+			use = httpcache.UseRevalidated
+		}
+		o.forced = fresh && use == httpcache.UseRevalidated
+	}
+	switch {
+	case use == httpcache.UseAsIs:
+		c.stats.hits.Add(1)
+		c.logDecision(r.Context(), o.k.s, "HIT", "")
+		c.replayEntry(w, r, v, delivery{xcache: xCacheHit, params: statusHit, fromStore: true, now: now})
+		if xfetch(v, now, c.cfg.xfetchBeta) {
+			c.refresh(next, r, *o)
+		}
+		return true
+	case use == httpcache.UseStale:
+		c.stats.staleHits.Add(1)
+		c.logDecision(r.Context(), o.k.s, "HIT", "max-stale")
+		c.replayEntry(w, r, v, delivery{xcache: xCacheHit, params: statusHit + "; detail=max-stale", fromStore: true, now: now})
+		return true
+	case !fresh && !o.forced && v.Flags&entry.FlagNoCache == 0 && age < life+v.StaleWhileRevalidate &&
+		(r.Method == http.MethodGet || r.Method == http.MethodHead):
+		c.stats.staleHits.Add(1)
+		c.logDecision(r.Context(), o.k.s, "HIT", "stale-while-revalidate")
+		c.replayEntry(w, r, v, delivery{xcache: xCacheHit, params: statusHit + "; detail=stale-while-revalidate", fromStore: true, now: now})
+		c.refresh(next, r, *o)
+		return true
+	}
+	o.stale = &fallback{view: *v, onError: age < life+v.StaleIfError}
+	return false
 }
+
+// requestDirectives returns the request's Cache-Control directives for WithHonorRequestCacheControl, or
+// nil when it has none. Pragma: no-cache counts as Cache-Control: no-cache when there is no
+// Cache-Control (RFC 9111 §5.4).
+func requestDirectives(h http.Header) *httpcache.Directives {
+	if cc := h["Cache-Control"]; cc != nil {
+		d := httpcache.ParseCacheControl(cc)
+		return &d
+	}
+	for _, p := range h["Pragma"] {
+		if strings.Contains(strings.ToLower(p), "no-cache") {
+			return &httpcache.Directives{NoCache: true}
+		}
+	}
+	return nil
+}
+
+// onlyIfCached answers a request that said only-if-cached and that nothing stored can answer: 504
+// Gateway Timeout (RFC 9111 §5.2.1.7).
+func (c *Cache) onlyIfCached(w http.ResponseWriter, r *http.Request, storeKey string) {
+	c.stats.pass(reasonOnlyIfCached)
+	c.logDecision(r.Context(), storeKey, "BYPASS", reasonOnlyIfCached)
+	h := w.Header()
+	h["X-Cache"] = xCacheBypass
+	c.setCacheStatus(h, "fwd=miss; detail="+reasonOnlyIfCached)
+	w.WriteHeader(http.StatusGatewayTimeout)
+}
+
+// reasonOnlyIfCached is the pass reason of an only-if-cached request nothing stored could answer.
+const reasonOnlyIfCached = "only-if-cached"
 
 // passesThrough returns why r is not coalesced at all, or "".
 func (c *Cache) passesThrough(r *http.Request) string {
@@ -133,7 +193,7 @@ func (c *Cache) passesThrough(r *http.Request) string {
 	if r.Header["Upgrade"] != nil {
 		return reasonUpgrade
 	}
-	if r.Header["Cache-Control"] != nil && requestNoStore(r.Header) {
+	if cc := r.Header["Cache-Control"]; cc != nil && httpcache.ParseCacheControl(cc).NoStore {
 		return reasonNoStoreReq
 	}
 	return ""
@@ -191,12 +251,13 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // bypass hands r to the handler untouched but for the X-Cache: BYPASS marker. storeKey is r's key, or ""
-// when r passes before it is keyed.
+// when r passes before it is keyed. A non-error response to an unsafe method invalidates what is stored
+// for its URI (RFC 9111 §4.4).
 func (c *Cache) bypass(next http.Handler, w http.ResponseWriter, r *http.Request, storeKey, reason string) {
 	c.stats.pass(reason)
 	c.logDecision(r.Context(), storeKey, "BYPASS", reason)
 	h := w.Header()
-	h["X-Cache"] = []string{"BYPASS"}
+	h["X-Cache"] = xCacheBypass
 	switch reason {
 	case reasonMethod:
 		c.setCacheStatus(h, "fwd=method")
@@ -204,6 +265,10 @@ func (c *Cache) bypass(next http.Handler, w http.ResponseWriter, r *http.Request
 		c.setCacheStatus(h, "fwd=request")
 	default:
 		c.setCacheStatus(h, "fwd=bypass; detail="+reason)
+	}
+	if reason == reasonMethod && c.store != nil && !httpcache.Safe(r.Method) {
+		c.serveUnsafe(next, w, r)
+		return
 	}
 	next.ServeHTTP(w, r)
 }
@@ -216,34 +281,114 @@ func (c *Cache) storeCtx(parent context.Context) (context.Context, context.Cance
 	return context.WithTimeout(parent, c.cfg.storeTimeout)
 }
 
-// join waits for f and replays its result, or runs the handler itself when the result cannot be shared.
-func (c *Cache) join(f *flight[*result], next http.Handler, w http.ResponseWriter, r *http.Request) {
+// join waits for f and replays its response, or runs the handler itself when the response cannot be
+// shared with it.
+func (c *Cache) join(f *flight[*outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
 	if c.onJoin != nil {
 		c.onJoin()
 	}
-	res, err := f.wait(r.Context())
+	out, err := f.wait(r.Context())
 	switch {
 	case err == nil:
-	case err == http.ErrAbortHandler: //nolint:errorlint // net/http and recoverers compare with ==
-		panic(http.ErrAbortHandler)
-	case errors.Is(err, errGoexit):
-		c.bypass(next, w, r, f.key, reasonGoexit)
-		return
 	case r.Context().Err() != nil:
 		c.stats.abandoned.Add(1)
 		return // this request's client left or timed out; the run goes on for the others
 	default:
-		panic(err) // *PanicError
-	}
-	if res.unshareable != "" {
-		c.bypass(next, w, r, f.key, res.unshareable)
+		c.waiterFallback(next, w, r, f.key, o, err)
 		return
 	}
-	if len(res.vary) > 0 && !varyMatches(r.Header, res.vary) {
+	if out.pass != "" {
+		c.bypass(next, w, r, f.key, out.pass)
+		return
+	}
+	if out.rec.head.HasVary() && !viewVaryMatches(r.Header, &out.rec.head) {
 		c.bypass(next, w, r, f.key, reasonVary)
 		return
 	}
-	c.stats.coalesced.Add(1)
-	c.logDecision(r.Context(), f.key, "COALESCED", "")
-	c.replayResult(w, r, res, "COALESCED", res.cacheStatus)
+	d := out.d
+	if d.fromStore {
+		d.now = c.cfg.clock()
+	}
+	sent, err := c.deliver(w, r, out.rec, d)
+	switch {
+	case !sent:
+		c.waiterFallback(next, w, r, f.key, o, err)
+	case err == nil:
+		c.stats.coalesced.Add(1)
+		c.logDecision(r.Context(), f.key, "COALESCED", "")
+	case errors.Is(err, errClientGone):
+		c.stats.abandoned.Add(1)
+	default:
+		// The response was cut short after part of it was sent: abort the connection, so this client
+		// never takes it for whole (net/http logs nothing for this value).
+		c.stats.failed.Add(1)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// waiterFallback serves a waiter whose run had nothing for it (err says why) and that was sent nothing.
+func (c *Cache) waiterFallback(next http.Handler, w http.ResponseWriter, r *http.Request, storeKey string, o runOpts, err error) {
+	var pe *PanicError
+	switch {
+	case err == http.ErrAbortHandler: //nolint:errorlint // net/http and recoverers compare with ==
+		c.stats.failed.Add(1)
+		panic(http.ErrAbortHandler)
+	case errors.As(err, &pe):
+		// The run panicked. Its panic is raised, with its stack, on the leading request; each waiter
+		// answers 500 itself, so that one panic is logged once, not once per waiter.
+		c.stats.failed.Add(1)
+		c.logDecision(r.Context(), storeKey, "COALESCED", "panic")
+		h := w.Header()
+		h["X-Cache"] = xCacheCoalesced
+		c.setCacheStatus(h, fwdMiss+collapsedArg+"; detail=panic")
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+	case errors.Is(err, errComputeTimeout):
+		c.afterTimeout(next, w, r, o)
+	case errors.Is(err, errGoexit):
+		c.bypass(next, w, r, storeKey, reasonGoexit)
+	case errors.Is(err, errClientGone):
+		c.stats.abandoned.Add(1)
+	case errors.Is(err, errTooLarge):
+		c.bypass(next, w, r, storeKey, reasonTooLarge)
+	case errors.Is(err, errHijacked):
+		c.bypass(next, w, r, storeKey, reasonHijacked)
+	default:
+		c.bypass(next, w, r, storeKey, reasonIncomplete)
+	}
+}
+
+// afterTimeout serves a request whose run passed the compute timeout before it had anything for it:
+// the stale entry, when one may be served on error (the timeout is an error, as nginx's
+// proxy_cache_lock_timeout treats it), or the handler, run for this request alone.
+func (c *Cache) afterTimeout(next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
+	now := c.cfg.clock()
+	s := o.stale
+	if s == nil && c.store != nil {
+		s = c.staleFor(r, o, now)
+	}
+	if s != nil && s.onError {
+		c.stats.staleHits.Add(1)
+		c.logDecision(r.Context(), o.k.s, "HIT", reasonTimeout)
+		c.replayEntry(w, r, &s.view, delivery{xcache: xCacheHit, params: fwdStale + "; detail=" + reasonTimeout, fromStore: true, now: now})
+		return
+	}
+	c.bypass(next, w, r, o.k.s, reasonTimeout)
+}
+
+// staleFor looks in the store for an entry r could be served stale on error, following a Vary index.
+func (c *Cache) staleFor(r *http.Request, o runOpts, now time.Time) *fallback {
+	k := o.k
+	for range 2 {
+		v, found, variant, _ := c.lookup(r, k, o.anonAuth, now)
+		switch found {
+		case lookupVariant:
+			k = variant
+			continue
+		case lookupEntry:
+			age := v.Age(now)
+			return &fallback{view: v, onError: age < v.Lifetime+v.StaleIfError}
+		}
+		return nil
+	}
+	return nil
 }

@@ -313,8 +313,9 @@ func TestWaiterContextCancelled(t *testing.T) {
 	c.Wait()
 }
 
-// TestHandlerPanics: no waiter hangs, nothing is stored, and each goroutine panics with the value
-// SPEC §5.8 names.
+// TestHandlerPanics: no waiter hangs, nothing is stored, and the panic is raised once: the leading
+// request's goroutine panics with the handler's value; each waiter answers 500 itself (so one panic is
+// logged once), or panics with exactly http.ErrAbortHandler when that was the value (docs/behaviour.md §5.9).
 func TestHandlerPanics(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -337,10 +338,16 @@ func TestHandlerPanics(t *testing.T) {
 				panic(tt.value)
 			}}
 			h := c.Handler(o)
-			recovered := make(chan any, 4)
+			type outcome struct {
+				panicked any
+				status   int
+				xcache   string
+			}
+			outcomes := make(chan outcome, 4)
 			serve := func() {
-				defer func() { recovered <- recover() }()
-				serveDirect(h, httptest.NewRequest("GET", "/p", nil))
+				rec := httptest.NewRecorder()
+				defer func() { outcomes <- outcome{recover(), rec.Code, rec.Header().Get("X-Cache")} }()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", "/p", nil))
 			}
 			go serve()
 			<-entered
@@ -349,32 +356,33 @@ func TestHandlerPanics(t *testing.T) {
 			}
 			<-joins.reached
 			close(gate)
-			var leaderVals, waiterVals []any
+			var panics []any
+			var answered []int
 			for range 4 {
-				v := <-recovered
-				var pe *stampede.PanicError
-				if errors.As(asError(v), &pe) {
-					waiterVals = append(waiterVals, pe.Value)
+				o := <-outcomes
+				if o.panicked != nil {
+					panics = append(panics, o.panicked)
 				} else {
-					leaderVals = append(leaderVals, v)
+					answered = append(answered, o.status)
+					assert.Equal(t, "COALESCED", o.xcache)
 				}
 			}
 			c.Wait()
 			if tt.value == http.ErrAbortHandler {
-				assert.Empty(t, waiterVals, "waiters must panic with exactly http.ErrAbortHandler")
-				require.Len(t, leaderVals, 4)
-				for _, v := range leaderVals {
+				require.Len(t, panics, 4, "every request aborts")
+				for _, v := range panics {
 					assert.True(t, v == http.ErrAbortHandler, "got %v", v) //nolint:errorlint
 				}
 			} else {
-				assert.Equal(t, []any{"boom"}, leaderVals)
-				assert.Equal(t, []any{"boom", "boom", "boom"}, waiterVals)
+				assert.Equal(t, []any{"boom"}, panics, "only the leading request panics, with the handler's value")
+				assert.Equal(t, []int{500, 500, 500}, answered, "each waiter answers 500")
+				assert.EqualValues(t, 3, c.Snapshot().Failed)
 			}
 			assert.Zero(t, store.Len(), "nothing is stored after a panic")
 			// The key is free again: the next request runs the handler (and panics) instead of hanging.
 			go serve()
 			<-entered
-			assert.NotNil(t, <-recovered)
+			assert.NotNil(t, (<-outcomes).panicked)
 		})
 	}
 }
@@ -751,7 +759,7 @@ func TestKeyFuncError(t *testing.T) {
 func TestCorruptEntries(t *testing.T) {
 	t.Parallel()
 	valid := entry.Encode(&entry.Entry{Status: 200, Header: http.Header{"A": {"b"}}, Body: []byte("old"),
-		StoredAt: time.Now(), TTL: time.Hour})
+		StoredAt: time.Now(), Lifetime: time.Hour})
 	version := bytes.Clone(valid)
 	version[4] = 99
 	tests := []struct {

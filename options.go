@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/seed-a1426414/stampede/internal/httpcache"
 )
 
 // Default limits. Each can be changed with the option named beside it.
@@ -16,8 +18,9 @@ const (
 	DefaultComputeTimeout  = 30 * time.Second // WithComputeTimeout
 	DefaultPassTTL         = 10 * time.Second // WithPassTTL
 	DefaultStoreTimeout    = 500 * time.Millisecond
-	DefaultKeyPrefix       = "stampede" // WithKeyPrefix
-	DefaultKeyVersion      = "1"        // WithKeyVersion
+	DefaultKeyPrefix       = "stampede"       // WithKeyPrefix
+	DefaultKeyVersion      = "1"              // WithKeyVersion
+	DefaultKeep            = 10 * time.Minute // WithKeep
 	defaultBreakerFailures = 5
 	defaultBreakerBackoff  = time.Second
 )
@@ -62,6 +65,8 @@ type config struct {
 	cacheStatusName      string
 	clock                func() time.Time
 	fleetLease           time.Duration // 0: fleet coalescing off
+	keep                 time.Duration
+	targets              []string // targeted Cache-Control fields (RFC 9213), canonical, in precedence order
 }
 
 func defaultConfig() config {
@@ -80,6 +85,8 @@ func defaultConfig() config {
 		minUses:        1,
 		minUsesWindow:  time.Minute,
 		clock:          time.Now,
+		keep:           DefaultKeep,
+		targets:        []string{httpcache.CDNCacheControl},
 	}
 }
 
@@ -258,6 +265,30 @@ func WithFleetCoalescing(lease time.Duration) Option {
 	return func(c *config) { c.fleetLease = lease }
 }
 
+// WithKeep keeps a stored response for d past its freshness when it has a validator (ETag or
+// Last-Modified), so that the next request for it revalidates it with a conditional request (RFC 9111
+// §4.3) instead of fetching it whole; the default is 10 minutes ([DefaultKeep]), zero means the default
+// too. Kept entries count against the store's budget like any other. A response without a validator is
+// kept only for its stale windows (see [WithStaleWhileRevalidate], [WithStaleIfError]).
+func WithKeep(d time.Duration) Option {
+	return func(c *config) { c.keep = d }
+}
+
+// WithTargetedCacheControl sets the targeted cache-control fields (RFC 9213) this cache obeys, in order
+// of precedence; the default is CDN-Cache-Control alone. The first of them that a response carries with
+// a valid value replaces its Cache-Control and Expires for this cache's policy (Cache-Control still
+// reaches the clients). Name this cache's own field first to address it alone, for example
+// WithTargetedCacheControl("Stampede-Cache-Control", "CDN-Cache-Control"); with no names, only
+// Cache-Control counts.
+func WithTargetedCacheControl(names ...string) Option {
+	return func(c *config) {
+		c.targets = canonicalList(names)
+		if c.targets == nil {
+			c.targets = []string{}
+		}
+	}
+}
+
 // WithName names the cache in logs and stats; the default is the key prefix.
 func WithName(name string) Option {
 	return func(c *config) { c.name = name }
@@ -294,6 +325,9 @@ func (c *config) validate() {
 	if c.minUses == 0 {
 		c.minUses = 1
 	}
+	if c.keep == 0 {
+		c.keep = d.keep
+	}
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
 			panic(fmt.Sprintf("stampede: "+format, args...))
@@ -321,6 +355,10 @@ func (c *config) validate() {
 		"key prefix and version must not contain braces (they delimit the Redis Cluster hash tag)")
 	for _, h := range c.keyHeaders {
 		check(h != "", "WithHTTPCacheKeyRequestHeaders: empty header name")
+	}
+	check(c.keep > 0, "WithKeep expects d >= 0, got %v", c.keep)
+	for _, t := range c.targets {
+		check(httpcache.ValidToken(t), "WithTargetedCacheControl: %q is not a field name", t)
 	}
 }
 

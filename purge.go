@@ -5,19 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-
-	"github.com/seed-a1426414/stampede/internal/entry"
 )
 
 // ErrNotCached is returned by [Cache.Purge] for a request the cache never stores (it would pass through:
 // a key function error, a keyed body over the limit, an upgrade, ...).
 var ErrNotCached = errors.New("stampede: request is not cached")
 
-// Purge removes the stored response for r: the entry under r's key and, when the response varies,
-// the variant r's headers select and the index (other variants are unreachable without the index and
-// expire by their TTL). r is keyed as it would be when served; a method the cache does not serve counts
-// as GET, so an incoming PURGE request for a URL can be passed as it is. With a store that announces
-// deletions (backends/redisstore) every replica's local tier drops the entry too.
+// Purge removes the stored response for r: the entry under r's key or, when the response varies, its
+// index, which makes every variant stored under it unreachable (a later response starts a new index).
+// r is keyed as it would be when served, Authorization included; a method the cache does not serve
+// counts as GET, so an incoming PURGE request for a URL can be passed as it is. A run in flight for the
+// key still answers the requests waiting on it but is not stored. With a store that announces deletions
+// (backends/redisstore) every replica's local tier drops the entry too.
 func (c *Cache) Purge(ctx context.Context, r *http.Request) error {
 	if c.store == nil {
 		return nil
@@ -34,19 +33,15 @@ func (c *Cache) Purge(ctx context.Context, r *http.Request) error {
 	if reason != "" {
 		return fmt.Errorf("%w: %s", ErrNotCached, reason)
 	}
-	var errs []error
-	sctx, cancel := c.storeCtx(ctx)
-	b, found, err := c.store.Get(sctx, k.s)
-	cancel()
-	if err != nil {
-		errs = append(errs, err)
-	} else if found {
-		if v, err := entry.Parse(b); err == nil && v.Flags&entry.FlagVaryIndex != 0 {
-			errs = append(errs, c.PurgeKey(ctx, c.variantKey(k, &v, r.Header).s))
-		}
+	return c.drop(ctx, k)
+}
+
+// drop removes what is stored under k, and keeps a run in flight for k from storing its response.
+func (c *Cache) drop(ctx context.Context, k key) error {
+	if f := c.flights.lookup(k); f != nil {
+		f.invalidated.Store(true)
 	}
-	errs = append(errs, c.PurgeKey(ctx, k.s))
-	return errors.Join(errs...)
+	return c.PurgeKey(ctx, k.s)
 }
 
 // PurgeKey removes the entry stored under storeKey (as logged, or as [Cache.Purge] derives it).

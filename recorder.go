@@ -2,157 +2,369 @@ package stampede
 
 import (
 	"bufio"
-	"bytes"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
+	"time"
+
+	"github.com/seed-a1426414/stampede/internal/entry"
 )
 
-// recorder is the ResponseWriter the handler gets on a run. It passes everything through to the leading
-// request's own writer as it happens (so that client streams as usual) and records a copy of what the
-// handler itself produced, for the requests waiting on the run and for the store.
+// recorder is the ResponseWriter the handler gets on a run. When the handler writes its header the run's
+// leader decides, once, what the response is for (see [verdict]), and from then on the recorder:
+//   - records a shared response into the flight's recording, which every client (the leading one
+//     included, through its own goroutine) is fed from at its own pace: the handler never waits for a
+//     client;
+//   - or passes an unshareable response straight to the leading client, as if there were no cache;
+//   - or discards what the handler writes, when a stored response answers instead.
 //
-// It embeds the real writer and implements Unwrap, so http.NewResponseController reaches deadlines and
-// full-duplex on it; Flush and Hijack are intercepted because they make the response unshareable.
+// The handler gets a header map of its own, a copy of the leading writer's at the start, so what it
+// does to it never races with a client being sent the response. The recorder implements Unwrap, so
+// http.NewResponseController reaches the leading writer; Flush, Hijack and the deadline and full-duplex
+// setters are intercepted so they stay safe while the leading client is fed from another goroutine.
 type recorder struct {
-	http.ResponseWriter
-
-	cfg     *config
-	before  http.Header // the headers outer middleware set before the handler ran; never recorded
-	noBody  bool        // the leading request is HEAD: the body is recorded but not passed through
-	release func(reason string)
-	// onHeader, when set, adds headers for the leading client as the status is written (Cache-Status).
-	onHeader func(code int, h http.Header)
-	// deferred holds the response back from the leading client until the run is over, because a stale
-	// entry may yet replace it (a 304 revalidation, or a 5xx under stale-if-error). A response that
-	// streams, overflows the body limit or sets a cookie is committed at once and passed through.
-	deferred  bool
-	committed bool // the status went to the leading client (always, when not deferred)
+	l      *leader
+	w      http.ResponseWriter // the leading client's writer (a discarding one for a background run)
+	header http.Header         // the handler's header map
+	before http.Header         // w's header before the handler ran: set by outer middleware, never recorded
+	limit  int64               // the body limit
 
 	wroteHeader bool
 	status      int
-	header      http.Header // the handler's own headers, captured at WriteHeader
-	body        bytes.Buffer
-	unshareable string // why the response cannot be shared; "" while it still can
-	clientGone  bool   // a write to the leading client failed; the run goes on for the others
+	mode        recMode
+	v           verdict // what decide said, from the header on
+	pre         []byte  // modeRecord: body written before the head is committed (type sniffing)
+	rec         *recording
+	n           int64 // modeRecord: body bytes recorded
+	clientGone  bool  // modeDirect: a write to w failed
 }
 
-func newRecorder(w http.ResponseWriter, cfg *config, noBody bool, release func(string)) *recorder {
-	canonicalize(w.Header())
-	before := make(http.Header, len(w.Header()))
-	for k, v := range w.Header() {
+// recMode is what the recorder does with what the handler writes.
+type recMode uint8
+
+const (
+	modeUndecided recMode = iota // no header yet
+	modeRecord                   // into the recording
+	modeDirect                   // straight to the leading client
+	modeDiscard                  // nowhere: a stored response answers
+)
+
+// sniffLen is how much of an untyped body net/http's content sniffing looks at (http.DetectContentType).
+const sniffLen = 512
+
+func newRecorder(l *leader, w http.ResponseWriter, limit int64) *recorder {
+	h := w.Header()
+	canonicalize(h)
+	before := make(http.Header, len(h))
+	mine := make(http.Header, len(h)+8)
+	for k, v := range h {
 		before[k] = slices.Clone(v)
+		mine[k] = slices.Clone(v)
 	}
-	return &recorder{ResponseWriter: w, cfg: cfg, before: before, noBody: noBody, release: release}
+	return &recorder{l: l, w: w, header: mine, before: before, limit: limit}
 }
+
+// Header returns the handler's header map.
+func (rw *recorder) Header() http.Header { return rw.header }
 
 // Unwrap returns the leading request's writer, for http.NewResponseController.
-func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+func (rw *recorder) Unwrap() http.ResponseWriter { return rw.w }
 
-// WriteHeader records the status and the headers the handler added or changed, then writes them through.
+// WriteHeader decides what the response is for and starts it on its way.
 func (rw *recorder) WriteHeader(code int) {
 	if rw.wroteHeader {
 		return
 	}
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
-		rw.ResponseWriter.WriteHeader(code) // informational (103 Early Hints): passed on, not recorded
+		// Informational (103 Early Hints): to the leading client now; never recorded.
+		if !rw.l.o.background {
+			rw.syncHeader()
+			rw.w.WriteHeader(code)
+		}
 		return
 	}
-	rw.wroteHeader = true
-	rw.status = code
-	h := rw.ResponseWriter.Header()
+	rw.wroteHeader, rw.status = true, code
 	// A handler may set h["set-cookie"] or h["cache-control"] directly. net/http sends such names as
 	// written and clients read them case-insensitively, so they are merged under their canonical names
 	// before anything is decided: otherwise a private page or a cookie would look shareable.
-	canonicalize(h)
-	rw.header = make(http.Header, len(h))
-	connection := h["Connection"]
-	for name, values := range h {
-		if slices.Equal(rw.before[name], values) {
-			continue // set by middleware outside us, untouched by the handler
+	canonicalize(rw.header)
+	rw.v = rw.l.decide(code, rw.own())
+	switch rw.v.kind {
+	case verdictPass:
+		rw.mode = modeDirect
+		rw.l.pass(rw.v.reason)
+		rw.writeDirectHeader(rw.v.lead)
+	case verdictReplace:
+		rw.mode = modeDiscard
+		rw.l.publish(rw.v.replace, rw.v)
+	default:
+		rw.mode = modeRecord
+		if !rw.needsSniff() {
+			rw.commit()
 		}
-		if rw.cfg.recordable(name, connection) {
-			rw.header[name] = slices.Clone(values)
-		}
-	}
-	if rw.deferred {
-		if _, ok := h["Set-Cookie"]; ok && !slices.Equal(rw.before["Set-Cookie"], h["Set-Cookie"]) {
-			rw.markUnshareable(reasonSetCookie)
-		}
-		return
-	}
-	rw.writeStatus()
-	if _, ok := h["Set-Cookie"]; ok && !slices.Equal(rw.before["Set-Cookie"], h["Set-Cookie"]) {
-		rw.markUnshareable(reasonSetCookie)
 	}
 }
 
-// writeStatus sends the recorded status to the leading client, with its X-Cache and Cache-Status.
-func (rw *recorder) writeStatus() {
-	rw.committed = true
-	h := rw.ResponseWriter.Header()
-	h["X-Cache"] = []string{"MISS"}
-	if rw.onHeader != nil {
-		rw.onHeader(rw.status, h)
+// own returns the header fields the handler set or changed itself (not those outer middleware set
+// before it ran and it left alone).
+func (rw *recorder) own() http.Header {
+	own := make(http.Header, len(rw.header))
+	for name, values := range rw.header {
+		if !slices.Equal(rw.before[name], values) {
+			own[name] = values
+		}
 	}
-	rw.ResponseWriter.WriteHeader(rw.status)
+	return own
 }
 
-// commit sends what a deferred run has produced so far to the leading client and passes the rest
-// through as it comes.
+// needsSniff reports whether net/http would sniff the response's Content-Type from its first bytes: the
+// recording's head is then committed only once those are there, so every client gets the same type.
+func (rw *recorder) needsSniff() bool {
+	h := rw.v.head.Header
+	_, typed := h["Content-Type"]
+	return !typed && h["Content-Encoding"] == nil && bodyAllowed(rw.status)
+}
+
+// commit fixes the recording's head and publishes it to the flight's waiters and the leading client.
 func (rw *recorder) commit() {
-	if rw.committed || !rw.wroteHeader {
+	head := &rw.v.head
+	if rw.needsSniff() && len(rw.pre) > 0 {
+		head.Header["Content-Type"] = []string{http.DetectContentType(rw.pre)}
+	}
+	capacity := len(rw.pre) + 4
+	if n := declaredLength(head.Header); n >= 0 && n <= rw.limit {
+		capacity = int(n) + 4
+	} else if capacity < 4096 {
+		capacity = 4096
+	}
+	buf := entry.AppendHead(make([]byte, 0, entry.HeadLen(head)+capacity), head)
+	view, err := entry.ParseHead(buf)
+	if err != nil {
+		// Only recordable fields reach the head, so this cannot happen; if it did, the response would
+		// be the leader's alone.
+		rw.v = verdict{kind: verdictPass, reason: reasonRevalidate, lead: rw.v.lead}
+		rw.mode = modeDirect
+		rw.l.pass(rw.v.reason)
+		rw.writeDirectHeader(rw.v.lead)
+		_, _ = rw.writeDirect(rw.pre)
+		rw.pre = nil
 		return
 	}
-	rw.writeStatus()
-	if !rw.noBody && rw.body.Len() > 0 {
-		if _, err := rw.ResponseWriter.Write(rw.body.Bytes()); err != nil {
-			rw.clientGone = true
-		}
-	}
+	rw.rec = newLiveRecording(buf, view)
+	rw.rec.append(rw.pre)
+	rw.n = int64(len(rw.pre))
+	rw.pre = nil
+	rw.l.publish(rw.rec, rw.v)
 }
 
-// Write records p (up to the body limit) and passes it through to the leading client.
+// Write records p or passes it on, as the verdict says.
 func (rw *recorder) Write(p []byte) (int, error) {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
-	if rw.unshareable == "" {
-		if int64(rw.body.Len()+len(p)) > rw.cfg.maxBodyBytes {
-			rw.markUnshareable(reasonTooLarge) // commits a deferred response: p passes through below
-		} else {
-			rw.body.Write(p)
+	switch rw.mode {
+	case modeDirect:
+		return rw.writeDirect(p)
+	case modeRecord:
+		if rw.rec == nil {
+			if int64(len(rw.pre)+len(p)) > rw.limit {
+				rw.overflowUncommitted()
+				return rw.writeDirect(p)
+			}
+			rw.pre = append(rw.pre, p...)
+			if len(rw.pre) >= sniffLen {
+				rw.commit()
+			}
+			return len(p), nil
 		}
+		if rw.n+int64(len(p)) > rw.limit {
+			rw.handOver(errTooLarge, reasonTooLarge)
+			return rw.writeDirect(p)
+		}
+		rw.rec.append(p)
+		rw.n += int64(len(p))
 	}
-	if rw.noBody || rw.clientGone || !rw.committed {
+	return len(p), nil
+}
+
+// writeDirect writes p to the leading client. Its errors reach the handler: nobody else depends on the
+// run any more.
+func (rw *recorder) writeDirect(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if rw.l.o.background {
 		return len(p), nil
 	}
-	n, err := rw.ResponseWriter.Write(p)
-	if err != nil && rw.unshareable == "" {
-		// The leading client went away. Its handler goes on for the requests waiting on it, so the
-		// handler must not see the error and stop early.
+	n, err := rw.w.Write(p)
+	if err != nil {
 		rw.clientGone = true
-		return len(p), nil
 	}
 	return n, err
 }
 
-// Flush releases the waiting requests (a streamed response is not shared) and flushes the client.
+// overflowUncommitted turns a response that outgrew the body limit before its head was committed into
+// the leading client's alone: nobody has been sent anything yet.
+func (rw *recorder) overflowUncommitted() {
+	rw.mode = modeDirect
+	rw.l.pass(reasonTooLarge)
+	lead := rw.v.lead
+	lead.params += "; detail=" + reasonTooLarge
+	rw.writeDirectHeader(lead)
+	pre := rw.pre
+	rw.pre = nil
+	_, _ = rw.writeDirect(pre)
+}
+
+// handOver ends the recording because of err and hands the rest of the response to the leading client:
+// its own goroutine first delivers everything recorded, then the handler writes to it directly.
+// Requests that were sent part of the response are cut off; the others run the handler themselves.
+func (rw *recorder) handOver(err error, reason string) {
+	rw.rec.abort(err)
+	rw.mode = modeDirect
+	rw.l.unshared(reason)
+	rw.l.waitFeeder()
+}
+
+// writeDirectHeader sends the handler's status and header to the leading client, with its X-Cache and
+// Cache-Status, for a response that is its alone.
+func (rw *recorder) writeDirectHeader(d delivery) {
+	if rw.l.o.background {
+		return
+	}
+	rw.syncHeader()
+	h := rw.w.Header()
+	h["X-Cache"] = d.xcache
+	rw.l.c.setCacheStatus(h, d.params)
+	rw.w.WriteHeader(rw.status)
+}
+
+// syncHeader makes the leading writer's header what the handler's header map says.
+func (rw *recorder) syncHeader() {
+	h := rw.w.Header()
+	clear(h)
+	for k, v := range rw.header {
+		h[k] = v
+	}
+}
+
+// Flush commits the head if it is not yet, and asks every client to flush what it was sent.
 func (rw *recorder) Flush() { _ = rw.FlushError() }
 
-// FlushError is Flush for http.ResponseController, returning the underlying writer's error.
+// FlushError is Flush for http.ResponseController.
 func (rw *recorder) FlushError() error {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
-	rw.markUnshareable(reasonFlushed)
-	return http.NewResponseController(rw.ResponseWriter).Flush()
+	switch rw.mode {
+	case modeDirect:
+		if rw.l.o.background {
+			return nil
+		}
+		return http.NewResponseController(rw.w).Flush()
+	case modeRecord:
+		if rw.rec == nil {
+			rw.commit()
+		}
+		if rw.rec != nil {
+			rw.rec.flush()
+		}
+	}
+	return nil
 }
 
-// Hijack releases the waiting requests and hands the connection to the handler.
+// Hijack hands the connection to the handler: the response becomes the leading client's alone.
 func (rw *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	rw.markUnshareable(reasonHijacked)
-	return http.NewResponseController(rw.ResponseWriter).Hijack()
+	switch {
+	case rw.mode == modeRecord && rw.rec != nil:
+		rw.handOver(errHijacked, reasonHijacked)
+	case rw.mode == modeUndecided || rw.mode == modeRecord:
+		rw.l.pass(reasonHijacked)
+		rw.mode = modeDirect
+		rw.wroteHeader = true
+		rw.syncHeader()
+	}
+	return http.NewResponseController(rw.w).Hijack()
+}
+
+// SetReadDeadline sets the leading connection's read deadline (http.ResponseController).
+func (rw *recorder) SetReadDeadline(t time.Time) error {
+	return http.NewResponseController(rw.w).SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the leading connection's write deadline. While the response is recorded, its
+// client is written to by its own goroutine, not the handler, so the deadline is left to that.
+func (rw *recorder) SetWriteDeadline(t time.Time) error {
+	if rw.mode == modeRecord || rw.mode == modeDiscard {
+		return nil
+	}
+	return http.NewResponseController(rw.w).SetWriteDeadline(t)
+}
+
+// EnableFullDuplex lets the handler read the request body while it writes (http.ResponseController).
+// It is only passed on before anything is written to the leading client.
+func (rw *recorder) EnableFullDuplex() error {
+	if rw.mode != modeUndecided && rw.mode != modeDirect {
+		return nil
+	}
+	return http.NewResponseController(rw.w).EnableFullDuplex()
+}
+
+// finish ends the recording when the handler returned normally, returning the entry's bytes (head and
+// body, not yet sealed) when the response is whole and stored; nil otherwise.
+func (rw *recorder) finish() []byte {
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK) // what net/http sends for a handler that wrote nothing
+	}
+	switch rw.mode {
+	case modeDirect:
+		rw.copyTrailers()
+	case modeRecord:
+		if rw.rec == nil {
+			rw.commit()
+		}
+		if rw.mode != modeRecord {
+			return nil
+		}
+		if n := declaredLength(rw.v.head.Header); n >= 0 && n != rw.n && bodyAllowed(rw.status) {
+			// A body shorter (or longer) than its Content-Length: the handler failed mid-body. The
+			// leading client gets what was written and net/http closes its connection; nobody else gets
+			// it, and it is not stored.
+			rw.rec.abort(errShortBody)
+			rw.l.unshared(reasonIncomplete)
+			return nil
+		}
+		return rw.rec.complete()
+	}
+	return nil
+}
+
+// copyTrailers passes on trailers the handler set after its header, for a response that went straight
+// to the leading client ("Trailer:"-prefixed names, or those its Trailer field declared).
+func (rw *recorder) copyTrailers() {
+	if rw.l.o.background {
+		return
+	}
+	h := rw.w.Header()
+	declared := rw.header["Trailer"]
+	for name, values := range rw.header {
+		if strings.HasPrefix(name, http.TrailerPrefix) || listed(declared, name) {
+			h[name] = values
+		}
+	}
+}
+
+// listed reports whether a comma-separated field lists name (case-insensitively).
+func listed(lines []string, name string) bool {
+	for _, line := range lines {
+		for tok := range strings.SplitSeq(line, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // canonicalize moves values stored under non-canonical header names to their canonical names, keeping
@@ -165,19 +377,3 @@ func canonicalize(h http.Header) {
 		}
 	}
 }
-
-// markUnshareable records why the response cannot be shared, drops the recorded body, and releases the
-// waiting requests at once so they do not wait for a stream that may never end.
-func (rw *recorder) markUnshareable(reason string) {
-	if rw.unshareable != "" {
-		return
-	}
-	rw.unshareable = reason
-	rw.commit() // a deferred response goes to its client now, with what it has so far
-	rw.body = bytes.Buffer{}
-	rw.release(reason)
-}
-
-// xCacheHit is shared by every hit to save an allocation; slices set in a header are never modified in
-// place by net/http, and its capacity of one makes an append copy it.
-var xCacheHit = []string{"HIT"}

@@ -2,34 +2,21 @@ package stampede
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"net/http"
-	"strconv"
-	"strings"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
 )
 
-// result is what one run of the handler produced, as the waiting requests and the store see it.
-type result struct {
-	unshareable string // why nobody else may have it; "" when shareable
-	status      int
-	header      http.Header
-	body        []byte
-	vary        []entry.VaryField
-	age         string // Age for a result replayed from a stored entry; "" for a fresh response
-	stale       bool   // the stored entry served instead of a failed refresh (stale-if-error)
-	cacheStatus string // Cache-Status parameters for the requests that waited on the run
-
-	// What persist writes: the entry (nil when not storable) at storeKey, and the Vary index at
-	// indexKey when the response varies.
-	encoded  []byte
-	storeKey key
-	ttl      time.Duration
-	index    []byte
-	indexKey key
+// outcome is what a run tells the requests waiting on it once its response header is decided.
+type outcome struct {
+	pass string     // non-empty: the response is not for them (the reason); they run the handler themselves
+	rec  *recording // otherwise the response, streaming or whole
+	d    delivery   // how they are sent it
 }
 
 // fallback is a stored entry a run may replace its own response with: when the handler says 304 to the
@@ -39,27 +26,87 @@ type fallback struct {
 	onError bool // inside the stale-if-error window
 }
 
+// varyIndex is what a request's look-up found at the primary key of a response that varies: the Vary
+// names and the generation its variants are keyed under.
+type varyIndex struct {
+	names      []string
+	generation []byte
+	until      time.Time // when the index expires
+}
+
 // runOpts says how a run is led.
 type runOpts struct {
 	k, primary key
 	anonAuth   bool
 	admitted   bool // the doorkeeper lets the response be stored
 	background bool // a refresh nobody waits on (stale-while-revalidate, early refresh)
+	forced     bool // the request's Cache-Control asked for it (WithHonorRequestCacheControl)
 	stale      *fallback
+	index      *varyIndex
 }
+
+// generation returns the generation a variant of a response varying on names is keyed under: the
+// index's when one with the same names was found, a new random one otherwise.
+func (o *runOpts) generation(names []string) []byte {
+	if o.index != nil && slices.Equal(o.index.names, names) {
+		return o.index.generation
+	}
+	g := make([]byte, generationLen)
+	_, _ = crand.Read(g)
+	return g
+}
+
+// generationLen is the length of a Vary index's random generation.
+const generationLen = 16
+
+// leader is one run of the handler, led by the request that found nothing usable in flight: it prepares
+// the request the handler gets, runs it through a [recorder], decides once what the response is for,
+// feeds the leading client from the recording like any other client, and persists the result.
+type leader struct {
+	c    *Cache
+	f    *flight[*outcome]
+	next http.Handler
+	w    http.ResponseWriter // the leading client's writer
+	r    *http.Request       // the leading request, as its client sent it; only its goroutine reads it
+	// client is what the leading client's delivery reads: r with a copy of the fields that decide a
+	// response's form (preconditions, Range), so it never races with the handler reading run.
+	client *http.Request
+	run    *http.Request // what the handler gets
+	o      runOpts
+
+	fwd         string    // the Cache-Status forward reason: why the handler runs
+	conditional bool      // run carries validators of the stored entry (a revalidation)
+	start       time.Time // the configured clock when the run began (RFC 9111's request_time)
+	began       time.Time // the wall clock, for the handler-time statistics
+
+	cancel    context.CancelFunc
+	stopAfter func() bool
+	timer     *time.Timer
+	released  atomic.Bool // nobody but the leading client depends on the run any more
+	expired   atomic.Bool // the run passed the compute timeout
+
+	rw     *recorder
+	out    *outcome                  // what was published; set on the handler's goroutine
+	rec    atomic.Pointer[recording] // the published recording, for expire
+	feeder chan struct{}             // closed once the leading client's delivery is done; nil when none
+	lease  *fleetLease
+	failed bool // the handler panicked and a stale entry answered
+	ended  bool // the handler returned normally
+}
+
+// requestPreconditions are the request fields that make a response conditional or partial for one
+// client; a run that answers everyone must not carry them.
+var requestPreconditions = [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"}
 
 // lead runs the handler for f on this goroutine, with a context detached from this client so that the
 // client leaving does not cancel the run the others wait on, and bounded by the compute timeout.
-func (c *Cache) lead(f *flight[*result], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
-	persist := c.persist
+func (c *Cache) lead(f *flight[*outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
+	var lease *fleetLease
 	if c.fleet != nil && !o.background {
-		lease, served := c.fleetLead(f, w, r, o)
+		var served bool
+		lease, served = c.fleetLead(f, w, r, o)
 		if served {
 			return // another replica ran the handler; its stored response was replayed
-		}
-		if lease != nil {
-			persist = c.persistFleet(lease)
-			defer c.fleetAbandon(lease) // the handler panicked or called Goexit: nothing stored
 		}
 	}
 	if o.background {
@@ -69,293 +116,299 @@ func (c *Cache) lead(f *flight[*result], next http.Handler, w http.ResponseWrite
 		c.stats.misses.Add(1)
 		c.logDecision(r.Context(), o.k.s, "MISS", "")
 	}
-	start := c.cfg.clock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.computeTimeout)
-	defer cancel()
-	run := r.WithContext(ctx)
-	head := r.Method == http.MethodHead
-	if head {
-		run.Method = http.MethodGet // fill the GET entry; the recorder keeps the body from this client
+	l := c.newLeader(f, next, w, r, o)
+	l.lease = lease
+	defer l.close()
+	c.flights.run(f, l.load)
+}
+
+// newLeader prepares a run: the request the handler gets (GET for a HEAD, without the leading client's
+// preconditions and Range, with the stored entry's validators when revalidating) and its context.
+func (c *Cache) newLeader(f *flight[*outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) *leader {
+	l := &leader{c: c, f: f, next: next, w: w, r: r, o: o, start: c.cfg.clock(), began: time.Now(), fwd: fwdMiss}
+	switch {
+	case o.stale != nil:
+		l.fwd = fwdStale
+	case o.forced:
+		l.fwd = fwdRequest
+	case o.index != nil:
+		l.fwd = fwdVaryMiss
 	}
-	if o.stale != nil || hasPreconditions(r) || r.Header["If-Match"] != nil || r.Header["If-Unmodified-Since"] != nil ||
-		r.Header["If-Range"] != nil {
-		// The run answers everyone, so it must not be conditional on one client's validators; when a
-		// stored entry exists, it is conditional on that entry's validators instead (revalidation).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.computeTimeout)
+	l.cancel = cancel
+	run := r.WithContext(ctx)
+	if r.Method == http.MethodHead {
+		run.Method = http.MethodGet // fill the GET entry; the leading client still gets no body
+	}
+	needClone := o.stale != nil
+	for _, name := range requestPreconditions {
+		needClone = needClone || r.Header[name] != nil
+	}
+	client := r
+	if needClone {
 		run.Header = r.Header.Clone()
-		for _, name := range [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
+		subset := make(http.Header, len(requestPreconditions))
+		for _, name := range requestPreconditions {
+			if v := r.Header[name]; v != nil {
+				subset[name] = v
+			}
 			delete(run.Header, name)
 		}
+		client = r.WithContext(r.Context())
+		client.Header = subset
 		if o.stale != nil {
 			if etag, ok := o.stale.view.HeaderValue("Etag"); ok {
-				run.Header.Set("If-None-Match", string(etag))
+				run.Header["If-None-Match"] = []string{string(etag)}
+				l.conditional = true
 			}
 			if lm, ok := o.stale.view.HeaderValue("Last-Modified"); ok {
-				run.Header.Set("If-Modified-Since", string(lm))
+				run.Header["If-Modified-Since"] = []string{string(lm)}
+				l.conditional = true
 			}
 		}
 	}
-	// Once the response is known to be unshareable nobody else depends on the run, so the leading
-	// client's cancellation applies to it again (an SSE handler stops when its client leaves).
-	var released atomic.Bool
-	stop := context.AfterFunc(r.Context(), func() {
-		if released.Load() {
+	l.run, l.client = run, client
+	// Once the response is known to be the leading client's alone, nobody else depends on the run, so
+	// that client's cancellation applies to it again (an SSE handler stops when its client leaves).
+	l.stopAfter = context.AfterFunc(r.Context(), func() {
+		if l.released.Load() {
 			cancel()
 		}
 	})
-	defer stop()
-	rec := newRecorder(w, &c.cfg, head, func(reason string) {
-		released.Store(true)
-		c.pass.add(o.k, c.cfg.clock())
-		f.publish(&result{unshareable: reason}, nil)
-		if r.Context().Err() != nil {
-			cancel()
-		}
-	})
-	rec.deferred = o.stale != nil
-	rec.onHeader = func(code int, h http.Header) { c.setCacheStatus(h, c.missStatus(code, h, o)) }
+	l.timer = time.AfterFunc(c.cfg.computeTimeout, l.expire)
+	return l
+}
 
-	began, finished, failed := time.Now(), false, false
-	defer func() { c.stats.ran(time.Since(began), rec.status, finished && !failed) }() // also when it panics
-	res := c.flights.run(f, func() (res *result) {
-		if o.stale != nil && o.stale.onError {
-			defer func() {
-				if p := recover(); p != nil {
-					if p == http.ErrAbortHandler { //nolint:errorlint // compared with == by net/http
-						panic(p)
-					}
-					c.logger.Error("stampede: handler panicked; serving the stale entry (stale-if-error)",
-						"cache", c.cfg.name, "panic", p)
-					failed = true
-					res = c.staleResult(o.stale, http.StatusInternalServerError, start)
-				}
-			}()
+// load is the coalescer's load step: it runs the handler and returns what was published and the work
+// that persists it. A panic aborts the recording (so clients mid-stream are cut off) and is re-raised,
+// except that within stale-if-error a panic before the header serves the stale entry instead.
+func (l *leader) load() (out *outcome, persist func()) {
+	c := l.c
+	l.rw = newRecorder(l, l.w, c.cfg.maxBodyBytes)
+	normal := false
+	defer func() {
+		if normal {
+			return
 		}
-		next.ServeHTTP(rec, run)
-		return c.result(rec, r, o, start)
-	}, persist)
-	finished = true
-	if res.unshareable != "" {
-		c.pass.add(o.k, c.cfg.clock())
-		c.stats.unshareable[reasonIndex(res.unshareable)].Add(1)
-	}
-	if rec.deferred && !rec.committed {
-		// Nothing went to the leading client yet: it gets what everyone else gets.
-		restoreHeader(w.Header(), rec.before)
+		p := recover()
 		switch {
-		case res.unshareable != "" || res.header == nil:
-			rec.commit() // the handler's own response, as it wrote it
-		case res.stale:
-			c.stats.staleHits.Add(1)
-			c.replayResult(w, r, res, "HIT", res.cacheStatus)
+		case p == nil: // runtime.Goexit
+			l.abort(errGoexit)
+		case p != http.ErrAbortHandler && l.out == nil && l.o.stale != nil && l.o.stale.onError: //nolint:errorlint // compared with ==
+			c.logger.Error("stampede: handler panicked; serving the stale entry (stale-if-error)",
+				"cache", c.cfg.name, "panic", p)
+			l.failed = true
+			v := l.staleOnError(http.StatusInternalServerError)
+			l.rw.mode, l.rw.wroteHeader, l.rw.v = modeDiscard, true, v
+			l.publish(v.replace, v)
+			out, persist = l.out, l.persistWork(nil)
 		default:
-			c.replayResult(w, r, res, "MISS", strings.TrimSuffix(res.cacheStatus, "; collapsed")+storedParam(res))
+			l.abort(panicError(p))
+			panic(p)
 		}
+	}()
+	l.next.ServeHTTP(l.rw, l.run)
+	normal = true
+	l.ended = true
+	buf := l.rw.finish()
+	return l.out, l.persistWork(buf)
+}
+
+// publish makes rec the run's response: the waiting requests are released to it (unless v keeps it for
+// the leading client), and the leading client starts being fed from it on a goroutine of its own, so
+// the handler never waits for it.
+func (l *leader) publish(rec *recording, v verdict) {
+	out := &outcome{rec: rec, d: v.waiters}
+	if v.reason != "" {
+		out = &outcome{pass: v.reason}
+		l.released.Store(true)
+		l.c.pass.add(l.o.k, l.c.cfg.clock())
+		l.c.stats.unshareable[reasonIndex(v.reason)].Add(1)
+	}
+	l.out = out
+	l.rec.Store(rec)
+	l.f.publish(out, nil)
+	if l.expired.Load() {
+		rec.expire()
+	}
+	if v.kind == verdictReplace && v.lead.fromStore {
+		l.c.stats.staleHits.Add(1)
+	}
+	if l.o.background {
+		return
+	}
+	l.feeder = make(chan struct{})
+	go func() {
+		defer close(l.feeder)
+		_, _ = l.c.deliver(l.w, l.client, rec, v.lead)
+	}()
+}
+
+// pass publishes that the response is the leading client's alone (reason says why): the waiting requests
+// run the handler themselves, and the key goes hit-for-pass.
+func (l *leader) pass(reason string) {
+	l.out = &outcome{pass: reason}
+	l.f.publish(l.out, nil)
+	l.unshared(reason)
+}
+
+// unshared records that the response turned out not to be shareable after all: the key goes
+// hit-for-pass, and the run is the leading client's alone from now on.
+func (l *leader) unshared(reason string) {
+	l.released.Store(true)
+	if l.r.Context().Err() != nil {
+		l.cancel()
+	}
+	l.c.pass.add(l.o.k, l.c.cfg.clock())
+	l.c.stats.unshareable[reasonIndex(reason)].Add(1)
+}
+
+// abort ends the published recording early because of err (a panic, runtime.Goexit).
+func (l *leader) abort(err error) {
+	if rec := l.rec.Load(); rec != nil {
+		rec.abort(err)
 	}
 }
 
-// storedParam is "; stored" for a result that is being stored, the Cache-Status parameter saying so.
-func storedParam(res *result) string {
-	if res.encoded != nil {
-		return "; stored"
-	}
-	return ""
-}
-
-// restoreHeader makes h what it was before the handler ran (a deferred response is replaced).
-func restoreHeader(h, before http.Header) {
-	clear(h)
-	for k, v := range before {
-		h[k] = v
+// expire is called when the run passes the compute timeout: requests that arrive from now on do not
+// join it, and those waiting for it that have been sent nothing stop waiting. The run goes on; its
+// late response is still stored if it may be.
+func (l *leader) expire() {
+	l.expired.Store(true)
+	l.c.flights.detach(l.f)
+	l.f.publish(nil, errComputeTimeout)
+	if rec := l.rec.Load(); rec != nil {
+		rec.expire()
 	}
 }
 
-// missStatus is the Cache-Status of the leading request, decided when its status is written: whether the
-// response will be stored is known from its status and headers then (a body that later overflows the
-// limit is not stored after all).
-func (c *Cache) missStatus(code int, h http.Header, o runOpts) string {
-	fwd := "fwd=uri-miss"
-	if o.stale != nil {
-		fwd = "fwd=stale; fwd-status=" + strconv.Itoa(code)
+// waitFeeder waits until the leading client has been sent everything recorded.
+func (l *leader) waitFeeder() {
+	if l.feeder != nil {
+		<-l.feeder
 	}
-	if c.store == nil || !o.admitted || c.ttlFor(code) <= 0 {
-		return fwd
-	}
-	cc := parseCacheControl(h["Cache-Control"])
-	if cc.private || cc.noStore || h["Set-Cookie"] != nil || (o.anonAuth && !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate) {
-		return fwd + "; detail=" + reasonPrivate
-	}
-	return fwd + "; stored"
 }
 
-// result classifies what the handler wrote (SPEC §4) and, when it is storable, encodes it.
-func (c *Cache) result(rec *recorder, r *http.Request, o runOpts, start time.Time) *result {
-	if !rec.wroteHeader {
-		rec.WriteHeader(http.StatusOK) // what net/http sends for a handler that wrote nothing
+// close ends the run on the leading request's goroutine, also when the handler panicked: it waits for
+// the leading client's delivery (a ResponseWriter must not be used once its handler returned) and counts
+// the run.
+func (l *leader) close() {
+	l.timer.Stop()
+	l.stopAfter()
+	l.waitFeeder()
+	l.cancel()
+	status := 0
+	if l.rw != nil {
+		status = l.rw.status
 	}
-	if rec.unshareable != "" {
-		return &result{unshareable: rec.unshareable}
+	l.c.stats.ran(time.Since(l.began), status, l.ended && !l.failed)
+	if l.lease != nil && !l.lease.handed.Load() {
+		l.c.fleetRelease(l.lease, fleetMiss) // the handler panicked or called Goexit: nothing stored
 	}
-	if o.stale != nil {
-		switch {
-		case rec.status == http.StatusNotModified:
-			return c.revalidated(o, rec.header, start)
-		case rec.status >= 500 && o.stale.onError:
-			return c.staleResult(o.stale, rec.status, start)
-		}
-	}
-	h := rec.header
-	cc := parseCacheControl(h["Cache-Control"])
-	names, star := varyNames(h)
-	reason := ""
+}
+
+// persistWork returns the store writes for the run's response (buf, its head and body, when it is
+// whole), which run before the flight is forgotten (zero duplicate loads), or nil when nothing is to be
+// written. With a fleet lease it always returns work: the lease must be released.
+func (l *leader) persistWork(buf []byte) func() {
+	c := l.c
+	v := l.rw.v
+	var sealed []byte
 	switch {
-	case cc.private:
-		reason = reasonPrivate
-	case cc.noStore:
-		reason = reasonNoStore
-	case star:
-		reason = reasonVaryStar
-	case o.anonAuth && !cc.public && cc.sMaxAge < 0 && !cc.mustRevalidate:
-		reason = reasonAuth
+	case !v.store || c.store == nil || c.breaker.isOpen.Load() || l.f.invalidated.Load():
+	case v.kind == verdictShare && buf != nil:
+		sealed = trimmed(entry.Seal(buf, max(0, c.cfg.clock().Sub(l.start))))
+	case v.kind == verdictReplace:
+		sealed = v.sealed
 	}
-	if reason != "" {
-		return &result{unshareable: reason}
+	if sealed == nil && l.lease == nil {
+		return nil
 	}
-	body := rec.body.Bytes()
-	if _, ok := h["Content-Type"]; !ok && len(body) > 0 && h["Transfer-Encoding"] == nil {
-		// net/http sniffs the type at the first write; record what it decided so replays match.
-		h["Content-Type"] = []string{http.DetectContentType(body)}
+	if rec := l.rec.Load(); rec != nil && sealed != nil {
+		rec.storing.Store(true)
 	}
-	res := &result{status: rec.status, header: h, body: body, cacheStatus: "fwd=uri-miss; collapsed"}
-	if o.stale != nil {
-		res.cacheStatus = "fwd=stale; fwd-status=" + strconv.Itoa(rec.status) + "; collapsed"
+	outcome := fleetMiss
+	if l.out != nil && l.out.pass != "" {
+		outcome = fleetPass
 	}
-	for _, name := range names {
-		res.vary = append(res.vary, entry.VaryField{Name: name, Value: varyValue(r.Header, name)})
+	lease := l.lease
+	if lease != nil {
+		lease.handed.Store(true)
 	}
-	if c.store == nil || !o.admitted || c.breaker.isOpen.Load() {
-		return res // nothing will be stored: do not encode
-	}
-	fr := c.freshnessFor(rec.status, cc)
-	if fr.storeTTL() <= 0 {
-		return res
-	}
-	c.encode(res, o, fr, cc, names, r.Header, start)
-	return res
-}
-
-// encode fills in what persist writes for a storable result.
-func (c *Cache) encode(res *result, o runOpts, fr freshness, cc cacheControl, names []string, reqHeader http.Header, start time.Time) {
-	var flags entry.Flags
-	if cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate {
-		flags |= entry.FlagAuthShareable
-	}
-	if fr.noCache {
-		flags |= entry.FlagNoCache
-	}
-	now := c.cfg.clock()
-	res.ttl = fr.storeTTL()
-	res.storeKey = o.k
-	if len(names) > 0 {
-		res.storeKey = variantKeyFor(o.primary, names, reqHeader)
-		res.indexKey = o.primary
-		res.index = encodeIndex(names, now, res.ttl)
-	}
-	res.encoded = entry.Encode(&entry.Entry{
-		Status: res.status, Header: res.header, Body: res.body, StoredAt: now, TTL: fr.ttl,
-		StaleWhileRevalidate: fr.swr, StaleIfError: fr.sie, ComputeTime: now.Sub(start), Flags: flags, Vary: res.vary,
-	})
-}
-
-// revalidated is the result of a revalidation the handler answered 304: the stored response, with the
-// headers the 304 updated (RFC 9111 §4.3.4), fresh again and stored again.
-func (c *Cache) revalidated(o runOpts, updated http.Header, start time.Time) *result {
-	old, err := entry.Decode(o.stale.view.Raw())
-	if err != nil {
-		return &result{unshareable: reasonRevalidate}
-	}
-	for name, values := range updated {
-		if name != "Content-Length" {
-			old.Header[name] = values
-		}
-	}
-	res := &result{status: old.Status, header: old.Header, body: old.Body, vary: old.Vary, age: "0",
-		cacheStatus: "fwd=stale; fwd-status=304; collapsed"}
-	if c.store != nil {
-		cc := parseCacheControl(old.Header["Cache-Control"])
-		if fr := c.freshnessFor(old.Status, cc); fr.storeTTL() > 0 {
-			names := make([]string, len(old.Vary))
-			reqHeader := http.Header{}
-			for i, f := range old.Vary {
-				names[i] = f.Name
-				reqHeader[f.Name] = []string{f.Value}
-			}
-			c.encode(res, o, fr, cc, names, reqHeader, start)
-		}
-	}
-	return res
-}
-
-// staleResult serves the stored entry instead of a failed refresh (stale-if-error, RFC 5861 §4).
-func (c *Cache) staleResult(s *fallback, status int, start time.Time) *result {
-	e, err := entry.Decode(s.view.Raw())
-	if err != nil {
-		return &result{unshareable: reasonRevalidate}
-	}
-	now := c.cfg.clock()
-	return &result{status: e.Status, header: e.Header, body: e.Body, vary: e.Vary, stale: true,
-		age:         strconv.FormatInt(int64(now.Sub(e.StoredAt)/time.Second), 10),
-		cacheStatus: "fwd=stale; fwd-status=" + strconv.Itoa(status) + "; detail=stale-if-error"}
-}
-
-// heuristicallyCacheable are the statuses RFC 9110 §15.1 lets a cache store without explicit freshness.
-var heuristicallyCacheable = map[int]bool{
-	200: true, 203: true, 204: true, 300: true, 301: true, 308: true,
-	404: true, 405: true, 410: true, 414: true, 501: true,
-}
-
-// ttlFor returns how long a response with status may be stored; zero or less means not at all.
-func (c *Cache) ttlFor(status int) time.Duration {
-	if c.cfg.statusTTL != nil {
-		return c.cfg.statusTTL(status)
-	}
-	if heuristicallyCacheable[status] {
-		return c.cfg.ttl
-	}
-	return 0
-}
-
-// persist is the coalescer's persist step: the store writes for a storable result (the variant, then its
-// index), run in the background before the flight is forgotten (SPEC §5.2).
-func (c *Cache) persist(res *result) func() {
-	if c.store == nil || res == nil || res.encoded == nil || c.breaker.isOpen.Load() {
-		return nil // nothing to write, or the breaker skips the store (look-ups probe it, not writes)
-	}
+	idx := l.o.index
 	return func() {
+		if lease != nil {
+			defer func() { c.fleetRelease(lease, outcome) }()
+		}
 		defer func() {
 			if p := recover(); p != nil { // a store that panics must not take the process down
 				c.stats.setErrors.Add(1)
 				c.logger.Error("stampede: store panicked on write", "cache", c.cfg.name, "panic", p)
 			}
 		}()
-		if c.write(res.storeKey, res.encoded, res.ttl) && (res.index == nil || c.write(res.indexKey, res.index, res.ttl)) {
-			c.indexTags(res)
+		if sealed != nil && c.writeEntry(lease, v, sealed, idx) {
+			outcome = fleetStored
 		}
 	}
 }
 
-// write stores one value through the breaker, reporting whether it was stored.
-func (c *Cache) write(k key, value []byte, ttl time.Duration) bool {
+// trimmed returns b, or a copy without its spare capacity when that would waste more than an eighth of
+// it: the stored entry is kept as long as it lives.
+func trimmed(b []byte) []byte {
+	if spare := cap(b) - len(b); spare > 4096 && spare > len(b)/8 {
+		return append(make([]byte, 0, len(b)), b...)
+	}
+	return b
+}
+
+// writeEntry stores a run's sealed entry: the variant under its key and, for a varying response, the
+// index (its names and generation) at the primary key, then the tags. It reports whether all of it was
+// stored.
+func (c *Cache) writeEntry(lease *fleetLease, v verdict, sealed []byte, idx *varyIndex) bool {
+	if !c.write(lease, v.storeKey, sealed, v.storeTTL) {
+		return false
+	}
+	keys := []string{v.storeKey.s}
+	if v.generation != nil {
+		ttl := v.storeTTL
+		now := c.cfg.clock()
+		if idx != nil && slices.Equal(idx.generation, v.generation) {
+			ttl = max(ttl, idx.until.Sub(now))
+		}
+		if !c.write(lease, v.indexKey, encodeIndex(v.names, v.generation, now, ttl), ttl) {
+			return false
+		}
+		keys = append(keys, v.indexKey.s)
+	}
+	c.indexTags(v.head.Header, keys, v.storeTTL)
+	return true
+}
+
+// write stores one value through the breaker, reporting whether it was stored. When lease is this key's
+// fleet lease, the write is fenced: it is refused once another replica took the lease over.
+func (c *Cache) write(lease *fleetLease, k key, value []byte, ttl time.Duration) bool {
 	ok, probe := c.breaker.allow(c.cfg.clock())
 	if !ok {
 		return false
 	}
 	ctx, cancel := c.storeCtx(context.Background())
 	defer cancel()
-	err := c.store.SetEx(ctx, k.s, value, ttl)
+	stored, err := true, error(nil)
+	if lease != nil && k.s == lease.key {
+		stored, err = c.fleet.SetExFenced(ctx, k.s, value, ttl, lease.token)
+	} else {
+		err = c.store.SetEx(ctx, k.s, value, ttl)
+	}
 	c.breaker.done(c.cfg.clock(), probe, err)
-	if err != nil {
+	switch {
+	case err != nil:
 		c.stats.setErrors.Add(1)
 		c.logger.Debug("stampede: store write failed", "cache", c.cfg.name, "error", err)
+		return false
+	case !stored:
+		c.stats.fleetFenced.Add(1)
+		c.logger.Warn("stampede: lease expired before the response was stored; another replica's entry wins",
+			"cache", c.cfg.name, "lease", c.cfg.fleetLease)
 		return false
 	}
 	return true

@@ -17,14 +17,15 @@ const cacheLine = 64
 var reasons = [...]string{
 	reasonMethod, reasonUpgrade, reasonNoStoreReq, reasonBodyLimit, reasonBodyError, reasonKeyError,
 	reasonPass, reasonGoexit, reasonVary, reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar,
-	reasonAuth, reasonFlushed, reasonHijacked, reasonTooLarge, reasonContention, reasonRevalidate,
+	reasonAuth, reasonEventStream, reasonHijacked, reasonTooLarge, reasonIncomplete, reasonPartial, reasonStatus,
+	reasonContention, reasonRevalidate, reasonTimeout, reasonOnlyIfCached,
 }
 
 // responseReasons are the reasons a handler's response cannot be shared (SPEC §4), the keys of
 // [Snapshot].Unshareable.
 var responseReasons = [...]string{
-	reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar, reasonAuth, reasonFlushed,
-	reasonHijacked, reasonTooLarge,
+	reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar, reasonAuth, reasonEventStream,
+	reasonHijacked, reasonTooLarge, reasonIncomplete, reasonPartial, reasonStatus,
 }
 
 // otherReason names the slot of a reason missing from reasons; it stays at zero while the list is
@@ -66,7 +67,8 @@ type stats struct {
 	refreshes atomic.Uint64 // background runs: stale-while-revalidate and early refresh
 	coalesced atomic.Uint64
 	abandoned atomic.Uint64
-	_         [cacheLine - 6*8]byte
+	failed    atomic.Uint64 // waiters whose run panicked or broke off: answered 500 or cut off
+	_         [cacheLine - 8*8]byte
 
 	// Written once per run, per pass or per store failure: far rarer than requests.
 	runs         [len(handlerTimeBounds) + 1]atomic.Uint64 // by duration; their sum is the run count
@@ -161,8 +163,12 @@ type Snapshot struct {
 	// COALESCED), the collapsed waiters.
 	Coalesced uint64 `json:"coalesced"`
 	// Abandoned counts waiters whose own request ended (the client left or timed out) before the run
-	// they waited on had a response for them.
+	// they waited on had a response for them, or while they were being sent it.
 	Abandoned uint64 `json:"abandoned"`
+	// Failed counts waiters that got no whole response from the run they waited on: it panicked (they
+	// answered 500 themselves), or its response broke off after part of it was sent (their connection
+	// was cut).
+	Failed uint64 `json:"failed"`
 	// Passes counts requests that went to the handler untouched (X-Cache: BYPASS), and PassReasons
 	// counts them by reason ("method", "private", "hit-for-pass", ...). Waiters that ran the handler
 	// themselves because the shared run's response was unshareable count here, under its reason.
@@ -306,6 +312,7 @@ func (c *Cache) Snapshot() Snapshot {
 	snap.Refreshes = s.refreshes.Load()
 	snap.Coalesced = s.coalesced.Load()
 	snap.Abandoned = s.abandoned.Load()
+	snap.Failed = s.failed.Load()
 	snap.Requests = s.requests.Load() // after the outcomes, so it is never below their sum
 
 	snap.StoreGetErrors = s.getErrors.Load()

@@ -282,7 +282,8 @@ func TestStatsCounters(t *testing.T) {
 						w.Header().Set("Set-Cookie", "a=b")
 					case "/vary-star":
 						w.Header().Set("Vary", "*")
-					case "/flushed":
+					case "/event-stream":
+						w.Header().Set("Content-Type", "text/event-stream")
 						_ = http.NewResponseController(w).Flush()
 					case "/hijacked":
 						_, _, _ = http.NewResponseController(w).Hijack() // the recorder cannot; it still counts
@@ -292,13 +293,13 @@ func TestStatsCounters(t *testing.T) {
 					}
 					_, _ = io.WriteString(w, "x")
 				}
-				for _, p := range []string{"/no-store", "/set-cookie", "/vary-star", "/flushed", "/hijacked", "/too-large"} {
+				for _, p := range []string{"/no-store", "/set-cookie", "/vary-star", "/event-stream", "/hijacked", "/too-large"} {
 					rig.do(newGet(p))
 				}
 				rig.do(newGetWith("/auth", "Authorization", "Bearer t"))
 			},
 			want: counts{Requests: 7, Misses: 7, Runs: 7, Unshareable: reasonCounts("no-store", 1, "set-cookie", 1,
-				"vary-star", 1, "flushed", 1, "hijacked", 1, "too-large", 1, "authorization", 1)},
+				"vary-star", 1, "event-stream", 1, "hijacked", 1, "too-large", 1, "authorization", 1)},
 		},
 		{
 			name: "5xx is a failure and is not stored",

@@ -51,25 +51,22 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// indexTags records the tags of a stored result under its keys (the variant and, when the response
-// varies, its index), in the store when it keeps a tag index, in memory otherwise.
-func (c *Cache) indexTags(res *result) {
-	tags := responseTags(res.header)
+// indexTags records the tags of a stored response (header is its recorded header) under keys (the
+// variant and, when the response varies, its index), in the store when it keeps a tag index, in memory
+// otherwise.
+func (c *Cache) indexTags(header http.Header, keys []string, ttl time.Duration) {
+	tags := responseTags(header)
 	if len(tags) == 0 {
 		return
 	}
-	keys := []string{res.storeKey.s}
-	if res.index != nil {
-		keys = append(keys, res.indexKey.s)
-	}
 	ts, ok := c.store.(tagStore)
 	if !ok {
-		c.tags.add(tags, keys, c.cfg.clock().Add(res.ttl))
+		c.tags.add(tags, keys, c.cfg.clock().Add(ttl))
 		return
 	}
 	for _, k := range keys {
 		ctx, cancel := c.storeCtx(context.Background())
-		err := ts.TagKeys(ctx, k, tags, res.ttl)
+		err := ts.TagKeys(ctx, k, tags, ttl)
 		cancel()
 		if err != nil {
 			c.stats.setErrors.Add(1)

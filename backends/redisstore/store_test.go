@@ -80,7 +80,7 @@ func makeEntry(n int, random bool, extra http.Header) []byte {
 		}
 	}
 	return entry.Encode(&entry.Entry{
-		Status: 200, Header: h, Body: body, StoredAt: time.Now(), TTL: time.Minute,
+		Status: 200, Header: h, Body: body, StoredAt: time.Now(), Lifetime: time.Minute,
 		Vary: []entry.VaryField{{Name: "Accept-Encoding", Value: "gzip"}},
 	})
 }

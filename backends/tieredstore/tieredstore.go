@@ -106,7 +106,7 @@ func (s *Store) l1TTLFor(value []byte) time.Duration {
 	if err != nil {
 		return 0
 	}
-	return min(s.l1TTL, v.StoredAt.Add(v.TTL).Sub(s.now()))
+	return min(s.l1TTL, v.FreshUntil().Sub(s.now()))
 }
 
 // SetEx stores value in L2 and then L1. An L2 error is returned (and L1 is left alone, so no replica

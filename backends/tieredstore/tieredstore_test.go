@@ -23,7 +23,7 @@ func mem(t *testing.T) *memstore.Store {
 }
 
 func value(storedAt time.Time, ttl time.Duration) []byte {
-	return entry.Encode(&entry.Entry{Status: 200, Body: []byte("x"), StoredAt: storedAt, TTL: ttl})
+	return entry.Encode(&entry.Entry{Status: 200, Body: []byte("x"), StoredAt: storedAt, Lifetime: ttl})
 }
 
 // TestTiers: reads go L1 then L2 and fill L1 for min(cap, remaining freshness); stale entries and

@@ -4,14 +4,19 @@
 // Layout (all integers little-endian, lengths as uvarints):
 //
 //	magic "STMP" | version u8 | flags u8 | status u16 |
-//	stored-at i64 (unix ns) | ttl i64 | stale-while-revalidate i64 | stale-if-error i64 | compute i64 |
+//	stored-at i64 (unix ns) | lifetime i64 | initial-age i64 | stale-while-revalidate i64 |
+//	stale-if-error i64 | keep i64 | compute i64 |
 //	header block: count, then per header: name, value count, values |
 //	vary block: count, then per field: name, request value |
-//	body: length, bytes |
+//	body: every byte up to the checksum |
 //	crc32c u32 of everything before it
 //
+// The body has no length of its own: it runs to the checksum. So a response can be written into its
+// entry while it streams: the head (everything before the body) is encoded once the response's header
+// is known, the body is appended as the handler writes it, and [Seal] adds the checksum at the end.
+//
 // Parse rejects anything it does not understand: a wrong magic or version, a bad checksum, a length that
-// runs past the end, trailing bytes, header names that are not HTTP tokens and values with CR, LF or NUL.
+// runs past the end, header names that are not HTTP tokens and values with CR, LF or NUL.
 // So a corrupt, truncated, foreign or older entry is an error, never a wrong response.
 package entry
 
@@ -27,14 +32,18 @@ import (
 // Magic starts every encoded entry.
 const Magic = "STMP"
 
-// Version is the format version this package writes and the only one it reads.
-const Version = 1
+// Version is the format version this package writes and the only one it reads. Version 1 (a TTL in
+// place of lifetime, initial age and keep, and a length-prefixed body) is read as foreign.
+const Version = 2
 
-// fixedLen is the length of the fixed-size prefix: magic, version, flags, status and five int64s.
-const fixedLen = 4 + 1 + 1 + 2 + 5*8
+// fixedLen is the length of the fixed-size prefix: magic, version, flags, status and seven int64s.
+const fixedLen = 4 + 1 + 1 + 2 + 7*8
+
+// computeOffset is where the compute time sits in the fixed prefix; Seal patches it.
+const computeOffset = fixedLen - 8
 
 // MinLen is the length of the smallest valid entry (no headers, no vary, empty body).
-const MinLen = fixedLen + 3 + 4
+const MinLen = fixedLen + 2 + 4
 
 // Flags records facts about a response that decide who may reuse it.
 type Flags uint8
@@ -43,12 +52,19 @@ const (
 	// FlagAuthShareable marks a response that said public, s-maxage or must-revalidate, so it may be
 	// served to requests that carry Authorization (RFC 9111 §3.5).
 	FlagAuthShareable Flags = 1 << iota
-	// FlagNoCache marks a response that said no-cache: it may be stored but must be revalidated.
+	// FlagNoCache marks a response that said no-cache: it may be stored but must be revalidated before
+	// every use (RFC 9111 §5.2.2.4).
 	FlagNoCache
 	// FlagVaryIndex marks an index entry, stored at a URL's primary key: it holds no response, only the
-	// names of the request headers the response varies on (in Vary, with empty values). Each variant is
-	// stored under a secondary key derived from the primary key and the request's values of those names.
+	// names of the request headers the response varies on (in Vary, with empty values) and, as its
+	// body, a random generation. Each variant is stored under a secondary key derived from the primary
+	// key, the generation and the request's values of those names, so that replacing or deleting the
+	// index makes every variant stored under the old one unreachable.
 	FlagVaryIndex
+	// FlagRevalidate marks a response that said must-revalidate, proxy-revalidate or no-cache: once
+	// stale it must not be served without revalidation, whatever a request's max-stale says
+	// (RFC 9111 §5.2.2.2).
+	FlagRevalidate
 )
 
 // Errors returned by Parse. Every one of them wraps ErrInvalid.
@@ -58,8 +74,8 @@ var (
 	ErrVersion  = wrap("unsupported format version")
 	ErrChecksum = wrap("checksum mismatch")
 	ErrTrunc    = wrap("truncated")
-	ErrTrailing = wrap("trailing bytes")
 	ErrHeader   = wrap("invalid header field")
+	ErrTrailing = wrap("bytes after the head")
 )
 
 type parseError struct{ msg string }
@@ -83,26 +99,30 @@ type Entry struct {
 	Status   int
 	Header   http.Header
 	Body     []byte
-	StoredAt time.Time
-	// TTL is how long after StoredAt the entry is fresh.
-	TTL time.Duration
-	// StaleWhileRevalidate and StaleIfError extend the usable life past TTL (RFC 5861).
+	StoredAt time.Time // when the response was received (RFC 9111 §4.2.3's response_time)
+	// Lifetime is the response's freshness lifetime (RFC 9111 §4.2.1), and InitialAge its corrected
+	// initial age at StoredAt (§4.2.3): it is fresh until StoredAt + Lifetime - InitialAge.
+	Lifetime   time.Duration
+	InitialAge time.Duration
+	// StaleWhileRevalidate and StaleIfError extend the usable life past freshness (RFC 5861), and Keep
+	// is how long past freshness a stale entry is kept so it can be revalidated.
 	StaleWhileRevalidate time.Duration
 	StaleIfError         time.Duration
+	Keep                 time.Duration
 	// ComputeTime is how long the handler took to produce the response (XFetch's delta).
 	ComputeTime time.Duration
 	Flags       Flags
 	Vary        []VaryField
 }
 
-// Append appends the encoding of e to dst and returns the extended slice.
-func Append(dst []byte, e *Entry) []byte {
-	start := len(dst)
+// AppendHead appends the head of e (everything before the body) to dst; the body must follow it
+// directly, and Seal must end the entry. e.Body and e.ComputeTime are ignored.
+func AppendHead(dst []byte, e *Entry) []byte {
 	dst = append(dst, Magic...)
 	dst = append(dst, Version, byte(e.Flags))
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(e.Status))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(e.StoredAt.UnixNano()))
-	for _, d := range [...]time.Duration{e.TTL, e.StaleWhileRevalidate, e.StaleIfError, e.ComputeTime} {
+	for _, d := range [...]time.Duration{e.Lifetime, e.InitialAge, e.StaleWhileRevalidate, e.StaleIfError, e.Keep, 0} {
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(d))
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(e.Header)))
@@ -118,21 +138,35 @@ func Append(dst []byte, e *Entry) []byte {
 		dst = appendString(dst, f.Name)
 		dst = appendString(dst, f.Value)
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(e.Body)))
-	dst = append(dst, e.Body...)
-	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+	return dst
+}
+
+// HeadLen returns the length of the head AppendHead writes for e, for sizing a buffer.
+func HeadLen(e *Entry) int {
+	n := fixedLen + 2*binary.MaxVarintLen64
+	for name, values := range e.Header {
+		n += len(name) + 2*binary.MaxVarintLen64
+		for _, v := range values {
+			n += len(v) + binary.MaxVarintLen64
+		}
+	}
+	for _, f := range e.Vary {
+		n += len(f.Name) + len(f.Value) + 2*binary.MaxVarintLen64
+	}
+	return n
+}
+
+// Seal ends an entry whose head (AppendHead) and body are in b: it sets the compute time and appends
+// the checksum. b must start with the head.
+func Seal(b []byte, compute time.Duration) []byte {
+	binary.LittleEndian.PutUint64(b[computeOffset:], uint64(compute))
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
 // Encode returns the encoding of e.
 func Encode(e *Entry) []byte {
-	n := MinLen + len(e.Body) + 16*len(e.Header)
-	for name, values := range e.Header {
-		n += len(name)
-		for _, v := range values {
-			n += len(v) + 2
-		}
-	}
-	return Append(make([]byte, 0, n), e)
+	b := AppendHead(make([]byte, 0, HeadLen(e)+len(e.Body)+4), e)
+	return Seal(append(b, e.Body...), e.ComputeTime)
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -141,15 +175,17 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // View is a parsed entry that aliases the bytes it was parsed from: nothing is copied, so the bytes must
-// never change afterwards (headers copied out of it alias them too). Stores hand out immutable values, which makes this safe and keeps
-// a cache hit free of per-header allocations.
+// never change afterwards (headers copied out of it alias them too). Stores hand out immutable values,
+// which makes this safe and keeps a cache hit free of per-header allocations.
 type View struct {
 	Status               int
 	Flags                Flags
 	StoredAt             time.Time
-	TTL                  time.Duration
+	Lifetime             time.Duration
+	InitialAge           time.Duration
 	StaleWhileRevalidate time.Duration
 	StaleIfError         time.Duration
+	Keep                 time.Duration
 	ComputeTime          time.Duration
 	Body                 []byte
 
@@ -159,39 +195,84 @@ type View struct {
 	nValues  int
 	vary     []byte // the vary block, validated
 	nVary    int
+	bodyAt   int // offset of the body in all
 }
 
 // Parse validates b completely and returns a View of it. It never panics and allocates nothing.
 func Parse(b []byte) (View, error) {
-	var v View
 	if len(b) < MinLen {
 		if len(b) >= 4 && string(b[:4]) != Magic {
-			return v, ErrMagic
+			return View{}, ErrMagic
 		}
-		return v, ErrTrunc
+		return View{}, ErrTrunc
 	}
 	if string(b[:4]) != Magic {
-		return v, ErrMagic
+		return View{}, ErrMagic
 	}
 	if b[4] != Version {
-		return v, ErrVersion
+		return View{}, ErrVersion
 	}
-	body := b[:len(b)-4]
-	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
-		return v, ErrChecksum
+	if crc32.Checksum(b[:len(b)-4], castagnoli) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		return View{}, ErrChecksum
 	}
+	return parseUnsealed(b, len(b)-4)
+}
+
+// ParseTrusted is Parse without the checksum, for bytes that this process encoded and that have not
+// left it since (an in-process store's value, already parsed once with Parse): everything else is
+// still validated, so it can never return a View that is unsafe to replay.
+func ParseTrusted(b []byte) (View, error) {
+	if len(b) < MinLen {
+		return View{}, ErrTrunc
+	}
+	if string(b[:4]) != Magic {
+		return View{}, ErrMagic
+	}
+	if b[4] != Version {
+		return View{}, ErrVersion
+	}
+	return parseUnsealed(b, len(b)-4)
+}
+
+// ParseHead parses b, the head of an entry exactly as AppendHead wrote it, into a View with an empty
+// body: the header a streamed response's clients are sent while its body is still being written.
+func ParseHead(b []byte) (View, error) {
+	if len(b) < fixedLen+2 {
+		return View{}, ErrTrunc
+	}
+	if string(b[:4]) != Magic {
+		return View{}, ErrMagic
+	}
+	if b[4] != Version {
+		return View{}, ErrVersion
+	}
+	v, err := parseUnsealed(b, len(b))
+	if err != nil {
+		return View{}, err
+	}
+	if len(v.Body) != 0 {
+		return View{}, ErrTrailing
+	}
+	v.Body = nil
+	return v, nil
+}
+
+// parseUnsealed parses the head of b and takes b[head:end] as the body.
+func parseUnsealed(b []byte, end int) (View, error) {
+	var v View
+	body := b[:end]
 	v.Flags = Flags(b[5])
 	v.Status = int(binary.LittleEndian.Uint16(b[6:]))
 	if v.Status < 100 || v.Status > 999 {
 		return v, wrap("invalid status")
 	}
 	v.StoredAt = time.Unix(0, int64(binary.LittleEndian.Uint64(b[8:])))
-	v.TTL = time.Duration(binary.LittleEndian.Uint64(b[16:]))
-	v.StaleWhileRevalidate = time.Duration(binary.LittleEndian.Uint64(b[24:]))
-	v.StaleIfError = time.Duration(binary.LittleEndian.Uint64(b[32:]))
-	v.ComputeTime = time.Duration(binary.LittleEndian.Uint64(b[40:]))
-	if v.TTL < 0 || v.StaleWhileRevalidate < 0 || v.StaleIfError < 0 || v.ComputeTime < 0 {
-		return v, wrap("negative duration")
+	durations := [...]*time.Duration{&v.Lifetime, &v.InitialAge, &v.StaleWhileRevalidate, &v.StaleIfError, &v.Keep, &v.ComputeTime}
+	for i, d := range durations {
+		*d = time.Duration(binary.LittleEndian.Uint64(b[16+8*i:]))
+		if *d < 0 {
+			return v, wrap("negative duration")
+		}
 	}
 
 	r := reader{b: body, off: fixedLen}
@@ -242,17 +323,25 @@ func Parse(b []byte) (View, error) {
 	}
 	v.vary, v.nVary = body[vstart:r.off], nvary
 	v.all = b
-
-	blen, ok := r.count()
-	if !ok || blen > len(body)-r.off {
-		return v, ErrTrunc
-	}
-	v.Body = body[r.off : r.off+blen : r.off+blen]
-	if r.off+blen != len(body) {
-		return v, ErrTrailing
-	}
+	v.bodyAt = r.off
+	v.Body = body[r.off:len(body):len(body)]
 	return v, nil
 }
+
+// FreshUntil is when the entry stops being fresh: StoredAt + Lifetime - InitialAge.
+func (v *View) FreshUntil() time.Time { return v.StoredAt.Add(v.Lifetime - v.InitialAge) }
+
+// Age returns the entry's current age at now (RFC 9111 §4.2.3): its initial age plus its resident time.
+func (v *View) Age(now time.Time) time.Duration { return v.InitialAge + max(0, now.Sub(v.StoredAt)) }
+
+// UsableUntil is when the entry stops being of any use: its freshness plus the longest of its
+// stale-while-revalidate, stale-if-error and keep windows.
+func (v *View) UsableUntil() time.Time {
+	return v.FreshUntil().Add(max(v.StaleWhileRevalidate, v.StaleIfError, v.Keep))
+}
+
+// BodyOffset returns where the body starts in Raw.
+func (v *View) BodyOffset() int { return v.bodyAt }
 
 // Decode parses b and returns an owned Entry that does not alias b.
 func Decode(b []byte) (*Entry, error) {
@@ -261,8 +350,8 @@ func Decode(b []byte) (*Entry, error) {
 		return nil, err
 	}
 	e := &Entry{
-		Status: v.Status, Flags: v.Flags, StoredAt: v.StoredAt, TTL: v.TTL,
-		StaleWhileRevalidate: v.StaleWhileRevalidate, StaleIfError: v.StaleIfError,
+		Status: v.Status, Flags: v.Flags, StoredAt: v.StoredAt, Lifetime: v.Lifetime, InitialAge: v.InitialAge,
+		StaleWhileRevalidate: v.StaleWhileRevalidate, StaleIfError: v.StaleIfError, Keep: v.Keep,
 		ComputeTime: v.ComputeTime, Header: make(http.Header, v.nHeaders),
 		Body: append([]byte(nil), v.Body...),
 	}

@@ -18,7 +18,9 @@ func sample() *Entry {
 		},
 		Body:                 []byte("hello, world"),
 		StoredAt:             time.Unix(1700000000, 123),
-		TTL:                  time.Minute,
+		Lifetime:             time.Minute,
+		InitialAge:           3 * time.Second,
+		Keep:                 10 * time.Minute,
 		StaleWhileRevalidate: 5 * time.Second,
 		StaleIfError:         time.Hour,
 		ComputeTime:          42 * time.Millisecond,
@@ -45,7 +47,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
-			if got.Status != tt.e.Status || !got.StoredAt.Equal(tt.e.StoredAt) || got.TTL != tt.e.TTL ||
+			if got.Status != tt.e.Status || !got.StoredAt.Equal(tt.e.StoredAt) || got.Lifetime != tt.e.Lifetime || got.InitialAge != tt.e.InitialAge || got.Keep != tt.e.Keep ||
 				got.StaleWhileRevalidate != tt.e.StaleWhileRevalidate || got.StaleIfError != tt.e.StaleIfError ||
 				got.ComputeTime != tt.e.ComputeTime || got.Flags != tt.e.Flags || !bytes.Equal(got.Body, tt.e.Body) {
 				t.Fatalf("round trip mismatch:\n got %+v\nwant %+v", got, tt.e)
@@ -67,6 +69,47 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("vary: got %v want %v", got.Vary, tt.e.Vary)
 			}
 		})
+	}
+}
+
+// TestStreamedEncoding pins the streaming use: a head, a body appended later, then Seal, is the same
+// entry Encode makes.
+func TestStreamedEncoding(t *testing.T) {
+	t.Parallel()
+	e := sample()
+	b := AppendHead(nil, e)
+	if len(b) > HeadLen(e) {
+		t.Fatalf("HeadLen %d below the head's length %d", HeadLen(e), len(b))
+	}
+	at := len(b)
+	b = append(b, e.Body[:5]...)
+	b = append(b, e.Body[5:]...)
+	b = Seal(b, e.ComputeTime)
+	v, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.BodyOffset() != at || !bytes.Equal(v.Body, e.Body) || v.ComputeTime != e.ComputeTime {
+		t.Fatalf("streamed entry: body at %d (want %d), %q, compute %v", v.BodyOffset(), at, v.Body, v.ComputeTime)
+	}
+	if !bytes.Equal(b, Encode(e)) && len(e.Header) == 1 {
+		t.Fatal("streamed and one-shot encodings differ")
+	}
+	if got, want := v.FreshUntil(), e.StoredAt.Add(e.Lifetime-e.InitialAge); !got.Equal(want) {
+		t.Fatalf("FreshUntil = %v, want %v", got, want)
+	}
+	if got := v.Age(e.StoredAt.Add(time.Second)); got != e.InitialAge+time.Second {
+		t.Fatalf("Age = %v", got)
+	}
+	if _, err := ParseTrusted(b[:len(b)-4]); err == nil {
+		// ParseTrusted still needs the four checksum bytes to find the body's end.
+	}
+	b[len(b)-1] ^= 1
+	if _, err := Parse(b); !errors.Is(err, ErrChecksum) {
+		t.Fatalf("Parse of a bad checksum: %v", err)
+	}
+	if _, err := ParseTrusted(b); err != nil {
+		t.Fatalf("ParseTrusted checks the checksum: %v", err)
 	}
 }
 
@@ -102,7 +145,7 @@ func TestParseRejects(t *testing.T) {
 	badHeader := Encode(&Entry{Status: 200, Header: http.Header{"X-Bad": {"a\r\nSet-Cookie: x"}}})
 	badName := Encode(&Entry{Status: 200, Header: http.Header{"Bad Name": {"a"}}})
 	version := bytes.Clone(good)
-	version[4] = 2
+	version[4] = 1
 	tests := []struct {
 		name string
 		b    []byte
@@ -144,7 +187,7 @@ func TestParseAllocs(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(Encode(sample()))
 	f.Add(Encode(&Entry{Status: 200}))
-	f.Add([]byte("STMP\x01"))
+	f.Add([]byte("STMP\x02"))
 	f.Add([]byte{})
 	full := Encode(sample())
 	f.Add(full[:len(full)-4])                                                 // sealed() makes it whole again

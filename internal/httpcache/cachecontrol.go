@@ -213,10 +213,11 @@ func unquote(s string) string {
 	return b.String()
 }
 
-// appendFieldNames appends the canonical names of a comma-separated list of field names.
+// appendFieldNames appends the canonical names of a comma-separated list of field names; members that
+// are not field names are dropped (the directive itself still counts).
 func appendFieldNames(dst []string, list string) []string {
 	for name := range strings.SplitSeq(list, ",") {
-		if name = strings.TrimSpace(name); name != "" {
+		if name = strings.TrimSpace(name); ValidToken(name) {
 			dst = append(dst, http.CanonicalHeaderKey(name))
 		}
 	}
@@ -227,14 +228,12 @@ func appendFieldNames(dst []string, list string) []string {
 const CDNCacheControl = "Cdn-Cache-Control"
 
 // ResponseDirectives returns the directives that set the caching policy of a response with header h
-// (RFC 9213 §2.2): the first of the targeted fields (target, when not empty, then CDN-Cache-Control)
-// that is present with a valid, non-empty value, else Cache-Control. targeted reports that a targeted
-// field was used; the cache must then ignore Cache-Control and Expires for its policy.
-func ResponseDirectives(h http.Header, target string) (d Directives, targeted bool) {
-	for _, name := range [...]string{target, CDNCacheControl} {
-		if name == "" {
-			continue
-		}
+// (RFC 9213 §2.2): those of the first field of the cache's target list (canonical names, in order of
+// precedence, such as its own field and then CDN-Cache-Control) that is present with a valid, non-empty
+// value, else Cache-Control. targeted reports that a targeted field was used; the cache must then
+// ignore Cache-Control and Expires for its policy.
+func ResponseDirectives(h http.Header, targets []string) (d Directives, targeted bool) {
+	for _, name := range targets {
 		if lines := h[name]; lines != nil {
 			if d, ok := ParseTargeted(lines); ok {
 				return d, true

@@ -1,8 +1,11 @@
 package httpcache
 
 import (
+	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -98,25 +101,28 @@ func TestParseTargeted(t *testing.T) {
 // Cache-Control; an invalid targeted field falls through to the next.
 func TestResponseDirectives(t *testing.T) {
 	t.Parallel()
+	cdn := []string{CDNCacheControl}
+	own := []string{"Stampede-Cache-Control", CDNCacheControl}
 	tests := []struct {
 		name         string
 		header       http.Header
-		target       string
+		targets      []string
 		wantMaxAge   Delta
 		wantTargeted bool
 	}{
-		{"cache-control only", http.Header{"Cache-Control": {"max-age=1"}}, "", valid(1), false},
-		{"cdn wins", http.Header{"Cache-Control": {"max-age=1"}, "Cdn-Cache-Control": {"max-age=2"}}, "", valid(2), true},
+		{"cache-control only", http.Header{"Cache-Control": {"max-age=1"}}, cdn, valid(1), false},
+		{"cdn wins", http.Header{"Cache-Control": {"max-age=1"}, "Cdn-Cache-Control": {"max-age=2"}}, cdn, valid(2), true},
+		{"no targets: cdn ignored", http.Header{"Cache-Control": {"max-age=1"}, "Cdn-Cache-Control": {"max-age=2"}}, nil, valid(1), false},
 		{"own field wins", http.Header{"Cache-Control": {"max-age=1"}, "Cdn-Cache-Control": {"max-age=2"}, "Stampede-Cache-Control": {"max-age=3"}},
-			"Stampede-Cache-Control", valid(3), true},
+			own, valid(3), true},
 		{"invalid own field falls to cdn", http.Header{"Cdn-Cache-Control": {"max-age=2"}, "Stampede-Cache-Control": {"MAX-AGE"}},
-			"Stampede-Cache-Control", valid(2), true},
-		{"invalid cdn falls to cache-control", http.Header{"Cache-Control": {"max-age=1"}, "Cdn-Cache-Control": {"max-age=2,"}}, "", valid(1), false},
+			own, valid(2), true},
+		{"invalid cdn falls to cache-control", http.Header{"Cache-Control": {"max-age=1"}, "Cdn-Cache-Control": {"max-age=2,"}}, cdn, valid(1), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d, targeted := ResponseDirectives(tt.header, tt.target)
+			d, targeted := ResponseDirectives(tt.header, tt.targets)
 			if d.MaxAge != tt.wantMaxAge || targeted != tt.wantTargeted {
 				t.Errorf("got max-age %+v targeted %v; want %+v %v", d.MaxAge, targeted, tt.wantMaxAge, tt.wantTargeted)
 			}
@@ -139,25 +145,143 @@ func TestParseDeltaSeconds(t *testing.T) {
 	}
 }
 
-// FuzzParseCacheControl checks the parser never panics, that a directive's state is always one of the
-// three, and that adding a line can never take back private or no-store (a later line must not make a
-// private response shareable).
-func FuzzParseCacheControl(f *testing.F) {
-	for _, s := range []string{"max-age=60", `private="a,b", max-age=1`, "no-store", `x="\"", s-maxage=9`, "max-age=1, max-age=2"} {
-		f.Add(s, "public")
+// modelDirectiveNames splits a Cache-Control field line into its directives' names, lower-cased, with a
+// small state machine written independently of nextListItem: commas inside a quoted string (where a
+// backslash escapes the next byte) do not separate directives.
+func modelDirectiveNames(line string) []string {
+	var names []string
+	var cur strings.Builder
+	quoted, escaped := false, false
+	flush := func() {
+		name, _, _ := strings.Cut(cur.String(), "=")
+		names = append(names, strings.ToLower(strings.TrimSpace(name)))
+		cur.Reset()
 	}
-	f.Fuzz(func(t *testing.T, a, b string) {
-		d1 := ParseCacheControl([]string{a})
-		d2 := ParseCacheControl([]string{a, b})
-		if d1.Private && !d2.Private || d1.NoStore && !d2.NoStore {
-			t.Fatalf("a second line took back private/no-store: %q + %q", a, b)
+	for _, c := range []byte(line) {
+		switch {
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			flush()
+			continue
 		}
-		for _, d := range []Delta{d2.MaxAge, d2.SMaxAge, d2.StaleIfError, d2.StaleWhileRevalidate} {
-			if d.State > Invalid || d.Seconds < 0 || d.Seconds > MaxDelta {
-				t.Fatalf("bad delta %+v from %q", d, a)
+		cur.WriteByte(c)
+	}
+	flush()
+	return names
+}
+
+func hasName(lines []string, want string) bool {
+	for _, line := range lines {
+		if slices.Contains(modelDirectiveNames(line), want) {
+			return true
+		}
+	}
+	return false
+}
+
+// render writes d back as a field line.
+func render(d Directives) string {
+	var parts []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{d.NoStore, "no-store"}, {d.Public, "public"}, {d.MustRevalidate, "must-revalidate"},
+		{d.ProxyRevalidate, "proxy-revalidate"}, {d.MustUnderstand, "must-understand"}, {d.NoTransform, "no-transform"},
+		{d.Immutable, "immutable"}, {d.OnlyIfCached, "only-if-cached"}, {d.MaxStaleAny, "max-stale"}} {
+		if f.on {
+			parts = append(parts, f.name)
+		}
+	}
+	for _, f := range []struct {
+		on     bool
+		fields []string
+		name   string
+	}{{d.NoCache, d.NoCacheFields, "no-cache"}, {d.Private, d.PrivateFields, "private"}} {
+		switch {
+		case f.on && len(f.fields) > 0:
+			parts = append(parts, f.name+`="`+strings.Join(f.fields, ", ")+`"`)
+		case f.on:
+			parts = append(parts, f.name)
+		}
+	}
+	for _, f := range []struct {
+		d    Delta
+		name string
+	}{{d.MaxAge, "max-age"}, {d.SMaxAge, "s-maxage"}, {d.StaleWhileRevalidate, "stale-while-revalidate"},
+		{d.StaleIfError, "stale-if-error"}, {d.MinFresh, "min-fresh"}, {d.MaxStale, "max-stale"}} {
+		switch f.d.State {
+		case Valid:
+			parts = append(parts, fmt.Sprintf("%s=%d", f.name, f.d.Seconds))
+		case Invalid:
+			parts = append(parts, f.name+"=invalid")
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// FuzzParseCacheControl is the property of the Cache-Control parser for two field lines a and b:
+//   - a sharing directive is seen exactly when a directive of that name is present (no substring or
+//     prefix matches, no comma inside quotes splitting a directive);
+//   - deltas are in range;
+//   - directives accumulate across lines: nothing on a later line can take back private or no-store, and
+//     an unterminated quote on one line cannot hide a directive on the next;
+//   - names are case-insensitive;
+//   - the parsed value rendered back to a line parses to itself.
+func FuzzParseCacheControl(f *testing.F) {
+	f.Add(`public, max-age=60, private="a,b"`, "")
+	f.Add(`no-store`, "")
+	f.Add(`"unterminated, max-age=1`, "private")
+	f.Add(`private="a\",no-store", s-maxage=5`, "PUBLIC")
+	f.Add(`x-private, privateer, no-storex`, `max-age=1, max-age="2"`)
+	f.Add(`must-revalidate,,, ,stale-while-revalidate=99999999999999999999`, `proxy-revalidate`)
+	f.Fuzz(func(t *testing.T, a, b string) {
+		lines := []string{a, b}
+		d := ParseCacheControl(lines)
+		for _, c := range []struct {
+			got  bool
+			name string
+		}{{d.Private, "private"}, {d.NoStore, "no-store"}, {d.NoCache, "no-cache"}, {d.Public, "public"},
+			{d.MustRevalidate, "must-revalidate"}, {d.ProxyRevalidate, "proxy-revalidate"}} {
+			if want := hasName(lines, c.name); c.got != want {
+				t.Fatalf("%q: %s parsed as %v, want %v", lines, c.name, c.got, want)
 			}
 		}
+		for _, dl := range []Delta{d.MaxAge, d.SMaxAge, d.StaleIfError, d.StaleWhileRevalidate, d.MinFresh, d.MaxStale} {
+			if dl.State > Invalid || dl.Seconds < 0 || dl.Seconds > MaxDelta {
+				t.Fatalf("bad delta %+v from %q", dl, lines)
+			}
+		}
+		one := ParseCacheControl([]string{a})
+		if (one.Private && !d.Private) || (one.NoStore && !d.NoStore) {
+			t.Fatalf("a later line took back private/no-store: %q", lines)
+		}
+		if !ParseCacheControl([]string{a, "private"}).Private || !ParseCacheControl([]string{a, "no-store"}).NoStore {
+			t.Fatalf("a directive on its own line after %q was not seen", a)
+		}
+		if got := ParseCacheControl([]string{strings.ToUpper(a), strings.ToUpper(b)}); !sameDirectives(got, d) {
+			t.Fatalf("upper-casing %q changed the result:\n got %+v\nwant %+v", lines, got, d)
+		}
+		if got := ParseCacheControl([]string{render(d)}); !sameDirectives(got, d) {
+			t.Fatalf("%q rendered as %q parses to %+v, want %+v", lines, render(d), got, d)
+		}
 	})
+}
+
+// sameDirectives compares two parses, field names included but not their order or duplicates.
+func sameDirectives(a, b Directives) bool {
+	norm := func(s []string) []string {
+		s = slices.Clone(s)
+		slices.Sort(s)
+		return slices.Compact(s)
+	}
+	a.NoCacheFields, b.NoCacheFields = norm(a.NoCacheFields), norm(b.NoCacheFields)
+	a.PrivateFields, b.PrivateFields = norm(a.PrivateFields), norm(b.PrivateFields)
+	return reflect.DeepEqual(a, b)
 }
 
 // FuzzParseTargeted checks the Structured Fields parser never panics and never yields a negative or

@@ -132,47 +132,31 @@ func IfRangeMatches(h http.Header, v Validators) bool {
 	return ok && v.HasLastModified && t.Equal(v.LastModified)
 }
 
-// Freshen merges the header fields of a 304 received in answer to a revalidation into the stored
-// response's header (RFC 9111 §3.2, §4.3.4), returning a new header: each field of the 304 replaces the
-// stored field of that name, except hop-by-hop fields, the fields its Connection names, Content-Length
-// and Age (a stored response's age is recomputed from the 304, never kept). ok is false when the 304
-// does not select the stored response (§4.3.4): it carries a strong entity-tag other than the stored
-// one, or a weak one and a Last-Modified that both differ from the stored ones; the stored response
-// must then not be updated.
-func Freshen(stored, notModified http.Header) (merged http.Header, ok bool) {
-	if !selects(stored, notModified) {
-		return nil, false
-	}
-	merged = make(http.Header, len(stored)+len(notModified))
+// Freshen merges the header fields of a 304, received in answer to a conditional request made with a
+// stored response's validators, into that response's header (RFC 9111 §3.2, §4.3.4), returning a new
+// header: each field of the 304 replaces the stored field of that name, except the hop-by-hop fields
+// and those its Connection names, Age (a stored response's age is recomputed from the 304, never
+// kept), and the fields that describe the stored representation itself, which a 304 cannot change:
+// Content-Length, Content-Encoding, Content-Range, Content-MD5 and ETag. The 304 answers the request
+// the cache made for this stored response, so it is the one updated.
+func Freshen(stored, notModified http.Header) http.Header {
+	merged := make(http.Header, len(stored)+len(notModified))
 	for name, values := range stored {
 		merged[name] = values
 	}
 	connection := notModified["Connection"]
 	for name, values := range notModified {
-		if name == "Content-Length" || name == "Age" || HopByHop(name, connection) {
+		if representationFields[name] || name == "Age" || HopByHop(name, connection) {
 			continue
 		}
 		merged[name] = values
 	}
-	return merged, true
+	return merged
 }
 
-// selects reports whether a 304's validators identify the stored response (RFC 9111 §4.3.4).
-func selects(stored, nm http.Header) bool {
-	newTag := strings.TrimSpace(first(nm["Etag"]))
-	oldTag := strings.TrimSpace(first(stored["Etag"]))
-	if newTag != "" {
-		if !strings.HasPrefix(newTag, "W/") {
-			return etagsMatch(newTag, oldTag, true)
-		}
-		if etagsMatch(newTag, oldTag, false) {
-			return true
-		}
-	}
-	if lm := first(nm["Last-Modified"]); lm != "" {
-		return lm == first(stored["Last-Modified"])
-	}
-	return newTag == ""
+// representationFields describe the bytes of a stored response: a 304 never replaces them.
+var representationFields = map[string]bool{
+	"Content-Length": true, "Content-Encoding": true, "Content-Range": true, "Content-Md5": true, "Etag": true,
 }
 
 func first(values []string) string {

@@ -64,20 +64,25 @@ func Expires(h http.Header) (time.Time, ExpiresState) {
 	return t, ExpiresAt
 }
 
-// AgeValue returns the first Age value of a response in seconds (RFC 9111 §5.1), MaxDelta for one
-// too large to represent (§1.2.2). ok is false when there is none or it is not a non-negative integer;
-// such a field is ignored.
-func AgeValue(h http.Header) (int64, bool) {
+// AgeValue returns a response's Age in seconds (RFC 9111 §5.1), capped at MaxDelta (§1.2.2). Age is a
+// single delta-seconds: a field that is anything else (not a non-negative integer, a list, several
+// lines) is Invalid, and the response must be taken as stale, as an invalid max-age is.
+func AgeValue(h http.Header) (int64, DeltaState) {
 	lines := h["Age"]
-	if len(lines) == 0 {
-		return 0, false
+	switch len(lines) {
+	case 0:
+		return 0, Absent
+	case 1:
+		if n, ok := ParseDeltaSeconds(strings.TrimSpace(lines[0])); ok {
+			return n, Valid
+		}
 	}
-	first, _ := nextListItem(lines[0])
-	return ParseDeltaSeconds(strings.TrimSpace(first))
+	return 0, Invalid
 }
 
 // InitialAge is the response's corrected initial age (RFC 9111 §4.2.3), from its Date and Age fields
-// and the times the request was sent (requestTime) and the response received (responseTime):
+// and the times the request was sent (requestTime) and the response received (responseTime); an
+// invalid Age makes it MaxDelta seconds, so the response is stale:
 //
 //	apparent_age          = max(0, response_time - date_value)
 //	corrected_age_value   = age_value + (response_time - request_time)
@@ -90,8 +95,11 @@ func InitialAge(h http.Header, requestTime, responseTime time.Time) time.Duratio
 		apparent = max(0, responseTime.Sub(date))
 	}
 	var corrected time.Duration
-	if age, ok := AgeValue(h); ok {
+	switch age, state := AgeValue(h); state {
+	case Valid:
 		corrected = time.Duration(age)*time.Second + max(0, responseTime.Sub(requestTime))
+	case Invalid:
+		corrected = MaxDelta * time.Second // an Age that cannot be read: stale from the start
 	}
 	return max(apparent, corrected)
 }

@@ -52,25 +52,28 @@ func TestExpires(t *testing.T) {
 	}
 }
 
-// TestAgeValue pins RFC 9111 §5.1 and §1.2.2: the first value, non-negative integers, overflow to 2^31.
+// TestAgeValue pins RFC 9111 §5.1 and §1.2.2: one non-negative integer, overflow to 2^31; anything
+// else is invalid (and makes the response stale).
 func TestAgeValue(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		lines []string
 		want  int64
-		ok    bool
+		state DeltaState
 	}{
-		{nil, 0, false}, {[]string{"10"}, 10, true}, {[]string{" 10 "}, 10, true}, {[]string{"10, 20"}, 10, true},
-		{[]string{"10", "20"}, 10, true}, {[]string{"-1"}, 0, false}, {[]string{"1.5"}, 0, false},
-		{[]string{"abc"}, 0, false}, {[]string{"99999999999999999999"}, MaxDelta, true},
+		{nil, 0, Absent}, {[]string{"10"}, 10, Valid}, {[]string{" 10 "}, 10, Valid},
+		{[]string{"99999999999999999999"}, MaxDelta, Valid},
+		{[]string{"10, 20"}, 0, Invalid}, {[]string{"0, 0"}, 0, Invalid}, {[]string{"10", "10"}, 0, Invalid},
+		{[]string{"-1"}, 0, Invalid}, {[]string{"1.5"}, 0, Invalid}, {[]string{"abc"}, 0, Invalid},
+		{[]string{"10;a=b"}, 0, Invalid}, {[]string{""}, 0, Invalid},
 	}
 	for _, tt := range tests {
 		h := http.Header{}
 		if tt.lines != nil {
 			h["Age"] = tt.lines
 		}
-		if got, ok := AgeValue(h); got != tt.want || ok != tt.ok {
-			t.Errorf("AgeValue(%q) = %d, %v; want %d, %v", tt.lines, got, ok, tt.want, tt.ok)
+		if got, state := AgeValue(h); got != tt.want || state != tt.state {
+			t.Errorf("AgeValue(%q) = %d, %v; want %d, %v", tt.lines, got, state, tt.want, tt.state)
 		}
 	}
 }
@@ -89,7 +92,7 @@ func TestInitialAge(t *testing.T) {
 		{"date in the future: zero", http.Header{"Date": {httpDate(resp.Add(time.Hour))}}, 0},
 		{"age plus response delay", http.Header{"Age": {"30"}}, 32 * time.Second},
 		{"the larger of the two", http.Header{"Age": {"5"}, "Date": {httpDate(resp.Add(-60 * time.Second))}}, 60 * time.Second},
-		{"invalid age ignored", http.Header{"Age": {"x"}}, 0},
+		{"invalid age: stale", http.Header{"Age": {"x"}}, MaxDelta * time.Second},
 		{"huge age", http.Header{"Age": {"99999999999"}}, MaxDelta*time.Second + 2*time.Second},
 	}
 	for _, tt := range tests {
@@ -172,7 +175,7 @@ func FuzzDates(f *testing.F) {
 		if _, state := Expires(h); (state == ExpiresAt) != dateOK {
 			t.Fatalf("Expires %q: state %v, ParseDate ok %v", s, state, dateOK)
 		}
-		if n, ok := AgeValue(h); ok && (n < 0 || n > MaxDelta) {
+		if n, state := AgeValue(h); state == Valid && (n < 0 || n > MaxDelta) {
 			t.Fatalf("Age %q = %d", s, n)
 		}
 		if InitialAge(h, t0, t0.Add(time.Second)) < 0 {

@@ -46,9 +46,11 @@ func IsListField(name string) bool { return listFields[name] }
 //
 // A field that is absent gives "", one that is present a value starting with "\n". For a list-valued
 // field (see [IsListField]) the members of all its lines are trimmed and joined with ","; empty members
-// are dropped; in the Accept family whitespace inside a member (around ";" and "=") is removed too,
-// and Accept-Encoding, an unordered set of codings, is also lower-cased and sorted. Any other field
-// keeps every line exactly, in order, so "X-Tenant: ,acme" never selects the variant of "acme".
+// are dropped; in the Accept family whitespace inside a member (around ";" and "=") is removed too;
+// Accept-Language and Accept-Charset, whose language tags and charsets are case-insensitive, are
+// lower-cased; and Accept-Encoding, an unordered set of codings, is lower-cased and sorted. Order is
+// otherwise kept: handlers commonly read it as preference. Any other field keeps every line exactly,
+// in order, so "X-Tenant: ,acme" never selects the variant of "acme".
 func VaryValue(h http.Header, name string) string {
 	lines, ok := h[name]
 	if !ok {
@@ -74,11 +76,16 @@ func VaryValue(h http.Header, name string) string {
 			}
 		}
 	}
-	if name == "Accept-Encoding" {
+	switch name {
+	case "Accept-Encoding":
 		for i, m := range members {
 			members[i] = strings.ToLower(m)
 		}
 		slices.Sort(members)
+	case "Accept-Language", "Accept-Charset":
+		for i, m := range members {
+			members[i] = strings.ToLower(m)
+		}
 	}
 	return "\n" + strings.Join(members, ",")
 }

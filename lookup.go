@@ -1,0 +1,118 @@
+package stampede
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/seed-a1426414/stampede/internal/entry"
+	"github.com/seed-a1426414/stampede/internal/httpcache"
+)
+
+// lookupResult is what a store look-up found for a request.
+type lookupResult int
+
+const (
+	lookupMiss    lookupResult = iota // nothing usable: run the handler
+	lookupEntry                       // an entry that is not past its usable life, in the view
+	lookupVariant                     // an index: the response varies; look again under the variant key
+	lookupSkipped                     // the circuit breaker skipped the store: nothing was read
+)
+
+// lookup reads k from the store and validates what it finds: errors, corrupt or foreign bytes, entries
+// past their usable life, entries a request with Authorization may not use, and entries whose Vary does
+// not match are all misses (docs/behaviour.md §6.4, §7.1). An index entry (the response varies on
+// request headers) yields the variant key to look up instead, and the index itself.
+func (c *Cache) lookup(r *http.Request, k key, anonAuth bool, now time.Time) (v entry.View, res lookupResult, variant key, idx *varyIndex) {
+	ok, probe := c.breaker.allow(now)
+	if !ok {
+		return v, lookupSkipped, variant, nil
+	}
+	ctx, cancel := c.storeCtx(r.Context())
+	b, found, err := c.store.Get(ctx, k.s)
+	cancel()
+	if err != nil && r.Context().Err() != nil {
+		c.breaker.abandon(probe) // the client left; that says nothing about the store's health
+		return v, lookupMiss, variant, nil
+	}
+	c.breaker.done(now, probe, err) // the request's time: a second clock read costs a hit ~40 ns
+	if err != nil {
+		c.stats.getErrors.Add(1)
+	}
+	if err != nil || !found {
+		return v, lookupMiss, variant, nil
+	}
+	v, err = entry.Parse(b)
+	if err != nil {
+		c.logger.Warn("stampede: unusable stored entry, treated as a miss and removed",
+			"cache", c.cfg.name, "error", err)
+		ctx, cancel := c.storeCtx(r.Context())
+		_ = c.store.Delete(ctx, k.s)
+		cancel()
+		return v, lookupMiss, variant, nil
+	}
+	if v.Flags&entry.FlagVaryIndex != 0 {
+		if !now.Before(v.UsableUntil()) || len(v.Body) != generationLen {
+			return v, lookupMiss, variant, nil
+		}
+		idx = &varyIndex{generation: v.Body, until: v.UsableUntil()}
+		v.EachVary(func(name, _ []byte) bool {
+			idx.names = append(idx.names, string(name))
+			return true
+		})
+		return v, lookupVariant, variantKeyFor(k, idx.generation, idx.names, r.Header), idx
+	}
+	if !now.Before(v.UsableUntil()) ||
+		(anonAuth && v.Flags&entry.FlagAuthShareable == 0) ||
+		(v.HasVary() && !viewVaryMatches(r.Header, &v)) {
+		return v, lookupMiss, variant, nil
+	}
+	return v, lookupEntry, variant, nil
+}
+
+// viewVaryMatches reports whether request header h selects the stored response v (RFC 9111 §4.1): the
+// request's value of every field the response's Vary named equals the value recorded with it.
+func viewVaryMatches(h http.Header, v *entry.View) bool {
+	ok := true
+	v.EachVary(func(name, value []byte) bool {
+		ok = httpcache.VaryValue(h, string(name)) == string(value)
+		return ok
+	})
+	return ok
+}
+
+// variantKeyFor derives the key of one variant of a varying response: the primary key with a digest of
+// the index's generation and the request's values of the Vary names appended after the hash tag, so
+// every variant of a URL lives in the Redis Cluster slot of its index, and replacing or deleting the
+// index (a new generation) makes the old variants unreachable.
+func variantKeyFor(primary key, generation []byte, names []string, h http.Header) key {
+	d := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	d.Write(generation)
+	for _, name := range names {
+		v := httpcache.VaryValue(h, name)
+		for _, s := range [...]string{name, v} {
+			d.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+			d.Write([]byte(s))
+		}
+	}
+	var sum [sha256.Size]byte
+	d.Sum(sum[:0])
+	out := make([]byte, 0, len(primary.s)+1+2*digestLen)
+	out = append(out, primary.s...)
+	out = append(out, '~')
+	out = hex.AppendEncode(out, sum[:digestLen])
+	return key{s: string(out), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
+}
+
+// encodeIndex returns the index entry that says the response at a primary key varies on names, with
+// the generation its variants are keyed under as its body.
+func encodeIndex(names []string, generation []byte, now time.Time, ttl time.Duration) []byte {
+	e := &entry.Entry{Status: http.StatusOK, StoredAt: now, Lifetime: ttl, Flags: entry.FlagVaryIndex, Body: generation}
+	for _, n := range names {
+		e.Vary = append(e.Vary, entry.VaryField{Name: n})
+	}
+	return entry.Encode(e)
+}

@@ -1,0 +1,158 @@
+package stampede
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/seed-a1426414/stampede/internal/entry"
+)
+
+// recording is the single source of one response's bytes: an entry being written while the handler
+// streams it, or a complete entry (read from the store, or rebuilt by a revalidation). Every client that
+// gets the response, the leading request's own included, reads the body from it at its own pace, so
+// nothing a client does can stall the handler or another client.
+//
+// The buffer holds the entry head followed by the body. Bytes are only ever appended, so a slice a
+// reader took stays valid and unchanged: the readers write such slices to their clients without holding
+// any lock and without copying. Memory is the body (bounded by the body limit) plus, per client, the
+// few words of its read position.
+type recording struct {
+	// head is the entry's head (status, headers, freshness, vary) and bodyAt where the body starts in
+	// buf. Both are fixed before the recording is published, so clients read them without mu.
+	head   entry.View
+	bodyAt int
+
+	// storing is set once the response's store write has started (Cache-Status "stored").
+	storing atomic.Bool
+
+	mu      sync.Mutex
+	changed chan struct{} // closed, and replaced, whenever buf, flushes or state change; guarded by mu
+	buf     []byte        // head and body so far; only appended to; guarded by mu
+	flushes uint64        // Flush calls so far; guarded by mu
+	state   recState      // guarded by mu
+	err     error         // why it was aborted; guarded by mu
+	expired bool          // the run outlived the compute timeout; guarded by mu
+}
+
+// recState is where a recording is in its life.
+type recState uint8
+
+const (
+	recLive     recState = iota // the handler is still writing
+	recComplete                 // the whole body is there
+	recAborted                  // it ended early: err says why
+)
+
+// Why a recording ends early. A client that had not been sent anything yet falls back (runs the handler
+// itself, or gets a stale entry); one that had is cut off, so it never takes a shortened body for a
+// whole one.
+var (
+	// errTooLarge: the body outgrew the body limit. The leading client is handed the rest directly.
+	errTooLarge = errors.New("stampede: response body over the limit")
+	// errShortBody: the handler returned having written less than its Content-Length.
+	errShortBody = errors.New("stampede: response body shorter than its Content-Length")
+	// errHijacked: the handler took over the connection.
+	errHijacked = errors.New("stampede: handler hijacked the connection")
+)
+
+// handedOver reports whether an abort leaves the rest of the response to the leading client's own
+// writer: everything recorded is still delivered to it first, so it gets exactly what the handler wrote.
+func handedOver(err error) bool {
+	return errors.Is(err, errTooLarge) || errors.Is(err, errShortBody) || errors.Is(err, errHijacked)
+}
+
+// newLiveRecording returns a recording whose buffer starts with head (an entry head from
+// entry.AppendHead, with room for the body after it) and whose head view is v.
+func newLiveRecording(buf []byte, v entry.View) *recording {
+	return &recording{head: v, bodyAt: len(buf), buf: buf, changed: make(chan struct{})}
+}
+
+// newCompleteRecording returns a recording of a whole stored entry (v parsed from raw bytes).
+func newCompleteRecording(v entry.View) *recording {
+	raw := v.Raw()
+	body := raw[: len(raw)-4 : len(raw)-4] // the checksum is not body
+	return &recording{head: v, bodyAt: v.BodyOffset(), buf: body, state: recComplete, changed: make(chan struct{})}
+}
+
+// notifyLocked wakes every reader waiting for a change. mu must be held.
+func (r *recording) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// bodyLen returns how many body bytes have been recorded. Only the writer calls it without readers'
+// help: it takes mu like everyone else.
+func (r *recording) bodyLen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.buf) - r.bodyAt
+}
+
+// append adds p to the body. Only the handler's goroutine writes.
+func (r *recording) append(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	r.mu.Lock()
+	r.buf = append(r.buf, p...)
+	r.notifyLocked()
+	r.mu.Unlock()
+}
+
+// flush asks every reader to flush its client once it has written what is recorded so far.
+func (r *recording) flush() {
+	r.mu.Lock()
+	r.flushes++
+	r.notifyLocked()
+	r.mu.Unlock()
+}
+
+// complete marks the body whole and returns the buffer (head and body), which nobody will append to.
+func (r *recording) complete() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state == recLive {
+		r.state = recComplete
+		r.notifyLocked()
+	}
+	return r.buf
+}
+
+// abort ends the recording early because of err. The first end wins.
+func (r *recording) abort(err error) {
+	r.mu.Lock()
+	if r.state == recLive {
+		r.state, r.err = recAborted, err
+		r.notifyLocked()
+	}
+	r.mu.Unlock()
+}
+
+// expire records that the run passed its compute timeout: clients that have been sent nothing stop
+// waiting for it.
+func (r *recording) expire() {
+	r.mu.Lock()
+	if !r.expired {
+		r.expired = true
+		r.notifyLocked()
+	}
+	r.mu.Unlock()
+}
+
+// snapshot is what a reader sees at one moment.
+type snapshot struct {
+	body    []byte // the whole body recorded so far; never modified afterwards
+	flushes uint64
+	state   recState
+	err     error
+	expired bool
+}
+
+// view returns the recording's current state and a channel closed at its next change.
+func (r *recording) view() (snapshot, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return snapshot{body: r.buf[r.bodyAt:len(r.buf):len(r.buf)], flushes: r.flushes, state: r.state, err: r.err,
+		expired: r.expired}, r.changed
+}
