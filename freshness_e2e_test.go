@@ -88,7 +88,8 @@ func TestMaxAgeDirectives(t *testing.T) {
 			}}
 			_, clock, do, _ := freshServer(t, o, tt.opts...)
 			first := do("/m")
-			assert.Contains(t, first.header.Get("Cache-Status"), "fwd=uri-miss; stored")
+			// "stored" is added only once the write has started, which may be after the header left.
+			assert.True(t, strings.HasPrefix(first.header.Get("Cache-Status"), "stampede; fwd=uri-miss"), first.header.Get("Cache-Status"))
 			clock.Advance(tt.advance)
 			second := do("/m")
 			if tt.wantHit {
@@ -383,7 +384,7 @@ func TestCacheStatusOnEveryResponse(t *testing.T) {
 		fmt.Fprint(w, "x")
 	}}
 	c, _, do, _ := freshServer(t, o, stampede.WithCacheStatusName("edge"))
-	assert.Equal(t, "edge; fwd=uri-miss; stored", do("/a").header.Get("Cache-Status"))
+	assert.Contains(t, []string{"edge; fwd=uri-miss", "edge; fwd=uri-miss; stored"}, do("/a").header.Get("Cache-Status"))
 	assert.Equal(t, "edge; hit; ttl=60", do("/a").header.Get("Cache-Status"))
 	assert.Equal(t, "edge; fwd=uri-miss; detail=private", do("/private").header.Get("Cache-Status"))
 	assert.Equal(t, "edge; fwd=bypass; detail=hit-for-pass", do("/private").header.Get("Cache-Status"))

@@ -138,7 +138,7 @@ func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonA
 		b = append(b, c)
 	}
 	b = append(b, tagPath)
-	b = appendCanonicalPath(b, r.URL.EscapedPath())
+	b = appendPath(b, r.URL.Path, r.URL.RawPath)
 	b = appendCanonicalQuery(b, r.URL.RawQuery, pairStack[:0])
 	for _, name := range k.headers {
 		values := r.Header[name]
@@ -183,29 +183,16 @@ func appendField(b []byte, tag byte, s string) []byte {
 	return append(b, s...)
 }
 
-// appendCanonicalPath appends the path with percent-escapes normalised (RFC 3986 §6.2.2): escaped
-// unreserved characters are decoded and the hex of the rest upper-cased, so "/%7euser" and "/~user" share
-// a key while "/a%2Fb" and "/a/b" do not. Case is kept: "/User" and "/user" are different resources.
-func appendCanonicalPath(b []byte, p string) []byte {
-	lenAt := len(b)
-	b = append(b, 0, 0, 0, 0) // fixed-width length, patched below; paths may be long
-	start := len(b)
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c == '%' && i+2 < len(p) && ishex(p[i+1]) && ishex(p[i+2]) {
-			d := unhex(p[i+1])<<4 | unhex(p[i+2])
-			if isUnreserved(d) {
-				b = append(b, d)
-			} else {
-				b = append(b, '%', upperHex(p[i+1]), upperHex(p[i+2]))
-			}
-			i += 2
-			continue
-		}
-		b = append(b, c)
-	}
-	binary.LittleEndian.PutUint32(b[lenAt:], uint32(len(b)-start))
-	return b
+// appendPath appends the request's path exactly as the handler can see it: the decoded Path and the
+// RawPath it was sent as (empty when that is the default encoding). Two requests share a key only when
+// both are equal, so a router that routes on the escaped path (chi uses RawPath) never gets one path's
+// response for another: "/p%61ge" and "/page" are different resources here, whatever RFC 3986 §6.2.2
+// would allow. Case is kept too: "/User" and "/user" differ.
+func appendPath(b []byte, path, rawPath string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(path)))
+	b = append(b, path...)
+	b = binary.AppendUvarint(b, uint64(len(rawPath)))
+	return append(b, rawPath...)
 }
 
 // appendCanonicalQuery appends the query's parameters decoded and sorted by name. Parameters with
@@ -255,31 +242,4 @@ func unescapeQuery(s string) (string, bool) {
 		return s, false
 	}
 	return u, true
-}
-
-func ishex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
-}
-
-func upperHex(c byte) byte {
-	if 'a' <= c && c <= 'f' {
-		return c - 'a' + 'A'
-	}
-	return c
-}
-
-func isUnreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
 }

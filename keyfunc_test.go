@@ -23,7 +23,7 @@ func FuzzQueryCanonical(f *testing.F) {
 	})
 }
 
-// FuzzPathCanonical: escape normalisation never merges paths that decode differently.
+// FuzzPathCanonical: two paths share a key exactly when the handler sees the same path in both.
 func FuzzPathCanonical(f *testing.F) {
 	f.Add("/%7Euser", "/~user")
 	f.Add("/a%2Fb", "/a/b")
