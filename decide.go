@@ -168,7 +168,7 @@ func (l *leader) revalidated(own http.Header, now time.Time) verdict {
 	if err != nil { // cannot happen: Encode's output parses
 		return verdict{kind: verdictPass, reason: reasonRevalidate, lead: lead}
 	}
-	v := verdict{kind: verdictReplace, replace: newCompleteRecording(view), lead: lead, waiters: waiters}
+	v := verdict{kind: verdictReplace, head: *e, replace: newCompleteRecording(view), lead: lead, waiters: waiters}
 	v.store = c.store != nil && l.o.admitted && fr.storeTTL > 0 && !c.breaker.isOpen.Load() &&
 		httpcache.Share(s.view.Status, merged, &d, l.o.anonAuth) == httpcache.OK
 	if v.store {

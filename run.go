@@ -365,10 +365,14 @@ func trimmed(b []byte) []byte {
 // index (its names and generation) at the primary key, then the tags. It reports whether all of it was
 // stored.
 func (c *Cache) writeEntry(lease *fleetLease, v verdict, sealed []byte, idx *varyIndex) bool {
-	if !c.write(lease, v.storeKey, sealed, v.storeTTL) {
+	keys := []string{v.storeKey.s}
+	if v.generation != nil {
+		keys = append(keys, v.indexKey.s)
+	}
+	header := v.head.Header
+	if !c.indexTagsLocal(header, keys, v.storeTTL) || !c.write(lease, v.storeKey, sealed, v.storeTTL) {
 		return false
 	}
-	keys := []string{v.storeKey.s}
 	if v.generation != nil {
 		ttl := v.storeTTL
 		now := c.cfg.clock()
@@ -378,10 +382,8 @@ func (c *Cache) writeEntry(lease *fleetLease, v verdict, sealed []byte, idx *var
 		if !c.write(lease, v.indexKey, encodeIndex(v.names, v.generation, now, ttl), ttl) {
 			return false
 		}
-		keys = append(keys, v.indexKey.s)
 	}
-	c.indexTags(v.head.Header, keys, v.storeTTL)
-	return true
+	return c.indexTagsStore(header, keys, v.storeTTL)
 }
 
 // write stores one value through the breaker, reporting whether it was stored. When lease is this key's

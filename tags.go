@@ -51,18 +51,37 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// indexTags records the tags of a stored response (header is its recorded header) under keys (the
-// variant and, when the response varies, its index), in the store when it keeps a tag index, in memory
-// otherwise.
-func (c *Cache) indexTags(header http.Header, keys []string, ttl time.Duration) {
+// indexTagsLocal records, before the response is stored, its tags in the in-process index of a store
+// that keeps none; it reports false when the index is full, and the response must then not be stored:
+// an entry PurgeTag cannot find would outlive a purge. With a store that keeps its own index there is
+// nothing to do before the write.
+func (c *Cache) indexTagsLocal(header http.Header, keys []string, ttl time.Duration) bool {
+	if c.tags == nil {
+		return true
+	}
 	tags := responseTags(header)
 	if len(tags) == 0 {
-		return
+		return true
 	}
+	if c.tags.add(tags, keys, c.cfg.clock().Add(ttl), c.cfg.clock()) {
+		return true
+	}
+	c.stats.setErrors.Add(1)
+	c.logger.Warn("stampede: tag index full; tagged response not stored", "cache", c.cfg.name, "pairs", c.tags.max)
+	return false
+}
+
+// indexTagsStore records the tags of a stored response under keys in a store that keeps the tag index
+// (backends/redisstore). When that fails the entries are deleted again, so that no entry PurgeTag
+// cannot find is left behind; it reports whether the index write succeeded.
+func (c *Cache) indexTagsStore(header http.Header, keys []string, ttl time.Duration) bool {
 	ts, ok := c.store.(tagStore)
 	if !ok {
-		c.tags.add(tags, keys, c.cfg.clock().Add(ttl))
-		return
+		return true
+	}
+	tags := responseTags(header)
+	if len(tags) == 0 {
+		return true
 	}
 	for _, k := range keys {
 		ctx, cancel := c.storeCtx(context.Background())
@@ -70,47 +89,104 @@ func (c *Cache) indexTags(header http.Header, keys []string, ttl time.Duration) 
 		cancel()
 		if err != nil {
 			c.stats.setErrors.Add(1)
-			c.logger.Warn("stampede: tag index write failed; PurgeTag will miss this entry",
-				"cache", c.cfg.name, "error", err)
-			return
+			c.logger.Warn("stampede: tag index write failed; the entry is removed", "cache", c.cfg.name, "error", err)
+			for _, k := range keys {
+				_ = c.PurgeKey(context.Background(), k)
+			}
+			return false
 		}
 	}
+	return true
 }
 
 // tagIndex maps tags to the store keys of the entries that carry them, for stores that keep no tag
-// index. It holds at most max (tag, key) pairs; pairs whose entry expired are dropped when it is full.
+// index. It holds at most max (tag, key) pairs. Adding costs O(log n) per pair: pairs whose entry has
+// expired are dropped in expiry order from a heap, never by scanning the whole index.
 type tagIndex struct {
-	mu   sync.Mutex
-	tags map[string]map[string]time.Time // tag -> key -> expiry; guarded by mu
-	n    int                             // pairs in tags; guarded by mu
-	max  int
-	full bool // warned that the index is full; guarded by mu
+	mu     sync.Mutex
+	tags   map[string]map[string]time.Time // tag -> key -> expiry; guarded by mu
+	n      int                             // pairs in tags; guarded by mu
+	expiry pairHeap                        // every pair added, soonest expiry first; guarded by mu
+	max    int
+}
+
+// tagPair is one (tag, key) pair with the expiry it was added with.
+type tagPair struct {
+	tag, key string
+	expires  time.Time
+}
+
+// pairHeap is a min-heap of pairs by expiry.
+type pairHeap []tagPair
+
+func (h pairHeap) less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+
+func (h *pairHeap) push(p tagPair) {
+	*h = append(*h, p)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !s.less(i, parent) {
+			break
+		}
+		s[i], s[parent] = s[parent], s[i]
+		i = parent
+	}
+}
+
+func (h *pairHeap) pop() tagPair {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	s = s[:last]
+	for i := 0; ; {
+		l, r, small := 2*i+1, 2*i+2, i
+		if l < len(s) && s.less(l, small) {
+			small = l
+		}
+		if r < len(s) && s.less(r, small) {
+			small = r
+		}
+		if small == i {
+			break
+		}
+		s[i], s[small] = s[small], s[i]
+		i = small
+	}
+	*h = s
+	return top
 }
 
 func newTagIndex(max int) *tagIndex {
 	return &tagIndex{tags: map[string]map[string]time.Time{}, max: max}
 }
 
-// add records every (tag, key) pair until expires. It reports false when the index was full.
-func (t *tagIndex) add(tags, keys []string, expires time.Time) bool {
+// add records every (tag, key) pair until expires, first dropping the pairs that expired by now. It
+// reports false, and records nothing, when the pairs do not fit.
+func (t *tagIndex) add(tags, keys []string, expires, now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.n+len(tags)*len(keys) > t.max {
-		now := time.Now()
-		for tag, ks := range t.tags {
-			for k, exp := range ks {
-				if now.After(exp) {
-					delete(ks, k)
-					t.n--
-				}
-			}
+	for len(t.expiry) > 0 && !t.expiry[0].expires.After(now) {
+		p := t.expiry.pop()
+		if ks := t.tags[p.tag]; ks != nil && ks[p.key].Equal(p.expires) {
+			delete(ks, p.key)
+			t.n--
 			if len(ks) == 0 {
-				delete(t.tags, tag)
+				delete(t.tags, p.tag)
 			}
 		}
-		if t.n+len(tags)*len(keys) > t.max {
-			return false
+	}
+	added := 0
+	for _, tag := range tags {
+		for _, k := range keys {
+			if _, ok := t.tags[tag][k]; !ok {
+				added++
+			}
 		}
+	}
+	if t.n+added > t.max {
+		return false
 	}
 	for _, tag := range tags {
 		ks := t.tags[tag]
@@ -124,10 +200,24 @@ func (t *tagIndex) add(tags, keys []string, expires time.Time) bool {
 			}
 			if expires.After(ks[k]) {
 				ks[k] = expires
+				t.expiry.push(tagPair{tag: tag, key: k, expires: expires})
 			}
 		}
 	}
+	if len(t.expiry) > 2*t.max+1024 {
+		t.compact() // pairs taken by PurgeTag or extended left stale heap entries behind
+	}
 	return true
+}
+
+// compact rebuilds the heap from the live pairs. mu must be held.
+func (t *tagIndex) compact() {
+	t.expiry = t.expiry[:0]
+	for tag, ks := range t.tags {
+		for k, exp := range ks {
+			t.expiry.push(tagPair{tag: tag, key: k, expires: exp})
+		}
+	}
 }
 
 // take removes tag and returns its keys.
