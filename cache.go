@@ -32,6 +32,7 @@ type Cache struct {
 	// fleet is the store's lease interface when WithFleetCoalescing is on and the store offers it.
 	fleet fleetStore
 	tags  *tagIndex // in-process tag index, for stores that keep none (see [Cache.PurgeTag])
+	views viewMemo  // parsed entries, by key (see [viewMemo])
 }
 
 // New builds a Cache. A nil logger means slog.Default(). A nil store, ttl == 0 or WithSkipCache(true)

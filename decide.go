@@ -102,10 +102,6 @@ func (l *leader) decide(status int, own http.Header) verdict {
 	}
 
 	header := c.cfg.recordedHeader(own)
-	if _, ok := header["Date"]; !ok {
-		// The response's origination time, which hits replay with their Age (RFC 9110 §6.6.1).
-		header["Date"] = []string{now.UTC().Format(http.TimeFormat)}
-	}
 	fr := c.freshnessOf(status, own, &d, targeted, l.start, now)
 	names, _ := httpcache.VaryNames(own)
 	v := verdict{

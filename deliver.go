@@ -21,6 +21,8 @@ type delivery struct {
 	// leader marks the leading request's own client: a recording handed over to its writer (the body
 	// outgrew the limit, the handler hijacked) is still delivered to it up to the hand-over.
 	leader bool
+	// slot is the memo slot of a stored entry, whose Age and Cache-Status values it caches.
+	slot *viewSlot
 }
 
 // errClientGone is what deliver reports when its client stopped reading (a write failed or its request
@@ -125,7 +127,11 @@ func (c *Cache) replayEntry(w http.ResponseWriter, r *http.Request, v *entry.Vie
 // writeHeader sets in h the header of a response from v for one client: the recorded fields, X-Cache,
 // Cache-Status and, for a stored response, Age. rec is the recording being delivered (nil for a hit).
 func (c *Cache) writeHeader(h http.Header, v *entry.View, d delivery, rec *recording) {
-	v.CopyHeader(h)
+	if d.slot != nil {
+		d.slot.layout.CopyHeaderFrom(v, h)
+	} else {
+		v.CopyHeader(h)
+	}
 	c.setStatusHeaders(h, v, d, rec)
 }
 
@@ -133,7 +139,7 @@ func (c *Cache) writeHeader(h http.Header, v *entry.View, d delivery, rec *recor
 func (c *Cache) setStatusHeaders(h http.Header, v *entry.View, d delivery, rec *recording) {
 	h["X-Cache"] = d.xcache
 	if d.fromStore {
-		c.setHitHeaders(h, v.Age(d.now), v.FreshUntil().Sub(d.now), d.params)
+		c.setHitHeaders(h, v, d.now, d.params, d.slot)
 		return
 	}
 	params := d.params

@@ -53,18 +53,18 @@ type replayHeaders struct {
 // statusHit is the Cache-Status parameter of a response served from the store (RFC 9211 §2.1).
 const statusHit = "hit"
 
-// setHitHeaders sets Age (seconds since stored) and Cache-Status for a response replayed from the store.
-// ttl is the remaining freshness in seconds (negative when stale); detail is appended when non-empty.
-func (c *Cache) setHitHeaders(h http.Header, age time.Duration, ttl time.Duration, params string) {
+// formatHitHeaders sets Age (age, in seconds) and Cache-Status (params, then ttl, the remaining
+// freshness in seconds, negative when stale) for a response replayed from the store, in one allocation.
+func (c *Cache) formatHitHeaders(h http.Header, age, ttl int64, params string) {
 	rh := new(replayHeaders)
 	b := rh.buf[:0]
-	b = strconv.AppendInt(b, int64(max(age, 0)/time.Second), 10)
+	b = strconv.AppendInt(b, max(age, 0), 10)
 	ageLen := len(b)
 	b = append(b, c.cfg.cacheStatusName...)
 	b = append(b, "; "...)
 	b = append(b, params...)
 	b = append(b, "; ttl="...)
-	b = strconv.AppendInt(b, int64(ttl/time.Second), 10)
+	b = strconv.AppendInt(b, ttl, 10)
 	if len(b) > len(rh.buf) { // a very long cache name spilled: the strings own their own bytes then
 		rh.vals[0], rh.vals[1] = string(b[:ageLen]), string(b[ageLen:])
 	} else {

@@ -81,7 +81,7 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		if c.store == nil {
 			epoch = noEpoch
 		} else {
-			v, found, variant, idx := c.lookup(r, o.k, anonAuth, now)
+			v, found, variant, idx, slot := c.lookupSlot(r, o.k, anonAuth, now)
 			switch found {
 			case lookupSkipped:
 				epoch = noEpoch
@@ -89,7 +89,7 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 				o.k, o.index = variant, idx // the response varies: look for this request's variant
 				continue
 			case lookupEntry:
-				if c.useStored(next, w, r, &v, now, req, &o) {
+				if c.useStored(next, w, r, &v, slot, now, req, &o) {
 					return
 				}
 			}
@@ -114,9 +114,9 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 // useStored serves r from the stored entry v when it may be used as it is (fresh, or stale within
 // stale-while-revalidate, or as the request's max-stale allows), and reports whether it did. Otherwise
 // it records in o the entry the run that follows revalidates, or falls back to when it fails.
-func (c *Cache) useStored(next http.Handler, w http.ResponseWriter, r *http.Request, v *entry.View, now time.Time,
-	req *httpcache.Directives, o *runOpts) bool {
-	age, life := v.Age(now), v.Lifetime
+func (c *Cache) useStored(next http.Handler, w http.ResponseWriter, r *http.Request, v *entry.View, slot *viewSlot,
+	now time.Time, req *httpcache.Directives, o *runOpts) bool {
+	age, life := v.AgeAt(now.UnixNano()), v.Lifetime
 	fresh := age < life && v.Flags&entry.FlagNoCache == 0
 	use := httpcache.UseRevalidated
 	if fresh {
@@ -133,7 +133,7 @@ func (c *Cache) useStored(next http.Handler, w http.ResponseWriter, r *http.Requ
 	case use == httpcache.UseAsIs:
 		c.stats.hits.Add(1)
 		c.logDecision(r.Context(), o.k.s, "HIT", "")
-		c.replayEntry(w, r, v, delivery{xcache: xCacheHit, params: statusHit, fromStore: true, now: now})
+		c.replayEntry(w, r, v, delivery{xcache: xCacheHit, params: statusHit, fromStore: true, now: now, slot: slot})
 		if xfetch(v, now, c.cfg.xfetchBeta) {
 			c.refresh(next, r, *o)
 		}
@@ -187,7 +187,7 @@ const reasonOnlyIfCached = "only-if-cached"
 
 // passesThrough returns why r is not coalesced at all, or "".
 func (c *Cache) passesThrough(r *http.Request) string {
-	if !c.cfg.methods[r.Method] {
+	if !c.cfg.serves(r.Method) {
 		return reasonMethod
 	}
 	if r.Header["Upgrade"] != nil {

@@ -838,7 +838,7 @@ func TestInvalidConfigPanics(t *testing.T) {
 		{"zero body limit", func() { stampede.New(nil, nil, 0, stampede.WithMaxBodyBytes(-1)) }},
 		{"zero key body limit", func() { stampede.New(nil, nil, 0, stampede.WithKeyBodyLimit(-5)) }},
 		{"zero compute timeout", func() { stampede.New(nil, nil, 0, stampede.WithComputeTimeout(-1)) }},
-		{"no methods", func() { stampede.New(nil, nil, 0, stampede.WithMethods()) }},
+		{"CONNECT", func() { stampede.New(nil, nil, 0, stampede.WithMethods("CONNECT")) }},
 		{"braces in prefix", func() { stampede.New(nil, nil, 0, stampede.WithKeyPrefix("a{b}")) }},
 		{"nil key func", func() { stampede.HandlerWithKey(nil, nil, 0, nil) }},
 	}

@@ -60,8 +60,30 @@ type keyer struct {
 // material and a hit requires it to be equal byte for byte, so the memo can never confuse two requests.
 // Memory is bounded: memoSlots slots of at most memoMaxMaterial bytes of material each.
 type keyMemo struct {
-	seed  maphash.Seed
-	slots [memoSlots]atomic.Pointer[memoSlot]
+	seed   maphash.Seed
+	slots  [memoSlots]atomic.Pointer[memoSlot]
+	simple [memoSlots]atomic.Pointer[simpleSlot] // requests keyed on their URL alone
+}
+
+// simpleID identifies a request whose key material is its method, scheme, host, path and query only (no
+// key headers, body or KeyFunc): the memo finds its key by comparing these fields as sent, without
+// building the material at all.
+type simpleID struct {
+	method, host, path, rawPath, rawQuery string
+	tls, anonAuth                         bool
+}
+
+type simpleSlot struct {
+	id simpleID
+	k  key
+}
+
+func (m *keyMemo) simpleIndex(id *simpleID) uint64 {
+	h := maphash.String(m.seed, id.path)
+	if id.rawQuery != "" {
+		h ^= 31 * maphash.String(m.seed, id.rawQuery)
+	}
+	return h % memoSlots
 }
 
 const (
@@ -108,12 +130,53 @@ const (
 )
 
 // build computes the key of r. body is the digest of the request body, or nil when it is not keyed.
-// fromFunc is the KeyFunc result, already computed.
+// fromFunc is the KeyFunc result, already computed. The memo of recent keys is consulted on the raw
+// material (the query as sent) before any work on the query, so a hot URL costs neither the query's
+// decoding and sorting nor SHA-256; equal raw material always has equal canonical material.
 func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonAuth bool) key {
+	var id simpleID
+	simple := k.memo != nil && len(k.headers) == 0 && bodyDigest == nil && k.keyFunc == nil &&
+		len(r.URL.Path)+len(r.URL.RawQuery) <= memoMaxMaterial
+	if simple {
+		id = simpleID{method: r.Method, host: r.Host, path: r.URL.Path, rawPath: r.URL.RawPath, rawQuery: r.URL.RawQuery,
+			tls: r.TLS != nil, anonAuth: anonAuth}
+		if id.method == http.MethodHead {
+			id.method = http.MethodGet
+		}
+		if id.host == "" {
+			id.host = r.URL.Host
+		}
+		if s := k.memo.simple[k.memo.simpleIndex(&id)].Load(); s != nil && s.id == id {
+			return s.k
+		}
+	}
 	var stack [512]byte // key material of ordinary requests fits; longer ones spill to the heap
-	var pairStack [16]queryPair
-	b := stack[:0]
+	raw := k.material(stack[:0], r, bodyDigest, fromFunc, anonAuth, false)
+	if m := k.memo.get(raw); m != nil {
+		if simple {
+			k.memo.simple[k.memo.simpleIndex(&id)].Store(&simpleSlot{id: id, k: *m})
+		}
+		return *m
+	}
+	var stack2 [512]byte
+	sum := sha256.Sum256(k.material(stack2[:0], r, bodyDigest, fromFunc, anonAuth, true))
 
+	out := make([]byte, len(k.prefix)+2*digestLen+1)
+	copy(out, k.prefix)
+	hex.Encode(out[len(k.prefix):], sum[:digestLen])
+	out[len(out)-1] = '}'
+	// out is never written again, so the string may share its memory: one allocation per key, not two.
+	res := key{s: unsafe.String(&out[0], len(out)), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
+	k.memo.put(raw, res)
+	if simple {
+		k.memo.simple[k.memo.simpleIndex(&id)].Store(&simpleSlot{id: id, k: res})
+	}
+	return res
+}
+
+// material appends r's key material to b: the query canonical (decoded, sorted) when canonical is set,
+// as sent otherwise.
+func (k *keyer) material(b []byte, r *http.Request, bodyDigest []byte, fromFunc string, anonAuth, canonical bool) []byte {
 	method := r.Method
 	if method == http.MethodHead {
 		method = http.MethodGet
@@ -139,7 +202,12 @@ func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonA
 	}
 	b = append(b, tagPath)
 	b = appendPath(b, r.URL.Path, r.URL.RawPath)
-	b = appendCanonicalQuery(b, r.URL.RawQuery, pairStack[:0])
+	if canonical {
+		var pairStack [16]queryPair
+		b = appendCanonicalQuery(b, r.URL.RawQuery, pairStack[:0])
+	} else {
+		b = appendField(b, tagQuery, r.URL.RawQuery)
+	}
 	for _, name := range k.headers {
 		values := r.Header[name]
 		b = appendField(b, tagHeader, name)
@@ -161,20 +229,7 @@ func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonA
 		// they may be shared despite Authorization are ever stored there (RFC 9111 §3.5).
 		b = append(b, tagAuth)
 	}
-
-	if m := k.memo.get(b); m != nil {
-		return *m
-	}
-	sum := sha256.Sum256(b)
-
-	out := make([]byte, len(k.prefix)+2*digestLen+1)
-	copy(out, k.prefix)
-	hex.Encode(out[len(k.prefix):], sum[:digestLen])
-	out[len(out)-1] = '}'
-	// out is never written again, so the string may share its memory: one allocation per key, not two.
-	res := key{s: unsafe.String(&out[0], len(out)), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
-	k.memo.put(b, res)
-	return res
+	return b
 }
 
 func appendField(b []byte, tag byte, s string) []byte {

@@ -26,50 +26,57 @@ const (
 // not match are all misses (docs/behaviour.md §6.4, §7.1). An index entry (the response varies on
 // request headers) yields the variant key to look up instead, and the index itself.
 func (c *Cache) lookup(r *http.Request, k key, anonAuth bool, now time.Time) (v entry.View, res lookupResult, variant key, idx *varyIndex) {
+	v, res, variant, idx, _ = c.lookupSlot(r, k, anonAuth, now)
+	return v, res, variant, idx
+}
+
+// lookupSlot is lookup that also returns the memo slot of the entry found (see [viewMemo]).
+func (c *Cache) lookupSlot(r *http.Request, k key, anonAuth bool, now time.Time) (v entry.View, res lookupResult, variant key,
+	idx *varyIndex, slot *viewSlot) {
 	ok, probe := c.breaker.allow(now)
 	if !ok {
-		return v, lookupSkipped, variant, nil
+		return v, lookupSkipped, variant, nil, nil
 	}
 	ctx, cancel := c.storeCtx(r.Context())
 	b, found, err := c.store.Get(ctx, k.s)
 	cancel()
 	if err != nil && r.Context().Err() != nil {
 		c.breaker.abandon(probe) // the client left; that says nothing about the store's health
-		return v, lookupMiss, variant, nil
+		return v, lookupMiss, variant, nil, nil
 	}
 	c.breaker.done(now, probe, err) // the request's time: a second clock read costs a hit ~40 ns
 	if err != nil {
 		c.stats.getErrors.Add(1)
 	}
 	if err != nil || !found {
-		return v, lookupMiss, variant, nil
+		return v, lookupMiss, variant, nil, nil
 	}
-	v, err = entry.Parse(b)
+	v, slot, err = c.views.parse(k, b)
 	if err != nil {
 		c.logger.Warn("stampede: unusable stored entry, treated as a miss and removed",
 			"cache", c.cfg.name, "error", err)
 		ctx, cancel := c.storeCtx(r.Context())
 		_ = c.store.Delete(ctx, k.s)
 		cancel()
-		return v, lookupMiss, variant, nil
+		return v, lookupMiss, variant, nil, nil
 	}
 	if v.Flags&entry.FlagVaryIndex != 0 {
 		if !now.Before(v.UsableUntil()) || len(v.Body) != generationLen {
-			return v, lookupMiss, variant, nil
+			return v, lookupMiss, variant, nil, nil
 		}
 		idx = &varyIndex{generation: v.Body, until: v.UsableUntil()}
 		v.EachVary(func(name, _ []byte) bool {
 			idx.names = append(idx.names, string(name))
 			return true
 		})
-		return v, lookupVariant, variantKeyFor(k, idx.generation, idx.names, r.Header), idx
+		return v, lookupVariant, variantKeyFor(k, idx.generation, idx.names, r.Header), idx, nil
 	}
-	if !now.Before(v.UsableUntil()) ||
+	if now.UnixNano() >= v.UsableUntilNs() ||
 		(anonAuth && v.Flags&entry.FlagAuthShareable == 0) ||
 		(v.HasVary() && !viewVaryMatches(r.Header, &v)) {
-		return v, lookupMiss, variant, nil
+		return v, lookupMiss, variant, nil, nil
 	}
-	return v, lookupEntry, variant, nil
+	return v, lookupEntry, variant, nil, slot
 }
 
 // viewVaryMatches reports whether request header h selects the stored response v (RFC 9111 §4.1): the

@@ -71,7 +71,7 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		methods:        map[string]bool{http.MethodGet: true, http.MethodHead: true},
+		methods:        map[string]bool{},
 		maxBodyBytes:   DefaultMaxBodyBytes,
 		keyBodyLimit:   DefaultKeyBodyLimit,
 		neverStore:     canonicalList(DefaultNeverStoreHeaders),
@@ -123,16 +123,25 @@ func WithHTTPCacheKeyRequestBody(on bool) Option {
 	return func(c *config) { c.keyBody = on }
 }
 
-// WithMethods sets which request methods are coalesced and cached; the default is GET and HEAD. Any other
-// method listed (an idempotent POST search API, say) has its body digest added to the key. Only list
-// methods whose handlers are safe to run once for many identical requests.
+// WithMethods coalesces and caches the methods listed besides GET and HEAD, which always are; by default
+// no other method is. A method listed (an idempotent POST search API, say) has its body digest added to
+// the key, and its responses do not invalidate anything (RFC 9111 §4.4 is for unsafe methods, and
+// listing one says it is not). Only list methods whose handlers are safe to run once for many identical
+// requests.
 func WithMethods(methods ...string) Option {
 	return func(c *config) {
 		c.methods = make(map[string]bool, len(methods))
 		for _, m := range methods {
-			c.methods[strings.ToUpper(m)] = true
+			if m = strings.ToUpper(m); m != http.MethodGet && m != http.MethodHead {
+				c.methods[m] = true
+			}
 		}
 	}
+}
+
+// serves reports whether requests with method are coalesced and cached.
+func (c *config) serves(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || (len(c.methods) > 0 && c.methods[method])
 }
 
 // WithMaxBodyBytes sets the largest response body that is shared or stored; the default is 8 MiB
@@ -341,7 +350,6 @@ func (c *config) validate() {
 	check(c.storeTimeout > 0, "WithStoreTimeout expects d > 0, got %v", c.storeTimeout)
 	check(c.breakerFails > 0 && c.breakerBackoff > 0,
 		"WithCircuitBreaker expects failures > 0 and backoff > 0, got %d, %v", c.breakerFails, c.breakerBackoff)
-	check(len(c.methods) > 0, "WithMethods expects at least one method")
 	check(c.fleetLease >= 0, "WithFleetCoalescing expects lease >= 0, got %v", c.fleetLease)
 	check(c.staleWhileRevalidate >= 0 && c.staleIfError >= 0, "stale windows must be >= 0")
 	check(c.maxAgePolicy >= MaxAgeOverride && c.maxAgePolicy <= MaxAgeIgnore, "unknown MaxAgePolicy %d", c.maxAgePolicy)

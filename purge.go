@@ -21,7 +21,7 @@ func (c *Cache) Purge(ctx context.Context, r *http.Request) error {
 	if c.store == nil {
 		return nil
 	}
-	if !c.cfg.methods[r.Method] {
+	if !c.cfg.serves(r.Method) {
 		r = r.Clone(ctx)
 		r.Method = http.MethodGet
 		r.Body = http.NoBody

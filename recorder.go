@@ -56,11 +56,16 @@ const sniffLen = 512
 func newRecorder(l *leader, w http.ResponseWriter, limit int64) *recorder {
 	h := w.Header()
 	canonicalize(h)
-	before := make(http.Header, len(h))
-	mine := make(http.Header, len(h)+8)
-	for k, v := range h {
-		before[k] = slices.Clone(v)
-		mine[k] = slices.Clone(v)
+	// Shallow copies: a handler that changes a field replaces its slice or appends past its length, and
+	// either shows as a change against before, whose slices keep their lengths.
+	var before http.Header
+	mine := make(http.Header, len(h)+4)
+	if len(h) > 0 {
+		before = make(http.Header, len(h))
+		for k, v := range h {
+			before[k] = v
+			mine[k] = v
+		}
 	}
 	return &recorder{l: l, w: w, header: mine, before: before, limit: limit}
 }
@@ -132,11 +137,9 @@ func (rw *recorder) commit() {
 	if rw.needsSniff() && len(rw.pre) > 0 {
 		head.Header["Content-Type"] = []string{http.DetectContentType(rw.pre)}
 	}
-	capacity := len(rw.pre) + 4
+	capacity := max(len(rw.pre), 512) + 4 // an unknown length grows by doubling, and is trimmed if stored
 	if n := declaredLength(head.Header); n >= 0 && n <= rw.limit {
 		capacity = int(n) + 4
-	} else if capacity < 4096 {
-		capacity = 4096
 	}
 	buf := entry.AppendHead(make([]byte, 0, entry.HeadLen(head)+capacity), head)
 	view, err := entry.ParseHead(buf)
@@ -156,10 +159,16 @@ func (rw *recorder) commit() {
 	rw.n = int64(len(rw.pre))
 	rw.pre = nil
 	rw.l.publish(rw.rec, rw.v)
+	if rw.n > streamAfter {
+		rw.l.streaming()
+	}
 }
 
 // Write records p or passes it on, as the verdict says.
 func (rw *recorder) Write(p []byte) (int, error) {
+	if rw.rec != nil {
+		rw.l.streaming() // a second write: the response streams, its client is fed on its own goroutine
+	}
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
@@ -184,9 +193,18 @@ func (rw *recorder) Write(p []byte) (int, error) {
 		}
 		rw.rec.append(p)
 		rw.n += int64(len(p))
+		if rw.n > streamAfter {
+			rw.l.streaming() // more than net/http would hold back: it would be on the wire by now
+		}
 	}
 	return len(p), nil
 }
+
+// streamAfter is how much of a body may be recorded before the leading client's delivery must start:
+// net/http itself holds back the first 2 KiB of a response (to compute its Content-Length), so a
+// handler that writes no more than that and returns is delivered after it returned, on its own
+// goroutine, at no cost.
+const streamAfter = 2048
 
 // writeDirect writes p to the leading client. Its errors reach the handler: nobody else depends on the
 // run any more.
@@ -269,6 +287,7 @@ func (rw *recorder) FlushError() error {
 		}
 		if rw.rec != nil {
 			rw.rec.flush()
+			rw.l.streaming()
 		}
 	}
 	return nil

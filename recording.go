@@ -26,13 +26,16 @@ type recording struct {
 	// storing is set once the response's store write has started (Cache-Status "stored").
 	storing atomic.Bool
 
-	mu      sync.Mutex
-	changed chan struct{} // closed, and replaced, whenever buf, flushes or state change; guarded by mu
-	buf     []byte        // head and body so far; only appended to; guarded by mu
-	flushes uint64        // Flush calls so far; guarded by mu
-	state   recState      // guarded by mu
-	err     error         // why it was aborted; guarded by mu
-	expired bool          // the run outlived the compute timeout; guarded by mu
+	mu sync.Mutex
+	// changed is closed when buf, flushes or state next change: a reader that found nothing new waits on
+	// it. It is made only when a reader asks for it, so a recording nobody waits on makes none. Guarded
+	// by mu.
+	changed chan struct{}
+	buf     []byte   // head and body so far; only appended to; guarded by mu
+	flushes uint64   // Flush calls so far; guarded by mu
+	state   recState // guarded by mu
+	err     error    // why it was aborted; guarded by mu
+	expired bool     // the run outlived the compute timeout; guarded by mu
 }
 
 // recState is where a recording is in its life.
@@ -65,20 +68,22 @@ func handedOver(err error) bool {
 // newLiveRecording returns a recording whose buffer starts with head (an entry head from
 // entry.AppendHead, with room for the body after it) and whose head view is v.
 func newLiveRecording(buf []byte, v entry.View) *recording {
-	return &recording{head: v, bodyAt: len(buf), buf: buf, changed: make(chan struct{})}
+	return &recording{head: v, bodyAt: len(buf), buf: buf}
 }
 
 // newCompleteRecording returns a recording of a whole stored entry (v parsed from raw bytes).
 func newCompleteRecording(v entry.View) *recording {
 	raw := v.Raw()
 	body := raw[: len(raw)-4 : len(raw)-4] // the checksum is not body
-	return &recording{head: v, bodyAt: v.BodyOffset(), buf: body, state: recComplete, changed: make(chan struct{})}
+	return &recording{head: v, bodyAt: v.BodyOffset(), buf: body, state: recComplete}
 }
 
 // notifyLocked wakes every reader waiting for a change. mu must be held.
 func (r *recording) notifyLocked() {
-	close(r.changed)
-	r.changed = make(chan struct{})
+	if r.changed != nil {
+		close(r.changed)
+		r.changed = nil
+	}
 }
 
 // bodyLen returns how many body bytes have been recorded. Only the writer calls it without readers'
@@ -149,10 +154,25 @@ type snapshot struct {
 	expired bool
 }
 
-// view returns the recording's current state and a channel closed at its next change.
+// view returns the recording's current state and a channel closed at its next change (a closed one once
+// it has ended: it will not change again).
 func (r *recording) view() (snapshot, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return snapshot{body: r.buf[r.bodyAt:len(r.buf):len(r.buf)], flushes: r.flushes, state: r.state, err: r.err,
-		expired: r.expired}, r.changed
+	snap := snapshot{body: r.buf[r.bodyAt:len(r.buf):len(r.buf)], flushes: r.flushes, state: r.state, err: r.err,
+		expired: r.expired}
+	if r.state != recLive {
+		return snap, closedChan
+	}
+	if r.changed == nil {
+		r.changed = make(chan struct{})
+	}
+	return snap, r.changed
 }
+
+// closedChan is a channel that is always closed.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()

@@ -89,9 +89,15 @@ type leader struct {
 	out    *outcome                  // what was published; set on the handler's goroutine
 	rec    atomic.Pointer[recording] // the published recording, for expire
 	feeder chan struct{}             // closed once the leading client's delivery is done; nil when none
-	lease  *fleetLease
-	failed bool // the handler panicked and a stale entry answered
-	ended  bool // the handler returned normally
+	// pending is the leading client's delivery while it has not started: it starts on a goroutine of
+	// its own once the response streams (a second write, a flush), or on the leading request's goroutine
+	// once the handler returned, which for most responses saves the goroutine.
+	pending  *recording
+	pendingD delivery
+	lease    *fleetLease
+	failed   bool // the handler panicked and a stale entry answered
+	ended    bool // the handler returned normally
+	returned bool // load returned normally (the handler did, or a stale entry answered its panic)
 }
 
 // requestPreconditions are the request fields that make a response conditional or partial for one
@@ -202,6 +208,7 @@ func (l *leader) load() (out *outcome, persist func()) {
 			l.rw.mode, l.rw.wroteHeader, l.rw.v = modeDiscard, true, v
 			l.publish(v.replace, v)
 			out, persist = l.out, l.persistWork(nil)
+			l.returned = true
 		default:
 			l.abort(panicError(p))
 			panic(p)
@@ -211,6 +218,7 @@ func (l *leader) load() (out *outcome, persist func()) {
 	normal = true
 	l.ended = true
 	buf := l.rw.finish()
+	l.returned = true
 	return l.out, l.persistWork(buf)
 }
 
@@ -237,10 +245,21 @@ func (l *leader) publish(rec *recording, v verdict) {
 	if l.o.background {
 		return
 	}
+	l.pending, l.pendingD = rec, v.lead
+}
+
+// streaming starts the leading client's delivery on a goroutine of its own, if it has not started: the
+// handler goes on writing, and must never wait for that client.
+func (l *leader) streaming() {
+	rec := l.pending
+	if rec == nil {
+		return
+	}
+	l.pending = nil
 	l.feeder = make(chan struct{})
 	go func() {
 		defer close(l.feeder)
-		_, _ = l.c.deliver(l.w, l.client, rec, v.lead)
+		_, _ = l.c.deliver(l.w, l.client, rec, l.pendingD)
 	}()
 }
 
@@ -282,8 +301,13 @@ func (l *leader) expire() {
 	}
 }
 
-// waitFeeder waits until the leading client has been sent everything recorded.
+// waitFeeder waits until the leading client has been sent everything recorded (on this goroutine, when
+// its delivery had not started).
 func (l *leader) waitFeeder() {
+	if rec := l.pending; rec != nil {
+		l.pending = nil
+		_, _ = l.c.deliver(l.w, l.client, rec, l.pendingD)
+	}
 	if l.feeder != nil {
 		<-l.feeder
 	}
@@ -295,6 +319,9 @@ func (l *leader) waitFeeder() {
 func (l *leader) close() {
 	l.timer.Stop()
 	l.stopAfter()
+	if !l.returned {
+		l.pending = nil // the handler panicked: its client is cut off, not sent what it wrote
+	}
 	l.waitFeeder()
 	l.cancel()
 	status := 0
@@ -353,9 +380,9 @@ func (l *leader) persistWork(buf []byte) func() {
 }
 
 // trimmed returns b, or a copy without its spare capacity when that would waste more than an eighth of
-// it: the stored entry is kept as long as it lives.
+// it: the stored entry is kept as long as it lives, and a store's budget counts its length only.
 func trimmed(b []byte) []byte {
-	if spare := cap(b) - len(b); spare > 4096 && spare > len(b)/8 {
+	if spare := cap(b) - len(b); spare > 64 && spare > len(b)/8 {
 		return append(make([]byte, 0, len(b)), b...)
 	}
 	return b

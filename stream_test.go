@@ -285,8 +285,9 @@ func (b *blockingWriter) Write(p []byte) (int, error) {
 }
 
 // TestWaiterMemory: 10,000 waiters stalled on one 8 MiB body hold the body once, plus a small constant
-// each. The constant is measured against the same 10,000 requests, writers and goroutines parked
-// without the middleware, and reported.
+// each (about 1 KiB: its delivery state and its copy of the header values; its goroutine's stack is not
+// heap). The constant is measured against the same 10,000 requests, writers and goroutines parked
+// without the middleware, reported, and bounded at 4 KiB.
 func TestWaiterMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -353,7 +354,7 @@ func TestWaiterMemory(t *testing.T) {
 	held := with - bare
 	t.Logf("10,000 waiters on an 8 MiB body: %.1f MiB held by the middleware: the body and %d bytes per waiter",
 		float64(held)/(1<<20), (held-size)/waiters)
-	assert.Less(t, held, int64(size+waiters*2048), "the body once, plus at most 2 KiB per waiter")
+	assert.Less(t, held, int64(size+waiters*4096), "the body once, plus at most 4 KiB per waiter")
 }
 
 // TestPanicMidStreamCutsClients: a handler that panics after 1 MB of a 2 MB body, with waiters attached:

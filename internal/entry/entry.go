@@ -189,6 +189,7 @@ type View struct {
 	ComputeTime          time.Duration
 	Body                 []byte
 
+	storedNs int64  // StoredAt in Unix nanoseconds, for cheap arithmetic on the hit path
 	all      []byte // everything Parse was given
 	headers  []byte // the header block, validated
 	nHeaders int
@@ -266,7 +267,8 @@ func parseUnsealed(b []byte, end int) (View, error) {
 	if v.Status < 100 || v.Status > 999 {
 		return v, wrap("invalid status")
 	}
-	v.StoredAt = time.Unix(0, int64(binary.LittleEndian.Uint64(b[8:])))
+	v.storedNs = int64(binary.LittleEndian.Uint64(b[8:]))
+	v.StoredAt = time.Unix(0, v.storedNs)
 	durations := [...]*time.Duration{&v.Lifetime, &v.InitialAge, &v.StaleWhileRevalidate, &v.StaleIfError, &v.Keep, &v.ComputeTime}
 	for i, d := range durations {
 		*d = time.Duration(binary.LittleEndian.Uint64(b[16+8*i:]))
@@ -328,6 +330,88 @@ func parseUnsealed(b []byte, end int) (View, error) {
 	return v, nil
 }
 
+// Layout is where a parsed entry's parts lie in its bytes, with its fixed fields: enough to rebuild its
+// View from the same bytes without parsing them again, and without holding on to them.
+type Layout struct {
+	v                  View // the fixed fields; its slices are nil
+	hs, he, vs, ve, bs int
+	// fields lists, per header, its name's offset and length and its number of values, then each value's
+	// offset and length, all relative to the bytes: CopyHeader then needs no varint decoding.
+	fields []int32
+	// CacheStatus reports that the entry records a Cache-Status of its own (from caches nearer the
+	// origin), which a replay adds to rather than replaces.
+	CacheStatus bool
+}
+
+// Layout returns v's layout.
+func (v *View) Layout() Layout {
+	l := Layout{v: *v}
+	l.v.all, l.v.headers, l.v.vary, l.v.Body = nil, nil, nil, nil
+	base := func(p []byte) int {
+		if len(p) == 0 {
+			return 0
+		}
+		return int(uintptr(unsafe.Pointer(unsafe.SliceData(p))) - uintptr(unsafe.Pointer(unsafe.SliceData(v.all))))
+	}
+	l.hs, l.he = base(v.headers), base(v.headers)+len(v.headers)
+	l.vs, l.ve = base(v.vary), base(v.vary)+len(v.vary)
+	l.bs = v.bodyAt
+	r := reader{b: v.headers}
+	nh, _ := r.count()
+	for range nh {
+		name, _ := r.bytes()
+		nv, _ := r.count()
+		l.fields = append(l.fields, int32(base(name)), int32(len(name)), int32(nv))
+		if string(name) == "Cache-Status" {
+			l.CacheStatus = true
+		}
+		for range nv {
+			val, _ := r.bytes()
+			l.fields = append(l.fields, int32(base(val)), int32(len(val)))
+		}
+	}
+	if len(v.all) > 1<<31-1 {
+		l.fields = nil // offsets would not fit: CopyHeaderFrom parses instead
+	}
+	return l
+}
+
+// CopyHeaderFrom is v.CopyHeader for a View rebuilt from l: it takes the fields' places from l instead
+// of decoding them again.
+func (l *Layout) CopyHeaderFrom(v *View, h http.Header) {
+	if l.fields == nil || v.nHeaders == 0 {
+		v.CopyHeader(h)
+		return
+	}
+	b := v.all
+	values := make([]string, v.nValues)
+	vi := 0
+	for i := 0; i < len(l.fields); {
+		name := aliasString(b[l.fields[i] : l.fields[i]+l.fields[i+1]])
+		nv := int(l.fields[i+2])
+		i += 3
+		first := vi
+		for range nv {
+			values[vi] = aliasString(b[l.fields[i] : l.fields[i]+l.fields[i+1]])
+			vi++
+			i += 2
+		}
+		h[name] = values[first:vi:vi]
+	}
+}
+
+// ViewOf rebuilds the View of b from its Layout. b must be the very bytes the layout was taken from
+// (the same memory, unchanged): nothing is validated again.
+func (l *Layout) ViewOf(b []byte) View {
+	v := l.v
+	v.all = b
+	v.headers = b[l.hs:l.he:l.he]
+	v.vary = b[l.vs:l.ve:l.ve]
+	end := len(b) - 4
+	v.Body = b[l.bs:end:end]
+	return v
+}
+
 // FreshUntil is when the entry stops being fresh: StoredAt + Lifetime - InitialAge.
 func (v *View) FreshUntil() time.Time { return v.StoredAt.Add(v.Lifetime - v.InitialAge) }
 
@@ -338,6 +422,19 @@ func (v *View) Age(now time.Time) time.Duration { return v.InitialAge + max(0, n
 // stale-while-revalidate, stale-if-error and keep windows.
 func (v *View) UsableUntil() time.Time {
 	return v.FreshUntil().Add(max(v.StaleWhileRevalidate, v.StaleIfError, v.Keep))
+}
+
+// FreshUntilNs is FreshUntil in Unix nanoseconds.
+func (v *View) FreshUntilNs() int64 { return v.storedNs + int64(v.Lifetime-v.InitialAge) }
+
+// UsableUntilNs is UsableUntil in Unix nanoseconds.
+func (v *View) UsableUntilNs() int64 {
+	return v.FreshUntilNs() + int64(max(v.StaleWhileRevalidate, v.StaleIfError, v.Keep))
+}
+
+// AgeAt is Age at nowNs, a time in Unix nanoseconds.
+func (v *View) AgeAt(nowNs int64) time.Duration {
+	return v.InitialAge + time.Duration(max(0, nowNs-v.storedNs))
 }
 
 // BodyOffset returns where the body starts in Raw.

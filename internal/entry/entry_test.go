@@ -199,3 +199,29 @@ func FuzzParse(f *testing.F) {
 		checkEntryBytes(t, framed(b)) // behind a valid fixed prefix: every byte lands in the blocks
 	})
 }
+
+// TestLayoutRebuildsTheView: a View rebuilt from its Layout and the same bytes is the View Parse gave.
+func TestLayoutRebuildsTheView(t *testing.T) {
+	t.Parallel()
+	for _, e := range []*Entry{sample(), {Status: 204, Header: http.Header{}}} {
+		b := Encode(e)
+		v, err := Parse(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := v.Layout()
+		w := l.ViewOf(b)
+		h1, h2 := http.Header{}, http.Header{}
+		v.CopyHeader(h1)
+		w.CopyHeader(h2)
+		if w.Status != v.Status || !bytes.Equal(w.Body, v.Body) || len(h1) != len(h2) || w.HasVary() != v.HasVary() ||
+			w.Lifetime != v.Lifetime || w.BodyOffset() != v.BodyOffset() {
+			t.Fatalf("rebuilt view differs:\n%+v\n%+v", w, v)
+		}
+		for k := range h1 {
+			if h1.Get(k) != h2.Get(k) {
+				t.Fatalf("header %s: %q vs %q", k, h1.Get(k), h2.Get(k))
+			}
+		}
+	}
+}
