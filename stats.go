@@ -81,6 +81,11 @@ type stats struct {
 	setErrors    atomic.Uint64
 	fleetServed  atomic.Uint64 // leaders served another replica's stored response (WithFleetCoalescing)
 	fleetFenced  atomic.Uint64 // fenced writes refused: the lease had expired
+
+	// The function API's own counters (Loader, Stampede); zero for a Cache.
+	batchLoads   atomic.Uint64 // calls of a batch load function
+	cachedErrors atomic.Uint64 // hits on a kept failure (WithErrorTTL)
+	decodeErrors atomic.Uint64 // stored values that did not decode: counted as misses
 }
 
 // pass counts a request that passed through for reason.
@@ -135,6 +140,12 @@ func keyDigest(storeKey string) string {
 	return storeKey[i+1:j] + storeKey[j+1:] // a variant's "~<digest>" follows the hash tag
 }
 
+// StatsSource is anything that reports a [Snapshot]: a [*Cache], a [*Loader], a [*Stampede].
+// [StatsHandler] and the Prometheus collector take any of them.
+type StatsSource interface {
+	Snapshot() Snapshot
+}
+
 // Snapshot is a copy of one Cache's counters at one moment, with rates derived from them. The
 // counters only grow, from zero when the Cache was built; a scraper computes per-second rates from
 // the difference between two snapshots.
@@ -144,8 +155,14 @@ func keyDigest(storeKey string) string {
 // none of them. Counters are read one at a time, outcomes before Requests, so a snapshot taken under load
 // may count a request in Requests whose outcome it does not count yet, never the other way round.
 type Snapshot struct {
-	// Name is the cache's name, set by [WithName]; the key prefix by default.
+	// Name is the cache's name, set by [WithName]; the key prefix by default. A [Loader]'s is the name
+	// given to [NewLoader].
 	Name string `json:"name"`
+	// Kind is "http" for a [Cache], "loader" for a [Loader] and "function" for a [Stampede]. For the
+	// function API, a request is one key asked for (GetMany counts each distinct key), a run is one
+	// call of the load function (a batch load counts once), handler time is load time, and a pass never
+	// happens.
+	Kind string `json:"kind"`
 
 	// Requests counts the requests that reached the middleware.
 	Requests uint64 `json:"requests"`
@@ -205,6 +222,12 @@ type Snapshot struct {
 	// stored because their lease had expired (another replica had taken over).
 	FleetServed uint64 `json:"fleet_served"`
 	FleetFenced uint64 `json:"fleet_fenced"`
+	// BatchLoads counts the calls of a [Loader]'s batch load function ([WithBatchLoad]); CachedErrors
+	// counts the hits on a kept failure ([WithErrorTTL]), which are also counted in Hits; DecodeErrors
+	// counts the stored values that did not decode, each also a miss. Zero for a Cache.
+	BatchLoads   uint64 `json:"batch_loads"`
+	CachedErrors uint64 `json:"cached_errors"`
+	DecodeErrors uint64 `json:"decode_errors"`
 	// Memory describes what a store that reports its size holds (backends/memstore does); nil for
 	// other stores and when nothing is stored.
 	Memory *MemoryStats `json:"memory,omitempty"`
@@ -258,9 +281,19 @@ type evictionCounter interface {
 // it reads atomics, the circuit breaker's state, and the store's size when the store reports one
 // (backends/memstore's takes its eviction policy's lock briefly), so it is cheap enough for every scrape.
 func (c *Cache) Snapshot() Snapshot {
-	s := &c.stats
+	var store any
+	if c.store != nil {
+		store = c.store
+	}
+	return c.stats.snapshot(c.cfg.name, "http", &c.breaker, store)
+}
+
+// snapshot builds the Snapshot of the counters s of a cache or loader named name, whose breaker is b
+// and whose store (nil when none) may report its size.
+func (s *stats) snapshot(name, kind string, b *breaker, store any) Snapshot {
 	snap := Snapshot{
-		Name:        c.cfg.name,
+		Name:        name,
+		Kind:        kind,
 		PassReasons: make(map[string]uint64, len(reasons)),
 		Unshareable: make(map[string]uint64, len(responseReasons)),
 	}
@@ -317,11 +350,12 @@ func (c *Cache) Snapshot() Snapshot {
 
 	snap.StoreGetErrors = s.getErrors.Load()
 	snap.StoreSetErrors = s.setErrors.Load()
-	snap.BreakerOpen, snap.BreakerTrips = c.breaker.state()
+	snap.BreakerOpen, snap.BreakerTrips = b.state()
 	snap.FleetServed, snap.FleetFenced = s.fleetServed.Load(), s.fleetFenced.Load()
-	if m, ok := c.store.(sizer); ok {
+	snap.BatchLoads, snap.CachedErrors, snap.DecodeErrors = s.batchLoads.Load(), s.cachedErrors.Load(), s.decodeErrors.Load()
+	if m, ok := store.(sizer); ok {
 		snap.Memory = &MemoryStats{Entries: m.Len(), Bytes: m.Bytes()}
-		if e, ok := c.store.(evictionCounter); ok {
+		if e, ok := store.(evictionCounter); ok {
 			snap.Memory.Evictions = e.Evictions()
 		}
 	}

@@ -26,3 +26,87 @@ type Store interface {
 	// Delete removes key; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 }
+
+// ValueStore keeps Go values between calls, for the function API: [NewStampede] takes one, and a
+// [Loader] may keep its values in one ([WithValues]). Its methods are those of goware/cachestore2's
+// Store[V] that stampede calls, so any cachestore2 store (a Backend is a Store[any]) is a ValueStore,
+// and so is backends/memstore's Values, which holds values in this process without encoding them.
+//
+// Get reports a missing key as (zero, false, nil). An error only ever counts as a miss.
+type ValueStore[V any] interface {
+	// Get returns the value stored under key and whether it was found.
+	Get(ctx context.Context, key string) (V, bool, error)
+	// SetEx stores value under key for ttl, which is always above zero.
+	SetEx(ctx context.Context, key string, value V, ttl time.Duration) error
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// batchGetter is a store that reads many keys in one round trip (backends/redisstore: one MGET per
+// cluster slot): values[i] belongs to keys[i], nil when missing.
+type batchGetter interface {
+	BatchGet(ctx context.Context, keys []string) ([][]byte, error)
+}
+
+// valueBatchGetter is a value store that reads many keys at once, as cachestore2's Store[V] does.
+type valueBatchGetter[V any] interface {
+	BatchGet(ctx context.Context, keys []string) ([]V, []bool, error)
+}
+
+// invalidator is a store that announces the deletions made through any of its replicas
+// (backends/redisstore's Pub/Sub), so copies kept in this process can be dropped.
+type invalidator interface {
+	Invalidations(fn func(key string)) (stop func())
+}
+
+// storeCalls is the store-call convention every user of a store shares: each call goes through the
+// circuit breaker, is bounded by the store timeout (unless the store bounds its own calls), and an error
+// or a timeout only ever counts as a miss or a failed write, in the stats, never as a failure of the
+// caller (docs/behaviour.md §7.1).
+type storeCalls struct {
+	breaker *breaker
+	stats   *stats
+	timeout time.Duration
+	bounded bool // the store bounds its own calls: no deadline is added (a memory hit stays timer-free)
+	clock   func() time.Time
+}
+
+// selfBounded reports whether store bounds its own calls within timeout (see [Store]).
+func selfBounded(store any, timeout time.Duration) bool {
+	b, ok := store.(interface{ CallTimeout() time.Duration })
+	return ok && b.CallTimeout() <= timeout
+}
+
+// ctx returns the context of one store call made for parent.
+func (s *storeCalls) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	if s.bounded {
+		return parent, noop
+	}
+	return context.WithTimeout(parent, s.timeout)
+}
+
+func noop() {}
+
+// begin asks the breaker for a call; ok is false when the store is being skipped.
+func (s *storeCalls) begin() (ok, probe bool) { return s.breaker.allow(s.clock()) }
+
+// endRead records the outcome of a read made for parent: a read abandoned by its caller says nothing
+// about the store.
+func (s *storeCalls) endRead(parent context.Context, probe bool, err error) {
+	if err != nil && parent.Err() != nil {
+		s.breaker.abandon(probe)
+		return
+	}
+	s.breaker.done(s.clock(), probe, err)
+	if err != nil {
+		s.stats.getErrors.Add(1)
+	}
+}
+
+// endWrite records the outcome of a write.
+func (s *storeCalls) endWrite(probe bool, err error) {
+	s.breaker.done(s.clock(), probe, err)
+	if err != nil {
+		s.stats.setErrors.Add(1)
+	}
+}
