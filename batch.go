@@ -37,7 +37,6 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K, keyOf func(K) key) (
 			slots = append(slots, &manySlot[K, V]{k: k, ck: keyOf(k)})
 		}
 	}
-	e.stats.requests.Add(uint64(len(slots)))
 
 	var waiting []*manySlot[K, V] // slots whose value comes from a flight
 	pending := slots

@@ -52,7 +52,7 @@ type engine[K comparable, V any] struct {
 // callOpts are the settings of one call: the engine's, or a Do call's own options.
 type callOpts[V any] struct {
 	ttl  time.Duration
-	skip bool                                // coalesce only
+	skip bool                              // coalesce only
 	fn   func() (V, *time.Duration, error) // a Do call's function; nil: the engine's load
 }
 
@@ -105,11 +105,10 @@ func (e *engine[K, V]) hit(rec *record[V]) {
 // get returns k's value: from the store when it holds a usable one, else from the load in flight for
 // k, else from a load this call starts. See docs/behaviour.md §8.
 func (e *engine[K, V]) get(ctx context.Context, k K, ck key, co callOpts[V]) (V, error) {
-	e.stats.requests.Add(1)
 	return e.lookupOrLoad(ctx, k, ck, co)
 }
 
-// lookupOrLoad is get without counting the call.
+// lookupOrLoad is get. (The function API counts a call by its outcome alone: see Snapshot.Requests.)
 func (e *engine[K, V]) lookupOrLoad(ctx context.Context, k K, ck key, co callOpts[V]) (V, error) {
 	store := e.store
 	if co.skip {
@@ -144,7 +143,8 @@ func (e *engine[K, V]) lookupOrLoad(ctx context.Context, k K, ck key, co callOpt
 					e.refresh(ctx, k, ck, co)
 					return rec.val, nil
 				case recStaleError:
-					stale = &rec
+					kept := rec // only this path puts a record on the heap
+					stale = &kept
 				}
 			}
 		}
@@ -243,15 +243,19 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight[record[V]], stale *re
 		e.onJoin()
 	}
 	rec, err = f.wait(ctx)
+	waiter := role == asWaiter // a leader's or member's call is counted as a miss already
+	count := func(c *atomic.Uint64) {
+		if waiter {
+			c.Add(1)
+		}
+	}
 	var pe *PanicError
 	switch {
 	case err == nil:
-		if role == asWaiter {
-			e.stats.coalesced.Add(1)
-		}
+		count(&e.stats.coalesced)
 		return rec, rec.err, false
 	case ctx.Err() != nil:
-		e.stats.abandoned.Add(1)
+		count(&e.stats.abandoned)
 		return record[V]{}, ctx.Err(), false
 	case errors.Is(err, errGoexit):
 		if leader {
@@ -260,9 +264,10 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight[record[V]], stale *re
 		return rec, nil, true
 	case errors.Is(err, errComputeTimeout):
 		if stale != nil {
-			e.stats.staleHits.Add(1)
+			count(&e.stats.staleHits)
 			return *stale, nil, false
 		}
+		count(&e.stats.failed)
 		return record[V]{}, ErrComputeTimeout, false
 	case errors.As(err, &pe) || err == http.ErrAbortHandler: //nolint:errorlint // compared as the coalescer publishes it
 		if leader && st != nil {
@@ -272,7 +277,7 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight[record[V]], stale *re
 			}
 			panic(err)
 		}
-		e.stats.failed.Add(1)
+		count(&e.stats.failed)
 		return record[V]{}, err, false
 	}
 	return record[V]{}, err, false
@@ -334,7 +339,6 @@ func (e *engine[K, V]) runLoad(base context.Context, f *flight[record[V]], k K, 
 		e.stats.ran(d, statusOf(err), true)
 		rec, storeTTL := e.newRecord(v, err, ttl, co, d)
 		if err != nil && stale != nil {
-			e.stats.staleHits.Add(1)
 			handed = true
 			if token != "" {
 				return *stale, func() { e.release(ck.s, token, fleetMiss) }
@@ -578,7 +582,6 @@ func (e *engine[K, V]) invalidate(ctx context.Context, cks []key) error {
 // forceLoad loads k now, whatever the store holds, unless a load of k is in flight, whose value it
 // returns.
 func (e *engine[K, V]) forceLoad(ctx context.Context, k K, ck key, co callOpts[V]) (V, error) {
-	e.stats.requests.Add(1)
 	for {
 		f, leader, _ := e.flights.acquire(ck, noEpoch)
 		if leader {

@@ -463,7 +463,9 @@ func TestLoaderWaiterCancellation(t *testing.T) {
 	v, ok := l.Peek(context.Background(), "k")
 	assert.True(t, ok)
 	assert.Equal(t, "loaded", v)
-	assert.Equal(t, uint64(2), l.Snapshot().Abandoned)
+	s := l.Snapshot()
+	assert.Equal(t, uint64(1), s.Misses, "the leading call, counted as the miss it was")
+	assert.Equal(t, uint64(1), s.Abandoned, "the waiter")
 }
 
 // TestLoaderErrorTTL: a not-found kept by WithErrorTTL is answered without loading, as a *CachedError

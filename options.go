@@ -54,8 +54,8 @@ type config struct {
 	keyFunc        KeyFunc
 	// keyFuncCredential: keyFunc keys per credential (WithCredentialKeyFunc); WithKeyFunc clears it.
 	keyFuncCredential bool
-	logger         *slog.Logger
-	name           string
+	logger            *slog.Logger
+	name              string
 
 	staleWhileRevalidate time.Duration
 	staleIfError         time.Duration

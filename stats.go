@@ -3,6 +3,7 @@ package stampede
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -60,15 +61,17 @@ type stats struct {
 	_ [cacheLine]byte
 	// Written by every request: requests and its outcome share one line, so a hit dirties one line
 	// rather than two.
-	requests  atomic.Uint64
-	hits      atomic.Uint64
+	// requests and hits are written by every hit, so they are striped (see counter); the function API
+	// does not write requests at all (its Requests is the sum of its outcomes).
+	requests  counter
+	hits      counter
 	staleHits atomic.Uint64 // served a stale entry: stale-while-revalidate or stale-if-error
 	misses    atomic.Uint64
 	refreshes atomic.Uint64 // background runs: stale-while-revalidate and early refresh
 	coalesced atomic.Uint64
 	abandoned atomic.Uint64
 	failed    atomic.Uint64 // waiters whose run panicked or broke off: answered 500 or cut off
-	_         [cacheLine - 8*8]byte
+	_         [cacheLine - 6*8]byte
 
 	// Written once per run, per pass or per store failure: far rarer than requests.
 	runs         [len(handlerTimeBounds) + 1]atomic.Uint64 // by duration; their sum is the run count
@@ -86,6 +89,35 @@ type stats struct {
 	batchLoads   atomic.Uint64 // calls of a batch load function
 	cachedErrors atomic.Uint64 // hits on a kept failure (WithErrorTTL)
 	decodeErrors atomic.Uint64 // stored values that did not decode: counted as misses
+}
+
+// counterStripes is how many cache lines a striped counter spreads over.
+const counterStripes = 8
+
+// counter is a striped counter for the counts every request writes: each Add goes to one of
+// counterStripes cache lines, picked at random (the runtime's per-thread generator, a few ns), so that
+// cores counting at once rarely write the same line, where one atomic.Uint64 would bounce between
+// them on every hit. Load sums the stripes. Its methods are atomic.Uint64's that the counting code uses.
+type counter struct {
+	stripes [counterStripes]struct {
+		n atomic.Uint64
+		_ [cacheLine - 8]byte
+	}
+}
+
+// Add adds delta to the counter. Unlike atomic.Uint64's, it returns nothing useful: 0.
+func (c *counter) Add(delta uint64) uint64 {
+	c.stripes[rand.Uint32()%counterStripes].n.Add(delta)
+	return 0
+}
+
+// Load returns the counter's value.
+func (c *counter) Load() uint64 {
+	var sum uint64
+	for i := range c.stripes {
+		sum += c.stripes[i].n.Load()
+	}
+	return sum
 }
 
 // pass counts a request that passed through for reason.
@@ -347,6 +379,10 @@ func (s *stats) snapshot(name, kind string, b *breaker, store any) Snapshot {
 	snap.Abandoned = s.abandoned.Load()
 	snap.Failed = s.failed.Load()
 	snap.Requests = s.requests.Load() // after the outcomes, so it is never below their sum
+	if kind != "http" {
+		// The function API counts outcomes only; a call is counted once it has one.
+		snap.Requests = snap.Hits + snap.StaleHits + snap.Misses + snap.Coalesced + snap.Abandoned + snap.Failed
+	}
 
 	snap.StoreGetErrors = s.getErrors.Load()
 	snap.StoreSetErrors = s.setErrors.Load()
