@@ -128,9 +128,9 @@ func (e *engine[K, V]) readMany(ctx context.Context, slots []*manySlot[K, V]) {
 		keys[i] = s.ck.s
 	}
 	recs, found := make([]record[V], len(slots)), make([]bool, len(slots))
-	sctx, cancel := e.calls.ctx(ctx)
+	sctx, bound := e.calls.ctx(ctx)
 	err := e.store.getMany(sctx, keys, recs, found)
-	cancel()
+	bound.release()
 	e.calls.endRead(ctx, probe, err)
 	for i, s := range slots {
 		if !found[i] {

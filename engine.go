@@ -75,9 +75,9 @@ func (e *engine[K, V]) read(ctx context.Context, key string) (record[V], readRes
 	if !ok {
 		return record[V]{}, readSkipped
 	}
-	sctx, cancel := e.calls.ctx(ctx)
+	sctx, bound := e.calls.ctx(ctx)
 	rec, found, err := e.store.get(sctx, key)
-	cancel()
+	bound.release()
 	e.calls.endRead(ctx, probe, err)
 	if err != nil || !found {
 		return record[V]{}, readMiss
@@ -415,8 +415,8 @@ func (e *engine[K, V]) write(key string, rec *record[V], ttl time.Duration, toke
 			stored = false
 		}
 	}()
-	ctx, cancel := e.calls.ctx(context.Background())
-	defer cancel()
+	ctx, bound := e.calls.ctx(context.Background())
+	defer bound.release()
 	stored, err := e.store.set(ctx, key, rec, ttl, token)
 	e.calls.endWrite(probe, err)
 	switch {
@@ -508,9 +508,9 @@ func (e *engine[K, V]) tryLease(ctx context.Context, key string) (token string, 
 	if !allowed {
 		return "", false, false
 	}
-	sctx, cancel := e.calls.ctx(ctx)
+	sctx, bound := e.calls.ctx(ctx)
 	token, held, err := e.fleet.TryLease(sctx, key, e.cfg.fleetLease)
-	cancel()
+	bound.release()
 	e.calls.endRead(ctx, probe, err)
 	if err != nil {
 		e.logger.Debug("stampede: fleet lease failed, coalescing in this process only", "loader", e.name, "error", err)
@@ -524,8 +524,8 @@ func (e *engine[K, V]) release(key, token, outcome string) {
 	if token == "" {
 		return
 	}
-	ctx, cancel := e.calls.ctx(context.Background())
-	defer cancel()
+	ctx, bound := e.calls.ctx(context.Background())
+	defer bound.release()
 	if err := e.fleet.Release(ctx, key, token, outcome); err != nil {
 		e.logger.Debug("stampede: lease release failed", "loader", e.name, "error", err)
 	}
@@ -570,9 +570,9 @@ func (e *engine[K, V]) invalidate(ctx context.Context, cks []key) error {
 			errs = append(errs, ErrNotStored)
 			continue
 		}
-		sctx, cancel := e.calls.ctx(ctx)
+		sctx, bound := e.calls.ctx(ctx)
 		err := e.store.del(sctx, ck.s)
-		cancel()
+		bound.release()
 		e.calls.endWrite(probe, err)
 		errs = append(errs, err)
 	}

@@ -2,6 +2,7 @@ package stampede
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -77,15 +78,121 @@ func selfBounded(store any, timeout time.Duration) bool {
 	return ok && b.CallTimeout() <= timeout
 }
 
-// ctx returns the context of one store call made for parent.
-func (s *storeCalls) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+// ctx returns the context of one store call made for parent, and what to release once the call
+// returned (nil when nothing: the store bounds its own calls, so a memory hit stays timer-free).
+func (s *storeCalls) ctx(parent context.Context) (context.Context, *boundedCtx) {
 	if s.bounded {
-		return parent, noop
+		return parent, nil
 	}
-	return context.WithTimeout(parent, s.timeout)
+	b := &boundedCtx{Context: parent, timeout: s.timeout}
+	return b, b
 }
 
-func noop() {}
+// boundedCtx is parent with a deadline, as context.WithTimeout makes it, but lazy: the deadline is
+// fixed when the store first asks for it (or for Done or Err), timeout from then, and the timer and the
+// Done channel are made only if the store asks for Done. Most store calls only read the deadline (a
+// client sets its socket deadlines from it) or nothing at all (an in-process store), so a call costs one
+// small allocation instead of a clock read, a context, a timer and a closure.
+type boundedCtx struct {
+	context.Context
+	timeout time.Duration
+
+	mu         sync.Mutex
+	deadline   time.Time     // guarded by mu; zero until first asked for
+	done       chan struct{} // guarded by mu; made by the first Done
+	err        error         // guarded by mu; set once the context ends
+	timer      *time.Timer   // guarded by mu
+	stopParent func() bool   // guarded by mu
+}
+
+// Deadline returns the earlier of the call's deadline and the parent's.
+func (c *boundedCtx) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	own := c.deadlineLocked()
+	c.mu.Unlock()
+	if d, ok := c.Context.Deadline(); ok && d.Before(own) {
+		return d, true
+	}
+	return own, true
+}
+
+// deadlineLocked returns the call's own deadline, fixing it at the first call.
+func (c *boundedCtx) deadlineLocked() time.Time {
+	if c.deadline.IsZero() {
+		c.deadline = time.Now().Add(c.timeout)
+	}
+	return c.deadline
+}
+
+// Done returns a channel closed when the deadline passes, the parent ends or the call is released.
+func (c *boundedCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return c.done
+	}
+	c.done = make(chan struct{})
+	if c.err == nil {
+		c.err = c.expired()
+	}
+	if c.err != nil {
+		close(c.done)
+		return c.done
+	}
+	c.timer = time.AfterFunc(time.Until(c.deadlineLocked()), func() { c.end(context.DeadlineExceeded) })
+	c.stopParent = context.AfterFunc(c.Context, func() { c.end(context.Cause(c.Context)) })
+	return c.done
+}
+
+// Err returns why the context ended, or nil.
+func (c *boundedCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = c.expired()
+	}
+	return c.err
+}
+
+// expired returns the parent's error, or DeadlineExceeded past the deadline, or nil; c.mu is held.
+func (c *boundedCtx) expired() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.deadlineLocked()) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// end ends the context with err, if it has not ended yet.
+func (c *boundedCtx) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+	if c.done != nil {
+		select {
+		case <-c.done:
+		default:
+			close(c.done)
+		}
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.stopParent != nil {
+		c.stopParent()
+	}
+}
+
+// release ends a call's context once the call returned, as a CancelFunc would; nil releases nothing.
+func (c *boundedCtx) release() {
+	if c != nil {
+		c.end(context.Canceled)
+	}
+}
 
 // begin asks the breaker for a call; ok is false when the store is being skipped. A closed breaker
 // costs one atomic load and no clock read.
