@@ -66,6 +66,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzQueryCanonical -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=^$$ -fuzz=FuzzPathCanonical -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=^$$ -fuzz=FuzzParseCacheControl -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=^$$ -fuzz=FuzzRecordDecode -fuzztime=$(FUZZTIME) .
 
 # A longer soak than the 10 s one in `make test`: a real server under mixed hits, misses and one-off
 # keys against a 4 MiB memory store; prints the heap and goroutine figures.

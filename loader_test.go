@@ -677,3 +677,22 @@ func TestLoaderComputeTimeout(t *testing.T) {
 		assert.Equal(t, int64(2), loads.Load())
 	})
 }
+
+// TestLoaderHitAllocatesNothing: a hit on Go values in memory costs no allocation, for string and
+// integer keys alike.
+func TestLoaderHitAllocatesNothing(t *testing.T) {
+	ctx := context.Background()
+	byName := stampede.NewLoader("by-name", func(_ context.Context, k string) (string, error) { return "v", nil },
+		stampede.WithValues(newValues(t)))
+	defer byName.Close()
+	byID := stampede.NewLoader("by-id", func(_ context.Context, k int64) (string, error) { return "v", nil },
+		stampede.WithValues(newValues(t)))
+	defer byID.Close()
+	_, _ = byName.Get(ctx, "item:42")
+	_, _ = byID.Get(ctx, 42)
+	byName.Wait()
+	byID.Wait()
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { _, _ = byName.Get(ctx, "item:42") }), "string key")
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { _, _ = byID.Get(ctx, 42) }), "int64 key")
+	assert.Equal(t, uint64(2002), byName.Snapshot().Hits+byID.Snapshot().Hits)
+}
