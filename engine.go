@@ -338,6 +338,9 @@ func (e *engine[K, V]) runLoad(base context.Context, f *flight[record[V]], k K, 
 		finished = true
 		e.stats.ran(d, statusOf(err), true)
 		rec, storeTTL := e.newRecord(v, err, ttl, co, d)
+		if co.skip {
+			storeTTL = 0 // this call coalesces only (WithSkipCache)
+		}
 		if err != nil && stale != nil {
 			handed = true
 			if token != "" {
