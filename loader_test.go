@@ -121,7 +121,7 @@ func TestLoaderZeroDuplicateLoads(t *testing.T) {
 		{"memory", workers, func(t *testing.T) []stampede.LoaderOption {
 			return []stampede.LoaderOption{stampede.WithStore(newMem(t))}
 		}},
-		{"values", workers, func(t *testing.T) []stampede.LoaderOption {
+		{"values", valuesWorkers(workers), func(t *testing.T) []stampede.LoaderOption {
 			return []stampede.LoaderOption{stampede.WithValues(newValues(t))}
 		}},
 		{"redis", min(workers, redisWorkers()), func(t *testing.T) []stampede.LoaderOption {
@@ -176,6 +176,16 @@ func TestLoaderZeroDuplicateLoads(t *testing.T) {
 			t.Logf("%s: gets=%d workers=%d distinct=%d loads=%d", st.name, requests, st.workers, len(distinct), total.Load())
 		})
 	}
+}
+
+// valuesWorkers is how many workers the in-process values trace runs with: the protocol is the memory
+// store's, so under -race (where the suite's packages run side by side and time-sensitive fleet tests
+// share the two cores) a lighter run is enough; the full one runs without -race.
+func valuesWorkers(workers int) int {
+	if raceEnabled {
+		return min(workers, 1_000)
+	}
+	return workers
 }
 
 // redisWorkers is how many workers the Redis trace runs with: under -race go-redis is about ten times
