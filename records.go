@@ -29,9 +29,11 @@ var ErrComputeTimeout = errors.New("stampede: load passed the compute timeout")
 // (the message and that fact are all a shared store keeps); Unwrap returns the original error when the
 // failure was kept in this process ([WithValues]).
 type CachedError struct {
-	Msg      string
+	// Msg is the original error's message.
+	Msg string
+	// NotFound reports whether the original error was, or wrapped, ErrNotFound.
 	NotFound bool
-	err      error
+	err      error // the original, when the failure was kept in this process; else nil
 }
 
 // Error returns the original error's message.
