@@ -1,10 +1,12 @@
 # stampede: `make test` is what CI runs; `make demo` is the main job (no server needed).
 SHELL := /bin/bash
 GO ?= go
-EXAMPLES := $(patsubst %/,%,$(wildcard _example/*/))
+# Examples in the root module; _example/loader is a module of its own (pgx), in SUBMODULES.
+EXAMPLES := $(filter-out _example/loader,$(patsubst %/,%,$(wildcard _example/*/)))
 # Modules of their own, so that the root module does not require what only they need (Prometheus, a
-# browser driver). Each has a replace directive to this checkout. bench/ is one too, handled apart.
-SUBMODULES := metrics/prometheus test/browser
+# browser driver, goware/cachestore2 for go-chi's tests, CBOR, pgx and a PostgreSQL for the loader
+# example). Each has a replace directive to this checkout. bench/ is one too, handled apart.
+SUBMODULES := metrics/prometheus test/browser test/gochi codec/cbor _example/loader
 
 .PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs
 
@@ -42,6 +44,11 @@ deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null 2>&1 \
 		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server' >/dev/null 2>&1 \
 		|| echo "could not install redis-server: Redis tests will fail under CI=true"; }
+	@pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "installing postgresql (for _example/loader's test)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 \
+		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql' >/dev/null 2>&1 \
+		|| echo "could not install postgresql: _example/loader's test will fail under CI=true"; }
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium (for the stats page test in test/browser)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
@@ -59,6 +66,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzQueryCanonical -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=^$$ -fuzz=FuzzPathCanonical -fuzztime=$(FUZZTIME) .
 	$(GO) test -run=^$$ -fuzz=FuzzParseCacheControl -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=^$$ -fuzz=FuzzRecordDecode -fuzztime=$(FUZZTIME) .
 
 # A longer soak than the 10 s one in `make test`: a real server under mixed hits, misses and one-off
 # keys against a 4 MiB memory store; prints the heap and goroutine figures.

@@ -60,7 +60,7 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 	c.keys = keyer{
 		prefix:    cfg.keyPrefix + ":" + cfg.keyVersion + ":{",
 		headers:   cfg.keyHeaders,
-		authKeyed: slices.Contains(cfg.keyHeaders, "Authorization"),
+		authKeyed: slices.Contains(cfg.keyHeaders, "Authorization") || cfg.keyFuncCredential,
 		keyFunc:   cfg.keyFunc,
 		memo:      newKeyMemo(),
 	}
@@ -103,11 +103,22 @@ func Handler(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option
 
 // HandlerWithKey is [Handler] with keyFunc's result added to every key, for example a tenant id, so
 // requests from different tenants never share a response. A keyFunc error passes the request through.
-func HandlerWithKey(logger *slog.Logger, store Store, ttl time.Duration, keyFunc KeyFunc, opts ...Option) func(http.Handler) http.Handler {
-	if keyFunc == nil {
-		panic("stampede: HandlerWithKey expects a non-nil keyFunc")
+//
+// keyFunc is any so that both key function shapes fit: a [KeyFunc] (or a func literal returning
+// (string, error)), go-chi/stampede's [CacheKeyFunc] (or a literal returning (uint64, error)), a
+// [CredentialKeyFunc] from [PerCredential] (the function keys on the caller's credential, so requests
+// with Authorization are shared within their key), or nil, which makes it [Handler], as in go-chi.
+// Anything else panics here, with a message starting "stampede: ", never while serving.
+func HandlerWithKey(logger *slog.Logger, store Store, ttl time.Duration, keyFunc any, opts ...Option) func(http.Handler) http.Handler {
+	kf, credential := keyFuncOf(keyFunc)
+	if kf == nil {
+		return New(logger, store, ttl, opts...).Handler
 	}
-	return New(logger, store, ttl, append([]Option{WithKeyFunc(keyFunc)}, opts...)...).Handler
+	first := WithKeyFunc(kf)
+	if credential {
+		first = WithCredentialKeyFunc(CredentialKeyFunc(kf))
+	}
+	return New(logger, store, ttl, append([]Option{first}, opts...)...).Handler
 }
 
 // Singleflight returns middleware that coalesces identical concurrent GET and HEAD requests without
@@ -117,8 +128,9 @@ func Singleflight(logger *slog.Logger, varyRequestHeaders []string) func(http.Ha
 	return New(logger, nil, 0, WithHTTPCacheKeyRequestHeaders(varyRequestHeaders)).Handler
 }
 
-// isNil reports whether s is nil or an interface holding a nil pointer, which would panic on first use.
-func isNil(s Store) bool {
+// isNil reports whether s (a store) is nil or an interface holding a nil pointer, which would panic on
+// first use.
+func isNil(s any) bool {
 	if s == nil {
 		return true
 	}

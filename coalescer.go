@@ -54,6 +54,8 @@ type flight[V any] struct {
 	// invalidated is set when the key is purged or invalidated while the flight runs: its result is
 	// still given to its waiters but not stored.
 	invalidated atomic.Bool
+	// lead is set by the function API's leading call before its load starts, nil for the middleware.
+	lead *leadState
 }
 
 // publish makes v (or err) the flight's result and wakes every waiter. Only the first call counts, so
@@ -256,6 +258,70 @@ func (c *coalescer[V]) run(f *flight[V], load func() (V, func())) V {
 		work()
 	}()
 	return v
+}
+
+// runMany is run for a batch of flights whose values one call produces: load, on the caller's
+// goroutine, returns the values of fs in order and the work that persists all of them. Each flight is
+// published its value; the work runs in the background and only then are the flights forgotten, as in
+// run. A panic or runtime.Goexit in load is published to every flight of the batch (the panic re-raised
+// on the caller's goroutine), and nothing is persisted.
+func (c *coalescer[V]) runMany(fs []*flight[V], load func() ([]V, func())) {
+	var vs []V
+	var work func()
+	var zero V
+	forgetAll := func() {
+		for _, f := range fs {
+			c.forget(f)
+		}
+	}
+	normalReturn, recovered := false, false
+	defer func() {
+		if !normalReturn && !recovered { // load called runtime.Goexit
+			for _, f := range fs {
+				f.publish(zero, errGoexit)
+			}
+			forgetAll()
+		}
+	}()
+	func() {
+		defer func() {
+			if normalReturn {
+				return
+			}
+			if r := recover(); r != nil {
+				recovered = true
+				err := panicError(r)
+				for _, f := range fs {
+					f.publish(zero, err)
+				}
+				forgetAll()
+				panic(r)
+			}
+		}()
+		vs, work = load()
+		normalReturn = true
+	}()
+
+	for i, f := range fs {
+		f.publish(vs[i], nil)
+	}
+	if work == nil {
+		forgetAll()
+		return
+	}
+	if c.pending.Add(1) > maxPendingPersists {
+		c.pending.Add(-1)
+		defer forgetAll()
+		work()
+		return
+	}
+	c.persist.Add(1)
+	go func() {
+		defer c.persist.Done()
+		defer c.pending.Add(-1)
+		defer forgetAll()
+		work()
+	}()
 }
 
 // detach removes f from the flights in progress without waiting for it, so that requests arriving from

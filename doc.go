@@ -32,4 +32,18 @@
 // state and memory-store size, with derived rates. [StatsHandler] serves them as JSON and as a live HTML
 // page; the package metrics/prometheus exports them to Prometheus. Every request's outcome is logged at
 // debug level with the digest of its key, never the key material.
+//
+// # Caching a function
+//
+// The same engine caches the values of a function, not only responses. A [Loader] is built once around
+// a load function (a database query, an RPC) and keyed by any comparable type: [Loader.Get] loads a key
+// once however many callers ask at once, [Loader.GetMany] reads many keys in one store call and loads the
+// missing ones with one batch call, and the middleware's guarantees hold (detached loads bounded by the
+// compute timeout, panics contained, stale-while-revalidate, early refresh, fleet coalescing, stats).
+// Values are kept as Go values in memory ([WithValues], backends/memstore's Values) or encoded in any
+// [Store] ([WithStore], [Codec]). [NewStampede] and [Stampede.Do] are go-chi/stampede's function API,
+// with the same signatures.
+//
+//	users := stampede.NewLoader("users", db.UserByID, stampede.WithValues(values), stampede.WithTTL(time.Minute))
+//	u, err := users.Get(ctx, 42)
 package stampede

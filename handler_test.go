@@ -840,7 +840,7 @@ func TestInvalidConfigPanics(t *testing.T) {
 		{"zero compute timeout", func() { stampede.New(nil, nil, 0, stampede.WithComputeTimeout(-1)) }},
 		{"CONNECT", func() { stampede.New(nil, nil, 0, stampede.WithMethods("CONNECT")) }},
 		{"braces in prefix", func() { stampede.New(nil, nil, 0, stampede.WithKeyPrefix("a{b}")) }},
-		{"nil key func", func() { stampede.HandlerWithKey(nil, nil, 0, nil) }},
+		{"key func of another type", func() { stampede.HandlerWithKey(nil, nil, 0, "tenant") }}, // nil is Handler (issue 13)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,13 +5,17 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // KeyFunc returns extra key material for a request, for example the tenant or user id that decides what
@@ -127,6 +131,8 @@ const (
 	tagBody
 	tagKeyFunc
 	tagAuth
+	tagLoader // a Loader's key: its name, then the key's string form
+	tagDo     // a Stampede's key: the string given to Do
 )
 
 // build computes the key of r. body is the digest of the request body, or nil when it is not keyed.
@@ -159,14 +165,7 @@ func (k *keyer) build(r *http.Request, bodyDigest []byte, fromFunc string, anonA
 		return *m
 	}
 	var stack2 [512]byte
-	sum := sha256.Sum256(k.material(stack2[:0], r, bodyDigest, fromFunc, anonAuth, true))
-
-	out := make([]byte, len(k.prefix)+2*digestLen+1)
-	copy(out, k.prefix)
-	hex.Encode(out[len(k.prefix):], sum[:digestLen])
-	out[len(out)-1] = '}'
-	// out is never written again, so the string may share its memory: one allocation per key, not two.
-	res := key{s: unsafe.String(&out[0], len(out)), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
+	res := k.digestKey(k.material(stack2[:0], r, bodyDigest, fromFunc, anonAuth, true))
 	k.memo.put(raw, res)
 	if simple {
 		k.memo.simple[k.memo.simpleIndex(&id)].Store(&simpleSlot{id: id, k: res})
@@ -230,6 +229,29 @@ func (k *keyer) material(b []byte, r *http.Request, bodyDigest []byte, fromFunc 
 		b = append(b, tagAuth)
 	}
 	return b
+}
+
+// keyOf returns the key of material: the memo's when it has it, else the digest of material under the
+// keyer's prefix. Every caller's material starts with a tag of its own kind (tagMethod for a request,
+// tagLoader for a loader's key), so keys of different kinds never collide.
+func (k *keyer) keyOf(material []byte) key {
+	if m := k.memo.get(material); m != nil {
+		return *m
+	}
+	res := k.digestKey(material)
+	k.memo.put(material, res)
+	return res
+}
+
+// digestKey is the store key of material: the prefix and 128 bits of its SHA-256.
+func (k *keyer) digestKey(material []byte) key {
+	sum := sha256.Sum256(material)
+	out := make([]byte, len(k.prefix)+2*digestLen+1)
+	copy(out, k.prefix)
+	hex.Encode(out[len(k.prefix):], sum[:digestLen])
+	out[len(out)-1] = '}'
+	// out is never written again, so the string may share its memory: one allocation per key, not two.
+	return key{s: unsafe.String(&out[0], len(out)), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
 }
 
 func appendField(b []byte, tag byte, s string) []byte {
@@ -297,4 +319,116 @@ func unescapeQuery(s string) (string, bool) {
 		return s, false
 	}
 	return u, true
+}
+
+// CacheKeyFunc is go-chi/stampede's key function: a 64-bit hash of what decides the response, usually
+// built with [StringToHash] or [BytesToHash]. [HandlerWithKey] accepts one where it accepts a [KeyFunc];
+// its result is keyed as 16 hexadecimal digits.
+type CacheKeyFunc func(r *http.Request) (uint64, error)
+
+// CredentialKeyFunc is a [KeyFunc] that promises its result identifies the caller's credential: two
+// requests get the same result only when they carry the same credential (the same Authorization
+// token, say, or the user id verified from it). With that promise a request with Authorization is
+// shared and stored within its key, as when Authorization is a key header (docs/behaviour.md §2.3);
+// without it such a request is shared only when the response says public, s-maxage or
+// must-revalidate. Build one with [PerCredential], pass it to [HandlerWithKey] or
+// [WithCredentialKeyFunc].
+//
+// Only make the promise when it holds: a function that keys on something coarser than the credential
+// (a tenant id shared by many users) would let one user's private page reach another.
+type CredentialKeyFunc func(r *http.Request) (string, error)
+
+// PerCredential returns fn, a key function of either shape ([KeyFunc] or go-chi's [CacheKeyFunc], or a
+// func literal of either), as a [CredentialKeyFunc]: the promise that fn keys on the caller's
+// credential. go-chi/stampede's with-key example becomes
+//
+//	customCacheKeyFunc := stampede.PerCredential(func(r *http.Request) (uint64, error) {
+//		token := r.Header.Get("Authorization")
+//		return stampede.StringToHash(r.Method, strings.ToLower(token)), nil
+//	})
+//
+// A nil fn returns nil.
+func PerCredential[F ~func(*http.Request) (string, error) | ~func(*http.Request) (uint64, error)](fn F) CredentialKeyFunc {
+	kf, _ := keyFuncOf(any(fn))
+	if kf == nil {
+		return nil
+	}
+	return CredentialKeyFunc(kf)
+}
+
+var (
+	stringKeyFuncType = reflect.TypeFor[func(*http.Request) (string, error)]()
+	hashKeyFuncType   = reflect.TypeFor[func(*http.Request) (uint64, error)]()
+)
+
+// keyFuncOf resolves a key function given as any (see [HandlerWithKey]): nil, a function whose type has
+// the underlying type of [KeyFunc] or of [CacheKeyFunc], or a [CredentialKeyFunc], which also sets
+// credential. Anything else panics, when the middleware is built.
+func keyFuncOf(fn any) (kf KeyFunc, credential bool) {
+	switch f := fn.(type) {
+	case nil:
+		return nil, false
+	case CredentialKeyFunc:
+		return KeyFunc(f), f != nil
+	case KeyFunc:
+		return f, false
+	case func(*http.Request) (string, error):
+		return f, false
+	case CacheKeyFunc:
+		return hashKeyFunc(f), false
+	case func(*http.Request) (uint64, error):
+		return hashKeyFunc(f), false
+	}
+	v := reflect.ValueOf(fn)
+	switch {
+	case v.Kind() == reflect.Func && v.IsNil():
+		return nil, false
+	case v.Type().ConvertibleTo(stringKeyFuncType):
+		return v.Convert(stringKeyFuncType).Interface().(func(*http.Request) (string, error)), false
+	case v.Type().ConvertibleTo(hashKeyFuncType):
+		return hashKeyFunc(v.Convert(hashKeyFuncType).Interface().(func(*http.Request) (uint64, error))), false
+	}
+	panic(fmt.Sprintf("stampede: a key function must be a KeyFunc, a CredentialKeyFunc, a CacheKeyFunc or nil, got %T", fn))
+}
+
+// hashKeyFunc adapts a go-chi key function: its hash, in hexadecimal, is the key material.
+func hashKeyFunc(fn func(*http.Request) (uint64, error)) KeyFunc {
+	if fn == nil {
+		return nil
+	}
+	return func(r *http.Request) (string, error) {
+		h, err := fn(r)
+		if err != nil {
+			return "", err
+		}
+		var raw [8]byte
+		binary.BigEndian.PutUint64(raw[:], h)
+		return hex.EncodeToString(raw[:]), nil
+	}
+}
+
+// StringToHash returns a 64-bit hash (xxHash64) of the strings written one after another, as
+// go-chi/stampede's StringToHash does (with xxh3 there, so the values differ): ("ab", "c") and
+// ("a", "bc") hash alike. No strings hash to 0.
+func StringToHash(s ...string) uint64 {
+	if len(s) == 0 {
+		return 0
+	}
+	d := xxhash.New()
+	for _, v := range s {
+		_, _ = d.WriteString(v)
+	}
+	return d.Sum64()
+}
+
+// BytesToHash is [StringToHash] for byte slices.
+func BytesToHash(b ...[]byte) uint64 {
+	if len(b) == 0 {
+		return 0
+	}
+	d := xxhash.New()
+	for _, v := range b {
+		_, _ = d.Write(v)
+	}
+	return d.Sum64()
 }

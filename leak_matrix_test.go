@@ -38,13 +38,23 @@ import (
 type leakCredential struct {
 	name string
 	set  func(r *http.Request, user string) // nil: the request carries no credential
+	// keyed: the cache keys on the credential with a CredentialKeyFunc (§2.3), so Alice and Bob never
+	// share a key: Bob never waits on Alice's run, and runs his own.
+	keyed bool
 }
 
 var leakCredentials = []leakCredential{
-	{"authorization", func(r *http.Request, user string) { r.Header.Set("Authorization", "Bearer "+user) }},
-	{"cookie", func(r *http.Request, user string) { r.Header.Set("Cookie", "session="+user) }},
-	{"none", nil},
+	{"authorization", func(r *http.Request, user string) { r.Header.Set("Authorization", "Bearer "+user) }, false},
+	{"authorization-keyed", func(r *http.Request, user string) { r.Header.Set("Authorization", "Bearer "+user) }, true},
+	{"cookie", func(r *http.Request, user string) { r.Header.Set("Cookie", "session="+user) }, false},
+	{"none", nil, false},
 }
+
+// credentialKey is the key function of the keyed column: the Authorization token, as go-chi's with-key
+// example keys it.
+var credentialKey = stampede.PerCredential(func(r *http.Request) (uint64, error) {
+	return stampede.StringToHash(r.Method, r.Header.Get("Authorization")), nil
+})
 
 type leakResponse struct {
 	name string
@@ -76,6 +86,10 @@ func expectLeak(cred, resp string, waiter bool) leakExpect {
 	unshareable := resp == "private" || resp == "no-store" || resp == "set-cookie" ||
 		(cred == "authorization" && resp != "public" && resp != "s-maxage") // §2.3
 	switch {
+	case cred == "authorization-keyed":
+		// Bob's key is his own: he runs the handler himself whatever the response; Alice's page is
+		// stored (under her key) when it is shareable, Authorization being keyed (§2.3, §4).
+		return leakExpect{xcache: "MISS", stored: resp != "private" && resp != "no-store" && resp != "set-cookie"}
 	case unshareable && waiter:
 		return leakExpect{xcache: "BYPASS"} // §5.6: Bob runs the handler himself
 	case unshareable:
@@ -154,12 +168,16 @@ func TestLeakMatrix(t *testing.T) {
 			}
 		}
 	}
-	require.Len(t, cells, 3*7*2*2)
+	require.Len(t, cells, 4*7*2*2)
 	for _, tc := range cells {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			store := tc.newStore(t)
-			c := stampede.New(nil, store, time.Minute, stampede.WithKeyPrefix(tc.prefix))
+			opts := []stampede.Option{stampede.WithKeyPrefix(tc.prefix)}
+			if tc.cred.keyed {
+				opts = append(opts, stampede.WithCredentialKeyFunc(credentialKey))
+			}
+			c := stampede.New(nil, store, time.Minute, opts...)
 			joined := make(chan struct{}, 4)
 			stampede.SetJoinHook(c, func() { joined <- struct{}{} }) // never blocks: at most Bob joins
 			entered := make(chan struct{}, 1)
@@ -183,9 +201,15 @@ func TestLeakMatrix(t *testing.T) {
 				go func() { aliceDone <- get(t.Context(), client, s.URL+"/me", as("alice")) }()
 				<-entered // Alice's run is in the handler
 				go func() { bobDone <- get(t.Context(), client, s.URL+"/me", as("bob")) }()
-				<-joined // Bob waits on Alice's run
-				close(gate)
-				alice, bob = <-aliceDone, <-bobDone
+				if tc.cred.keyed {
+					bob = <-bobDone // another key: Bob runs the handler while Alice's run is held
+					close(gate)
+					alice = <-aliceDone
+				} else {
+					<-joined // Bob waits on Alice's run
+					close(gate)
+					alice, bob = <-aliceDone, <-bobDone
+				}
 			} else {
 				alice = get(t.Context(), client, s.URL+"/me", as("alice"))
 				c.Wait()

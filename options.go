@@ -52,8 +52,10 @@ type config struct {
 	breakerFails   int
 	breakerBackoff time.Duration
 	keyFunc        KeyFunc
-	logger         *slog.Logger
-	name           string
+	// keyFuncCredential: keyFunc keys per credential (WithCredentialKeyFunc); WithKeyFunc clears it.
+	keyFuncCredential bool
+	logger            *slog.Logger
+	name              string
 
 	staleWhileRevalidate time.Duration
 	staleIfError         time.Duration
@@ -205,7 +207,14 @@ func WithKeyVersion(version string) Option {
 // WithKeyFunc adds the result of fn to every key, for example a tenant id; by default nothing is added.
 // An error from fn makes the request pass through to the handler. [HandlerWithKey] is the shorthand.
 func WithKeyFunc(fn KeyFunc) Option {
-	return func(c *config) { c.keyFunc = fn }
+	return func(c *config) { c.keyFunc, c.keyFuncCredential = fn, false }
+}
+
+// WithCredentialKeyFunc is [WithKeyFunc] with fn's promise that its result identifies the caller's
+// credential (see [CredentialKeyFunc]); by default no key function is set. Requests with Authorization
+// are then shared and stored within their key, as when Authorization is a key header.
+func WithCredentialKeyFunc(fn CredentialKeyFunc) Option {
+	return func(c *config) { c.keyFunc, c.keyFuncCredential = KeyFunc(fn), fn != nil }
 }
 
 // WithStaleWhileRevalidate keeps serving an expired entry for d after it expires, at once, while one

@@ -3,6 +3,7 @@ package stampede
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -60,15 +61,17 @@ type stats struct {
 	_ [cacheLine]byte
 	// Written by every request: requests and its outcome share one line, so a hit dirties one line
 	// rather than two.
-	requests  atomic.Uint64
-	hits      atomic.Uint64
+	// requests and hits are written by every hit, so they are striped (see counter); the function API
+	// does not write requests at all (its Requests is the sum of its outcomes).
+	requests  counter
+	hits      counter
 	staleHits atomic.Uint64 // served a stale entry: stale-while-revalidate or stale-if-error
 	misses    atomic.Uint64
 	refreshes atomic.Uint64 // background runs: stale-while-revalidate and early refresh
 	coalesced atomic.Uint64
 	abandoned atomic.Uint64
 	failed    atomic.Uint64 // waiters whose run panicked or broke off: answered 500 or cut off
-	_         [cacheLine - 8*8]byte
+	_         [cacheLine - 6*8]byte
 
 	// Written once per run, per pass or per store failure: far rarer than requests.
 	runs         [len(handlerTimeBounds) + 1]atomic.Uint64 // by duration; their sum is the run count
@@ -81,6 +84,40 @@ type stats struct {
 	setErrors    atomic.Uint64
 	fleetServed  atomic.Uint64 // leaders served another replica's stored response (WithFleetCoalescing)
 	fleetFenced  atomic.Uint64 // fenced writes refused: the lease had expired
+
+	// The function API's own counters (Loader, Stampede); zero for a Cache.
+	batchLoads   atomic.Uint64 // calls of a batch load function
+	cachedErrors atomic.Uint64 // hits on a kept failure (WithErrorTTL)
+	decodeErrors atomic.Uint64 // stored values that did not decode: counted as misses
+}
+
+// counterStripes is how many cache lines a striped counter spreads over.
+const counterStripes = 8
+
+// counter is a striped counter for the counts every request writes: each Add goes to one of
+// counterStripes cache lines, picked at random (the runtime's per-thread generator, a few ns), so that
+// cores counting at once rarely write the same line, where one atomic.Uint64 would bounce between
+// them on every hit. Load sums the stripes. Its methods are atomic.Uint64's that the counting code uses.
+type counter struct {
+	stripes [counterStripes]struct {
+		n atomic.Uint64
+		_ [cacheLine - 8]byte
+	}
+}
+
+// Add adds delta to the counter. Unlike atomic.Uint64's, it returns nothing useful: 0.
+func (c *counter) Add(delta uint64) uint64 {
+	c.stripes[rand.Uint32()%counterStripes].n.Add(delta)
+	return 0
+}
+
+// Load returns the counter's value.
+func (c *counter) Load() uint64 {
+	var sum uint64
+	for i := range c.stripes {
+		sum += c.stripes[i].n.Load()
+	}
+	return sum
 }
 
 // pass counts a request that passed through for reason.
@@ -135,6 +172,12 @@ func keyDigest(storeKey string) string {
 	return storeKey[i+1:j] + storeKey[j+1:] // a variant's "~<digest>" follows the hash tag
 }
 
+// StatsSource is anything that reports a [Snapshot]: a [*Cache], a [*Loader], a [*Stampede].
+// [StatsHandler] and the Prometheus collector take any of them.
+type StatsSource interface {
+	Snapshot() Snapshot
+}
+
 // Snapshot is a copy of one Cache's counters at one moment, with rates derived from them. The
 // counters only grow, from zero when the Cache was built; a scraper computes per-second rates from
 // the difference between two snapshots.
@@ -144,8 +187,14 @@ func keyDigest(storeKey string) string {
 // none of them. Counters are read one at a time, outcomes before Requests, so a snapshot taken under load
 // may count a request in Requests whose outcome it does not count yet, never the other way round.
 type Snapshot struct {
-	// Name is the cache's name, set by [WithName]; the key prefix by default.
+	// Name is the cache's name, set by [WithName]; the key prefix by default. A [Loader]'s is the name
+	// given to [NewLoader].
 	Name string `json:"name"`
+	// Kind is "http" for a [Cache], "loader" for a [Loader] and "function" for a [Stampede]. For the
+	// function API, a request is one key asked for (GetMany counts each distinct key), a run is one
+	// call of the load function (a batch load counts once), handler time is load time, and a pass never
+	// happens.
+	Kind string `json:"kind"`
 
 	// Requests counts the requests that reached the middleware.
 	Requests uint64 `json:"requests"`
@@ -205,6 +254,12 @@ type Snapshot struct {
 	// stored because their lease had expired (another replica had taken over).
 	FleetServed uint64 `json:"fleet_served"`
 	FleetFenced uint64 `json:"fleet_fenced"`
+	// BatchLoads counts the calls of a [Loader]'s batch load function ([WithBatchLoad]); CachedErrors
+	// counts the hits on a kept failure ([WithErrorTTL]), which are also counted in Hits; DecodeErrors
+	// counts the stored values that did not decode, each also a miss. Zero for a Cache.
+	BatchLoads   uint64 `json:"batch_loads"`
+	CachedErrors uint64 `json:"cached_errors"`
+	DecodeErrors uint64 `json:"decode_errors"`
 	// Memory describes what a store that reports its size holds (backends/memstore does); nil for
 	// other stores and when nothing is stored.
 	Memory *MemoryStats `json:"memory,omitempty"`
@@ -258,9 +313,19 @@ type evictionCounter interface {
 // it reads atomics, the circuit breaker's state, and the store's size when the store reports one
 // (backends/memstore's takes its eviction policy's lock briefly), so it is cheap enough for every scrape.
 func (c *Cache) Snapshot() Snapshot {
-	s := &c.stats
+	var store any
+	if c.store != nil {
+		store = c.store
+	}
+	return c.stats.snapshot(c.cfg.name, "http", &c.breaker, store)
+}
+
+// snapshot builds the Snapshot of the counters s of a cache or loader named name, whose breaker is b
+// and whose store (nil when none) may report its size.
+func (s *stats) snapshot(name, kind string, b *breaker, store any) Snapshot {
 	snap := Snapshot{
-		Name:        c.cfg.name,
+		Name:        name,
+		Kind:        kind,
 		PassReasons: make(map[string]uint64, len(reasons)),
 		Unshareable: make(map[string]uint64, len(responseReasons)),
 	}
@@ -314,14 +379,19 @@ func (c *Cache) Snapshot() Snapshot {
 	snap.Abandoned = s.abandoned.Load()
 	snap.Failed = s.failed.Load()
 	snap.Requests = s.requests.Load() // after the outcomes, so it is never below their sum
+	if kind != "http" {
+		// The function API counts outcomes only; a call is counted once it has one.
+		snap.Requests = snap.Hits + snap.StaleHits + snap.Misses + snap.Coalesced + snap.Abandoned + snap.Failed
+	}
 
 	snap.StoreGetErrors = s.getErrors.Load()
 	snap.StoreSetErrors = s.setErrors.Load()
-	snap.BreakerOpen, snap.BreakerTrips = c.breaker.state()
+	snap.BreakerOpen, snap.BreakerTrips = b.state()
 	snap.FleetServed, snap.FleetFenced = s.fleetServed.Load(), s.fleetFenced.Load()
-	if m, ok := c.store.(sizer); ok {
+	snap.BatchLoads, snap.CachedErrors, snap.DecodeErrors = s.batchLoads.Load(), s.cachedErrors.Load(), s.decodeErrors.Load()
+	if m, ok := store.(sizer); ok {
 		snap.Memory = &MemoryStats{Entries: m.Len(), Bytes: m.Bytes()}
-		if e, ok := c.store.(evictionCounter); ok {
+		if e, ok := store.(evictionCounter); ok {
 			snap.Memory.Evictions = e.Evictions()
 		}
 	}

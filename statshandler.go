@@ -40,7 +40,8 @@ type statsResponse struct {
 	Caches []Snapshot `json:"caches"`
 }
 
-// StatsHandler returns a handler that reports the [Cache.Snapshot] of each cache, in the order given.
+// StatsHandler returns a handler that reports the Snapshot of each source, in the order given: caches
+// ([Cache.Snapshot]), loaders ([Loader.Snapshot]) and [Stampede]s alike, each with its Kind.
 //
 // It serves JSON when the request asks for it, with ?format=json or an Accept header that names
 // application/json before text/html: {"time": ..., "time_unix_ms": ..., "caches": [snapshot, ...]}.
@@ -49,14 +50,14 @@ type statsResponse struct {
 // external assets, so it works offline; mount it wherever you like, for example at /debug/stampede.
 //
 // The handler has no access control of its own: cache names and traffic figures are for operators, so
-// serve it on an internal listener or behind authentication. It panics if a cache is nil.
-func StatsHandler(caches ...*Cache) http.Handler {
-	for _, c := range caches {
-		if c == nil {
+// serve it on an internal listener or behind authentication. It panics if a source is nil.
+func StatsHandler(sources ...StatsSource) http.Handler {
+	for _, c := range sources {
+		if isNil(c) {
 			panic("stampede: StatsHandler expects non-nil caches")
 		}
 	}
-	caches = append([]*Cache(nil), caches...)
+	caches := append([]StatsSource(nil), sources...)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	cachestore "github.com/goware/cachestore2"
+
 	"github.com/seed-a1426414/stampede/backends/memstore"
 	"github.com/seed-a1426414/stampede/backends/redisstore"
 	"github.com/seed-a1426414/stampede/bench/internal/floor"
 	"github.com/seed-a1426414/stampede/bench/internal/hit"
+	"github.com/seed-a1426414/stampede/bench/internal/peers"
 	"github.com/seed-a1426414/stampede/bench/internal/redisproc"
 )
 
@@ -63,12 +66,23 @@ func BenchmarkHit(b *testing.B) {
 	}
 }
 
-// BenchmarkDo reads a cached key through a function cache's Do: the floor (singleflight + otter; go-chi's
-// Do is measured by cmd/bench -gochi DIR). stampede's Do is added when the function API lands.
+// BenchmarkDo reads a cached key through a function cache's Do: the floor (singleflight + otter),
+// stampede's Do on memstore.Values and on the stand-in map store go-chi's Do is measured on (go-chi's
+// own Do is measured by cmd/bench -gochi DIR), in one run.
 func BenchmarkDo(b *testing.B) {
 	b.Run("floor", func(b *testing.B) {
 		load, runs := hit.Loader()
 		f := floor.NewFunc[[]byte](1000)
 		hit.BenchDo(func(ctx context.Context, key string) ([]byte, error) { return f.Do(ctx, key, load) }, runs)(b)
+	})
+	b.Run("stampede-values", func(b *testing.B) {
+		load, runs := hit.Loader()
+		do, stop := hit.StampedeDo(time.Hour, load)
+		defer stop()
+		hit.BenchDo(do, runs)(b)
+	})
+	b.Run("stampede-mapstore", func(b *testing.B) {
+		load, runs := hit.Loader()
+		hit.BenchDo(hit.StampedeDoOn(cachestore.OpenStore[[]byte](peers.NewMapStore()), time.Hour, load), runs)(b)
 	})
 }

@@ -1,7 +1,8 @@
 // Package prometheus exports the statistics of stampede caches to Prometheus.
 //
-// A [Collector] reports the [stampede.Snapshot] of each cache it was given, every time it is scraped, with
-// a "cache" label holding the cache's name ([stampede.WithName]):
+// A [Collector] reports the [stampede.Snapshot] of each cache, loader ([stampede.Loader]) or
+// [stampede.Stampede] it was given, every time it is scraped, with a "cache" label holding its name
+// ([stampede.WithName], or the name given to stampede.NewLoader):
 //
 //	products := stampede.New(logger, store, time.Minute, stampede.WithName("products"))
 //	prometheus.MustRegister(stampedeprom.NewCollector(products))
@@ -15,6 +16,7 @@ package prometheus
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,25 +26,27 @@ import (
 
 const namespace = "stampede"
 
-// Collector is a prometheus.Collector for one or more caches. Collecting takes one Snapshot per cache,
-// which reads atomic counters and takes no lock on the request path.
+// Collector is a prometheus.Collector for one or more caches and loaders. Collecting takes one Snapshot
+// per source, which reads atomic counters and takes no lock on the request path.
 type Collector struct {
-	caches []*stampede.Cache
+	caches []stampede.StatsSource
 
 	requests, hits, staleHits, misses, coalesced, abandoned *prometheus.Desc
 	passes, unshareable                                     *prometheus.Desc
 	failures, panics, duration                              *prometheus.Desc
 	storeErrors, breakerOpen, breakerTrips                  *prometheus.Desc
 	memoryEntries, memoryBytes, memoryEvictions             *prometheus.Desc
+	info, batchLoads, cachedErrors, decodeErrors            *prometheus.Desc
 }
 
-// NewCollector returns a Collector for caches. Every cache must have a name of its own (see
-// [stampede.WithName]), because the name is the "cache" label; NewCollector panics on a nil cache or a
-// name given twice.
-func NewCollector(caches ...*stampede.Cache) *Collector {
+// NewCollector returns a Collector for caches: *stampede.Cache, *stampede.Loader, *stampede.Stampede.
+// Every source must have a name of its own (see [stampede.WithName]), because the name is the "cache"
+// label; NewCollector panics on a nil source or a name given twice. The metric stampede_cache_info
+// (always 1) carries each source's kind ("http", "loader", "function") in its "kind" label.
+func NewCollector(caches ...stampede.StatsSource) *Collector {
 	seen := make(map[string]bool, len(caches))
 	for _, c := range caches {
-		if c == nil {
+		if isNil(c) {
 			panic("stampede/prometheus: NewCollector expects non-nil caches")
 		}
 		name := c.Snapshot().Name
@@ -55,7 +59,7 @@ func NewCollector(caches ...*stampede.Cache) *Collector {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, append([]string{"cache"}, labels...), nil)
 	}
 	return &Collector{
-		caches:          append([]*stampede.Cache(nil), caches...),
+		caches:          append([]stampede.StatsSource(nil), caches...),
 		requests:        desc("requests_total", "Requests that reached the middleware."),
 		hits:            desc("hits_total", "Requests served a fresh response from the store (X-Cache: HIT)."),
 		staleHits:       desc("stale_hits_total", "Requests served an expired response from the store."),
@@ -73,6 +77,10 @@ func NewCollector(caches ...*stampede.Cache) *Collector {
 		memoryEntries:   desc("memory_entries", "Entries held by the in-process store."),
 		memoryBytes:     desc("memory_bytes", "Bytes the in-process store's entries are charged against its budget."),
 		memoryEvictions: desc("memory_evictions_total", "Entries the in-process store evicted to stay within its budget."),
+		info:            desc("cache_info", "Always 1; the kind label says what the source is: http (middleware), loader or function.", "kind"),
+		batchLoads:      desc("batch_loads_total", "Calls of a loader's batch load function."),
+		cachedErrors:    desc("cached_errors_total", "Hits on a kept load failure (negative caching)."),
+		decodeErrors:    desc("decode_errors_total", "Stored values that did not decode (each also a miss)."),
 	}
 }
 
@@ -81,7 +89,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.requests, c.hits, c.staleHits, c.misses, c.coalesced, c.abandoned, c.passes, c.unshareable,
 		c.failures, c.panics, c.duration, c.storeErrors, c.breakerOpen, c.breakerTrips,
-		c.memoryEntries, c.memoryBytes, c.memoryEvictions,
+		c.memoryEntries, c.memoryBytes, c.memoryEvictions, c.info, c.batchLoads, c.cachedErrors, c.decodeErrors,
 	} {
 		ch <- d
 	}
@@ -97,6 +105,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, s.Name)
 		}
+		kind := s.Kind
+		if kind == "" {
+			kind = "http"
+		}
+		ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, s.Name, kind)
 		counter(c.requests, s.Requests)
 		counter(c.hits, s.Hits)
 		counter(c.staleHits, s.StaleHits)
@@ -129,6 +142,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.breakerOpen, open)
 		counter(c.breakerTrips, s.BreakerTrips)
+		if kind != "http" {
+			counter(c.batchLoads, s.BatchLoads)
+			counter(c.cachedErrors, s.CachedErrors)
+			counter(c.decodeErrors, s.DecodeErrors)
+		}
 		if m := s.Memory; m != nil {
 			gauge(c.memoryEntries, float64(m.Entries))
 			gauge(c.memoryBytes, float64(m.Bytes))
@@ -144,4 +162,13 @@ func sortedKeys(m map[string]uint64) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// isNil reports whether s is nil or holds a nil pointer.
+func isNil(s stampede.StatsSource) bool {
+	if s == nil {
+		return true
+	}
+	v := reflect.ValueOf(s)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }

@@ -1,6 +1,7 @@
 package prometheus_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -281,4 +282,43 @@ func TestRootHasNoPrometheus(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "github.com/seed-a1426414/stampede\n")
 	assert.NotContains(t, string(out), "prometheus")
+}
+
+// TestCollectorLoaders: loaders are collected beside caches, with their kind and their own counters.
+func TestCollectorLoaders(t *testing.T) {
+	products, _, _ := traffic(t)
+	values, err := memstore.NewValues[any](100)
+	require.NoError(t, err)
+	defer values.Close()
+	users := stampede.NewLoader("users-by-id", func(_ context.Context, id int) (string, error) {
+		if id == 0 {
+			return "", stampede.ErrNotFound
+		}
+		return fmt.Sprint("user ", id), nil
+	}, stampede.WithValues(values), stampede.WithErrorTTL(func(error) time.Duration { return time.Minute }))
+	defer users.Close()
+	ctx := context.Background()
+	for _, id := range []int{1, 1, 0, 0} {
+		_, _ = users.Get(ctx, id)
+		users.Wait()
+	}
+	want := `
+# HELP stampede_cache_info Always 1; the kind label says what the source is: http (middleware), loader or function.
+# TYPE stampede_cache_info gauge
+stampede_cache_info{cache="products",kind="http"} 1
+stampede_cache_info{cache="users-by-id",kind="loader"} 1
+# HELP stampede_requests_total Requests that reached the middleware.
+# TYPE stampede_requests_total counter
+stampede_requests_total{cache="products"} 7
+stampede_requests_total{cache="users-by-id"} 4
+# HELP stampede_cached_errors_total Hits on a kept load failure (negative caching).
+# TYPE stampede_cached_errors_total counter
+stampede_cached_errors_total{cache="users-by-id"} 1
+`
+	c := stampedeprom.NewCollector(products, users)
+	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want),
+		"stampede_cache_info", "stampede_requests_total", "stampede_cached_errors_total"))
+	problems, err := testutil.CollectAndLint(c)
+	require.NoError(t, err)
+	assert.Empty(t, problems)
 }

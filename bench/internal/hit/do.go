@@ -3,8 +3,15 @@ package hit
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/seed-a1426414/stampede"
+	"github.com/seed-a1426414/stampede/backends/memstore"
 )
 
 // DoKey is the key the function-API benchmarks read.
@@ -50,4 +57,29 @@ func BenchDo(do DoFunc, runs *atomic.Int64) func(b *testing.B) {
 			b.Fatalf("on a warm key: load ran %d more time(s), %d calls failed", n, wrong.Load())
 		}
 	}
+}
+
+// StampedeDo returns stampede's Do on a memstore.Values with a coarse clock (1 ms: an entry may expire
+// up to that much late), bound to load, and the function that stops the store's goroutines.
+func StampedeDo(ttl time.Duration, load func() ([]byte, error)) (DoFunc, func()) {
+	clock := otter.NewCoarseClock(time.Millisecond)
+	values, err := memstore.NewValues[[]byte](1000, memstore.WithClock(clock))
+	if err != nil {
+		panic(err)
+	}
+	return StampedeDoOn(values, ttl, load), func() {
+		values.Close()
+		clock.Stop()
+	}
+}
+
+// StampedeDoOn returns stampede's Do on store, bound to load:
+// NewStampede[[]byte](logger, store, WithTTL(ttl)).Do(ctx, key, load).
+func StampedeDoOn(store stampede.ValueStore[[]byte], ttl time.Duration, load func() ([]byte, error)) DoFunc {
+	s := stampede.NewStampede(slog.New(slog.DiscardHandler), store, stampede.WithTTL(ttl))
+	fn := func() ([]byte, *time.Duration, error) {
+		v, err := load()
+		return v, nil, err
+	}
+	return func(ctx context.Context, key string) ([]byte, error) { return s.Do(ctx, key, fn) }
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	cachestore "github.com/goware/cachestore2"
+
 	"github.com/seed-a1426414/stampede/backends/memstore"
 	"github.com/seed-a1426414/stampede/backends/redisstore"
 	"github.com/seed-a1426414/stampede/bench/internal/floor"
@@ -107,15 +109,18 @@ func runHits(o options) []hitRow {
 	return rows
 }
 
-// The function-API variants: Do on a warm key. stampede's Do is added to this list when the function
-// API lands, as one more case in runDo.
+// The function-API variants: Do on a warm key. stampede's Do runs on the same stand-in map store as
+// go-chi's (the like-for-like comparison) and on memstore.Values with a coarse clock (what a user
+// would pick in memory, and the comparison with the floor).
 const (
-	doFloor = "floor (singleflight + otter v2)"
-	doGoChi = "go-chi/stampede Do (stand-in map store)"
+	doFloor        = "floor (singleflight + otter v2)"
+	doGoChi        = "go-chi/stampede Do (stand-in map store)"
+	doStampede     = "stampede Do (memstore.Values)"
+	doStampedeMaps = "stampede Do (stand-in map store)"
 )
 
 func doVariants() []string {
-	variants := []string{doFloor}
+	variants := []string{doFloor, doStampede, doStampedeMaps}
 	if peers.GoChiLinked() {
 		variants = append(variants, doGoChi)
 	}
@@ -137,6 +142,12 @@ func runDo(o options) []hitRow {
 				do = func(ctx context.Context, key string) ([]byte, error) { return f.Do(ctx, key, load) }
 			case doGoChi:
 				do = peers.GoChiDo(time.Hour, load)
+			case doStampede:
+				var stop func()
+				do, stop = hit.StampedeDo(time.Hour, load)
+				return hit.BenchDo(do, runs), stop
+			case doStampedeMaps:
+				do = hit.StampedeDoOn(cachestore.OpenStore[[]byte](peers.NewMapStore()), time.Hour, load)
 			default:
 				panic("unknown Do variant " + v)
 			}
