@@ -51,7 +51,8 @@ func traffic(t *testing.T) (products, users *stampede.Cache, store *memstore.Sto
 			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, target, nil))
 			c.Wait()
 		}
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/a", strings.NewReader("")))
+		// A POST to another path: it passes through, and its invalidation (RFC 9111 §4.4) leaves /a stored.
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/b", strings.NewReader("")))
 	}
 	store.CleanUp() // settle the byte count, so the snapshot and the scrape agree
 	return products, users, store
@@ -88,19 +89,25 @@ stampede_handler_failures_total{cache="users"} 1
 # HELP stampede_unshareable_total Handler runs whose response could not be shared, by reason.
 # TYPE stampede_unshareable_total counter
 stampede_unshareable_total{cache="products",reason="authorization"} 0
-stampede_unshareable_total{cache="products",reason="flushed"} 0
+stampede_unshareable_total{cache="products",reason="event-stream"} 0
 stampede_unshareable_total{cache="products",reason="hijacked"} 0
+stampede_unshareable_total{cache="products",reason="incomplete"} 0
 stampede_unshareable_total{cache="products",reason="no-store"} 0
+stampede_unshareable_total{cache="products",reason="partial"} 0
 stampede_unshareable_total{cache="products",reason="private"} 1
 stampede_unshareable_total{cache="products",reason="set-cookie"} 0
+stampede_unshareable_total{cache="products",reason="status"} 0
 stampede_unshareable_total{cache="products",reason="too-large"} 0
 stampede_unshareable_total{cache="products",reason="vary-star"} 0
 stampede_unshareable_total{cache="users",reason="authorization"} 0
-stampede_unshareable_total{cache="users",reason="flushed"} 0
+stampede_unshareable_total{cache="users",reason="event-stream"} 0
 stampede_unshareable_total{cache="users",reason="hijacked"} 0
+stampede_unshareable_total{cache="users",reason="incomplete"} 0
 stampede_unshareable_total{cache="users",reason="no-store"} 0
+stampede_unshareable_total{cache="users",reason="partial"} 0
 stampede_unshareable_total{cache="users",reason="private"} 1
 stampede_unshareable_total{cache="users",reason="set-cookie"} 0
+stampede_unshareable_total{cache="users",reason="status"} 0
 stampede_unshareable_total{cache="users",reason="too-large"} 0
 stampede_unshareable_total{cache="users",reason="vary-star"} 0
 # HELP stampede_store_errors_total Store calls that failed or timed out, by operation.

@@ -317,7 +317,7 @@ func TestStatsPage(t *testing.T) {
 		"users":    "requests=0 hits=0 misses=0 coalesced=0 passes=0 runs=0 failures=0",
 	})
 
-	s.send(t, "GET /p/a", "GET /p/a", "GET /p/a", "GET /p/fail", "GET /p/private", "GET /p/private", "POST /p/a",
+	s.send(t, "GET /p/a", "GET /p/a", "GET /p/a", "GET /p/fail", "GET /p/private", "GET /p/private", "POST /p/other",
 		"GET /u/a", "GET /u/a")
 	second := waitFor("after the first traffic", map[string]string{
 		"products": "requests=7 hits=2 misses=3 coalesced=0 passes=2 runs=3 failures=1",
@@ -373,7 +373,7 @@ func liveTraffic(t *testing.T, s *site, d time.Duration) {
 		second := int(time.Until(end) / time.Second)
 		paths := []string{"GET /p/a", "GET /p/b", fmt.Sprintf("GET /p/item/%d", i%(3+second)), "GET /u/a"}
 		if i%7 == 0 {
-			paths = append(paths, "GET /p/private", "POST /p/a")
+			paths = append(paths, "GET /p/private", "POST /p/other")
 		}
 		s.send(t, paths...)
 		time.Sleep(time.Duration(20+10*second) * time.Millisecond)
