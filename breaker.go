@@ -10,6 +10,13 @@ import (
 // maxBreakerBackoff caps the doubling back-off of a store that keeps failing its probes.
 const maxBreakerBackoff = 30 * time.Second
 
+// busyWindow is how many back-offs a store that answered a call counts as busy rather than down.
+const busyWindow = 5
+
+// okEvery is how often a success refreshes the breaker's record of the store's last answer: often
+// enough to tell a busy store from a dead one, rarely enough to cost a hit one atomic load.
+const okEvery = 10 * time.Millisecond
+
 // breaker skips a store that keeps failing (SPEC §7.1), so a dead or slow store costs requests nothing
 // instead of a timeout each. Closed: every call goes through; after `threshold` consecutive failures it
 // opens for `backoff`. Then one call (the probe) goes through: success closes it, failure re-opens it for
@@ -25,6 +32,7 @@ type breaker struct {
 	isOpen  atomic.Bool
 	failing atomic.Bool
 	untilNs atomic.Int64 // until, in unix ns, so an open breaker refuses calls without taking mu
+	lastOK  atomic.Int64 // unix ns of a recent success, refreshed at most every okEvery
 
 	mu      sync.Mutex
 	fails   int           // consecutive failures; guarded by mu
@@ -61,8 +69,15 @@ func (b *breaker) allow(now time.Time) (ok, probe bool) {
 // outcome counts: calls that started before it opened and fail afterwards say nothing new, and letting
 // them extend the back-off would keep a recovered store switched off.
 func (b *breaker) done(now time.Time, probe bool, err error) {
-	if err == nil && !probe && !b.failing.Load() && !b.isOpen.Load() {
-		return
+	if err == nil {
+		// now is when the caller's request began, which on a process short of CPU can be long ago: the
+		// record of the store's last answer takes the clock when it is refreshed (rarely).
+		if now.UnixNano()-b.lastOK.Load() > int64(okEvery) {
+			b.lastOK.Store(time.Now().UnixNano())
+		}
+		if !probe && !b.failing.Load() && !b.isOpen.Load() {
+			return
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -90,7 +105,7 @@ func (b *breaker) done(now time.Time, probe bool, err error) {
 	}
 	b.fails++
 	b.failing.Store(true)
-	if b.fails >= b.threshold {
+	if b.fails >= b.threshold && time.Now().UnixNano()-b.lastOK.Load() >= int64(busyWindow*b.base) {
 		b.open = true
 		b.isOpen.Store(true)
 		b.backoff = b.base
@@ -100,6 +115,12 @@ func (b *breaker) done(now time.Time, probe bool, err error) {
 		b.logger.Warn("stampede: store failing, circuit breaker open: requests go to the handler",
 			"cache", b.name, "consecutive_failures", b.fails, "backoff", b.backoff, "error", err)
 	}
+}
+
+// answering reports whether the store answered a call recently (within five back-offs): a call that
+// failed then is more likely to have met a busy store than a dead one.
+func (b *breaker) answering() bool {
+	return time.Now().UnixNano()-b.lastOK.Load() < int64(busyWindow*b.base)
 }
 
 // abandon hands back a call's token when its outcome says nothing about the store (the client left).

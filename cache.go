@@ -32,7 +32,7 @@ type Cache struct {
 	// fleet is the store's lease interface when WithFleetCoalescing is on and the store offers it.
 	fleet fleetStore
 	tags  *tagIndex // in-process tag index, for stores that keep none (see [Cache.PurgeTag])
-	views viewMemo  // parsed entries, by key (see [viewMemo])
+	aux   auxStore  // the store, when it keeps annotations (see [auxStore])
 }
 
 // New builds a Cache. A nil logger means slog.Default(). A nil store, ttl == 0 or WithSkipCache(true)
@@ -71,6 +71,9 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 	c.breaker = breaker{threshold: cfg.breakerFails, base: cfg.breakerBackoff, logger: logger, name: cfg.name}
 	if b, ok := store.(interface{ CallTimeout() time.Duration }); ok && b.CallTimeout() <= cfg.storeTimeout {
 		c.selfBounded = true
+	}
+	if a, ok := store.(auxStore); ok {
+		c.aux = a
 	}
 	if fs, ok := store.(fleetStore); ok && cfg.fleetLease > 0 {
 		c.fleet = fs

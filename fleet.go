@@ -100,6 +100,16 @@ func (c *Cache) tryLease(ctx context.Context, k key) (token string, held, ok boo
 // fleetServe looks in the store for a fresh entry for r (following a Vary index); when there is one it
 // publishes it to f's waiters and replays it to w.
 func (c *Cache) fleetServe(f *flight[*outcome], w http.ResponseWriter, r *http.Request, o runOpts) bool {
+	if c.serveFresh(f, w, r, o, "fleet-coalesced") {
+		c.stats.fleetServed.Add(1)
+		return true
+	}
+	return false
+}
+
+// serveFresh looks in the store for a fresh entry for r (following a Vary index); when there is one it
+// publishes it to f's waiters and replays it to w, with detail in its Cache-Status.
+func (c *Cache) serveFresh(f *flight[*outcome], w http.ResponseWriter, r *http.Request, o runOpts, detail string) bool {
 	now := c.cfg.clock()
 	k := o.k
 	for range 2 {
@@ -111,11 +121,11 @@ func (c *Cache) fleetServe(f *flight[*outcome], w http.ResponseWriter, r *http.R
 		case found != lookupEntry || v.Flags&entry.FlagNoCache != 0 || !now.Before(v.FreshUntil()):
 			return false
 		}
-		d := delivery{xcache: xCacheHit, params: statusHit + "; detail=fleet-coalesced", fromStore: true, now: now}
+		d := delivery{xcache: xCacheHit, params: statusHit + "; detail=" + detail, fromStore: true, now: now}
 		out := &outcome{rec: newCompleteRecording(v), d: d}
 		c.flights.run(f, func() (*outcome, func()) { return out, nil })
-		c.stats.fleetServed.Add(1)
-		c.logDecision(r.Context(), k.s, "HIT", "fleet-coalesced")
+		c.stats.hits.Add(1)
+		c.logDecision(r.Context(), k.s, "HIT", detail)
 		c.replayEntry(w, r, &v, d)
 		return true
 	}

@@ -85,6 +85,8 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 			switch found {
 			case lookupSkipped:
 				epoch = noEpoch
+			case lookupFailed:
+				o.recheck = true // the run's leader asks the store once more before running the handler
 			case lookupVariant:
 				o.k, o.index = variant, idx // the response varies: look for this request's variant
 				continue

@@ -1,7 +1,9 @@
 package stampede
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"encoding/binary"
 	"encoding/hex"
 	"net/http"
@@ -19,6 +21,7 @@ const (
 	lookupEntry                       // an entry that is not past its usable life, in the view
 	lookupVariant                     // an index: the response varies; look again under the variant key
 	lookupSkipped                     // the circuit breaker skipped the store: nothing was read
+	lookupFailed                      // the store did not answer (an error, a timeout): nothing is known
 )
 
 // lookup reads k from the store and validates what it finds: errors, corrupt or foreign bytes, entries
@@ -38,7 +41,7 @@ func (c *Cache) lookupSlot(r *http.Request, k key, anonAuth bool, now time.Time)
 		return v, lookupSkipped, variant, nil, nil
 	}
 	ctx, cancel := c.storeCtx(r.Context())
-	b, found, err := c.store.Get(ctx, k.s)
+	b, slot, found, err := c.storeGet(ctx, k.s)
 	cancel()
 	if err != nil && r.Context().Err() != nil {
 		c.breaker.abandon(probe) // the client left; that says nothing about the store's health
@@ -47,11 +50,15 @@ func (c *Cache) lookupSlot(r *http.Request, k key, anonAuth bool, now time.Time)
 	c.breaker.done(now, probe, err) // the request's time: a second clock read costs a hit ~40 ns
 	if err != nil {
 		c.stats.getErrors.Add(1)
-	}
-	if err != nil || !found {
+		if errors.Is(err, context.DeadlineExceeded) && c.breaker.answering() {
+			return v, lookupFailed, variant, nil, nil // timed out, but the store is answering: busy
+		}
 		return v, lookupMiss, variant, nil, nil
 	}
-	v, slot, err = c.views.parse(k, b)
+	if !found {
+		return v, lookupMiss, variant, nil, nil
+	}
+	v, slot, err = c.parseStored(k.s, b, slot)
 	if err != nil {
 		c.logger.Warn("stampede: unusable stored entry, treated as a miss and removed",
 			"cache", c.cfg.name, "error", err)

@@ -114,6 +114,9 @@ func (rw *recorder) WriteHeader(code int) {
 // own returns the header fields the handler set or changed itself (not those outer middleware set
 // before it ran and it left alone).
 func (rw *recorder) own() http.Header {
+	if rw.before == nil {
+		return rw.header // nothing was set before the handler ran: it is all the handler's
+	}
 	own := make(http.Header, len(rw.header))
 	for name, values := range rw.header {
 		if !slices.Equal(rw.before[name], values) {

@@ -41,6 +41,9 @@ type runOpts struct {
 	admitted   bool // the doorkeeper lets the response be stored
 	background bool // a refresh nobody waits on (stale-while-revalidate, early refresh)
 	forced     bool // the request's Cache-Control asked for it (WithHonorRequestCacheControl)
+	// recheck: the store did not answer the look-up (busy, slow), so it may hold the response after
+	// all: the leader asks again before running the handler, rather than load a stored key twice.
+	recheck bool
 	stale      *fallback
 	index      *varyIndex
 }
@@ -79,9 +82,9 @@ type leader struct {
 	start       time.Time // the configured clock when the run began (RFC 9111's request_time)
 	began       time.Time // the wall clock, for the handler-time statistics
 
-	cancel    context.CancelFunc
-	stopAfter func() bool
-	timer     *time.Timer
+	cancel     context.CancelFunc
+	stopAfter  func() bool
+	stopExpire func() bool
 	released  atomic.Bool // nobody but the leading client depends on the run any more
 	expired   atomic.Bool // the run passed the compute timeout
 
@@ -107,6 +110,9 @@ var requestPreconditions = [...]string{"If-None-Match", "If-Modified-Since", "If
 // lead runs the handler for f on this goroutine, with a context detached from this client so that the
 // client leaving does not cancel the run the others wait on, and bounded by the compute timeout.
 func (c *Cache) lead(f *flight[*outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
+	if o.recheck && !o.background && c.serveFresh(f, w, r, o, "recheck") {
+		return // the store had it after all
+	}
 	var lease *fleetLease
 	if c.fleet != nil && !o.background {
 		var served bool
@@ -181,7 +187,13 @@ func (c *Cache) newLeader(f *flight[*outcome], next http.Handler, w http.Respons
 			cancel()
 		}
 	})
-	l.timer = time.AfterFunc(c.cfg.computeTimeout, l.expire)
+	// The compute timeout is the run context's deadline: expire when it passes (not when the run's
+	// context is cancelled because the run is over).
+	l.stopExpire = context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			l.expire()
+		}
+	})
 	return l
 }
 
@@ -317,7 +329,7 @@ func (l *leader) waitFeeder() {
 // the leading client's delivery (a ResponseWriter must not be used once its handler returned) and counts
 // the run.
 func (l *leader) close() {
-	l.timer.Stop()
+	l.stopExpire()
 	l.stopAfter()
 	if !l.returned {
 		l.pending = nil // the handler panicked: its client is cut off, not sent what it wrote
@@ -414,11 +426,23 @@ func (c *Cache) writeEntry(lease *fleetLease, v verdict, sealed []byte, idx *var
 }
 
 // write stores one value through the breaker, reporting whether it was stored. When lease is this key's
-// fleet lease, the write is fenced: it is refused once another replica took the lease over.
+// fleet lease, the write is fenced: it is refused once another replica took the lease over. A write
+// that timed out is tried once more: the run's flight, and so its response for the requests that
+// arrive meanwhile, stays until the write is done, and a busy store that loses a write would cost a
+// second load of the key.
 func (c *Cache) write(lease *fleetLease, k key, value []byte, ttl time.Duration) bool {
+	for attempt := 0; ; attempt++ {
+		stored, err := c.writeOnce(lease, k, value, ttl)
+		if stored || attempt == 1 || !errors.Is(err, context.DeadlineExceeded) {
+			return stored
+		}
+	}
+}
+
+func (c *Cache) writeOnce(lease *fleetLease, k key, value []byte, ttl time.Duration) (bool, error) {
 	ok, probe := c.breaker.allow(c.cfg.clock())
 	if !ok {
-		return false
+		return false, nil
 	}
 	ctx, cancel := c.storeCtx(context.Background())
 	defer cancel()
@@ -433,14 +457,14 @@ func (c *Cache) write(lease *fleetLease, k key, value []byte, ttl time.Duration)
 	case err != nil:
 		c.stats.setErrors.Add(1)
 		c.logger.Debug("stampede: store write failed", "cache", c.cfg.name, "error", err)
-		return false
+		return false, err
 	case !stored:
 		c.stats.fleetFenced.Add(1)
 		c.logger.Warn("stampede: lease expired before the response was stored; another replica's entry wins",
 			"cache", c.cfg.name, "lease", c.cfg.fleetLease)
-		return false
+		return false, nil
 	}
-	return true
+	return true, nil
 }
 
 // refresh starts a background run for k unless one is in flight: the stale (or nearly expired) entry is

@@ -1,38 +1,32 @@
 package stampede
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
-	"unsafe"
-	"weak"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
 )
 
-// viewMemo remembers, per key, the entry bytes last parsed and where their parts lie, so that a hit on
-// the same bytes again (an in-process store hands out the slice it was given, every time) is neither
+// auxStore is a store that keeps, beside each value, an annotation of its caller's, alive exactly as
+// long as the value (backends/memstore does, and backends/tieredstore for its memory tier). The middleware
+// keeps there what it learnt parsing the entry (a [viewSlot]), so that an in-process hit is neither
 // checksummed nor validated again: an entry's integrity is checked where it could have been corrupted,
-// when it first comes from the store. Bytes from a store that copies (Redis) are new each time and
-// parsed each time.
+// when it first comes from the store. Values from a store that copies (Redis) are parsed each time.
 //
-// A slot holds a weak pointer to the bytes, so the memo never keeps an evicted entry alive: once the
-// bytes are collected the pointer reads nil, and memory reused by other bytes can never match it. It
-// also keeps the Age and Cache-Status values of the last second it served, so that a hot entry's hits
-// format them once a second rather than once a hit.
-type viewMemo struct {
-	slots [viewSlots]atomic.Pointer[viewSlot]
+// Reads still go through the store's Get (a wrapper that overrides Get is never bypassed); the
+// annotation is then asked for the very slice Get returned, and exists only if that is the value the
+// annotated store holds.
+type auxStore interface {
+	AuxOf(key string, value []byte) any
+	AttachAux(key string, value []byte, aux any)
 }
 
-// viewSlots bounds the memo: a fixed table indexed by the key's digest. A slot costs a few hundred
-// bytes when used; the memo only has to cover the hot set.
-const viewSlots = 1024
-
-// viewSlot is one parsed entry.
+// viewSlot is what the middleware attaches to a stored entry: where its parts lie, and the Age and
+// Cache-Status values of the last second it served.
 type viewSlot struct {
-	bytes  weak.Pointer[byte] // the entry's first byte
-	n      int                // and its length
 	layout entry.Layout
 	hit    atomic.Pointer[hitValues] // the Age and Cache-Status of a plain hit, for one second
 }
@@ -46,25 +40,28 @@ type hitValues struct {
 	statusValue []string
 }
 
-// parse returns the View of b, stored under k: from the memo when b is the very slice parsed before,
-// by entry.Parse otherwise (and then remembered).
-func (m *viewMemo) parse(k key, b []byte) (entry.View, *viewSlot, error) {
-	if len(b) == 0 {
-		v, err := entry.Parse(b)
-		return v, nil, err
+// storeGet reads key from the store, with the annotation an auxStore keeps for it.
+func (c *Cache) storeGet(ctx context.Context, key string) (b []byte, slot *viewSlot, found bool, err error) {
+	b, found, err = c.store.Get(ctx, key)
+	if found && err == nil && c.aux != nil {
+		slot, _ = c.aux.AuxOf(key, b).(*viewSlot)
 	}
-	p := unsafe.SliceData(b)
-	i := k.id % viewSlots
-	if s := m.slots[i].Load(); s != nil && s.n == len(b) && s.bytes.Value() == p {
-		return s.layout.ViewOf(b), s, nil
+	return b, slot, found, err
+}
+
+// parseStored returns the View of b, stored under key: from its annotation when the store kept one, by
+// entry.Parse otherwise (and then attached).
+func (c *Cache) parseStored(key string, b []byte, slot *viewSlot) (entry.View, *viewSlot, error) {
+	if slot != nil {
+		return slot.layout.ViewOf(b), slot, nil
 	}
 	v, err := entry.Parse(b)
-	if err != nil {
+	if err != nil || c.aux == nil {
 		return v, nil, err
 	}
-	s := &viewSlot{bytes: weak.Make(p), n: len(b), layout: v.Layout()}
-	m.slots[i].Store(s)
-	return v, s, nil
+	slot = &viewSlot{layout: v.Layout()}
+	c.aux.AttachAux(key, b, slot)
+	return v, slot, nil
 }
 
 // setHitHeaders sets Age (the entry's current age) and Cache-Status (params, then its remaining

@@ -40,6 +40,7 @@ import (
 	"math"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/maypok86/otter/v2"
 )
@@ -105,7 +106,13 @@ func WithClock(c Clock) Option {
 type item struct {
 	value []byte
 	ttl   time.Duration // the lifetime given to the SetEx that wrote value; above zero
+	aux   *auxCell      // the caller's annotation of value (see [Store.AttachAux])
 }
+
+// auxCell holds an item's annotation; it is set once, after the item was written.
+type auxCell struct{ p atomic.Pointer[auxBox] }
+
+type auxBox struct{ v any }
 
 // Store is an in-memory store with a byte budget and a ttl per entry. It is safe for concurrent use,
 // and its methods never block on I/O, so they ignore their context.
@@ -213,7 +220,7 @@ func (s *Store) SetEx(_ context.Context, key string, value []byte, ttl time.Dura
 		s.cache.Invalidate(key)
 		return nil
 	}
-	s.cache.Set(key, item{value: value, ttl: ttl})
+	s.cache.Set(key, item{value: value, ttl: ttl, aux: new(auxCell)})
 	if s.unchecked.Add(w) >= s.slack {
 		// Set pushed its task to the write buffer before the Add, and the Store comes before
 		// CleanUp, so a write whose bytes the Store erases is drained by this CleanUp.
@@ -221,6 +228,36 @@ func (s *Store) SetEx(_ context.Context, key string, value []byte, ttl time.Dura
 		s.cache.CleanUp()
 	}
 	return nil
+}
+
+// AuxOf returns the annotation [Store.AttachAux] attached to the value stored under key, if that value
+// is value (the same slice a Get returned, not just equal bytes), and nil otherwise. The stampede
+// middleware keeps there what it learnt parsing the entry, so that an in-process hit is not parsed (nor
+// checksummed) again. It allocates nothing.
+func (s *Store) AuxOf(key string, value []byte) any {
+	it, ok := s.cache.GetIfPresent(key)
+	if !ok || it.aux == nil || !same(it.value, value) {
+		return nil
+	}
+	if b := it.aux.p.Load(); b != nil {
+		return b.v
+	}
+	return nil
+}
+
+// same reports whether a and b are the same slice.
+func same(a, b []byte) bool {
+	return len(a) == len(b) && len(a) > 0 && unsafe.SliceData(a) == unsafe.SliceData(b)
+}
+
+// AttachAux attaches aux to the value stored under key, if that value is still value (the same slice,
+// not just equal bytes); it does nothing otherwise. The annotation lives and dies with the value.
+func (s *Store) AttachAux(key string, value []byte, aux any) {
+	it, ok := s.cache.GetIfPresent(key)
+	if !ok || it.aux == nil || !same(it.value, value) {
+		return
+	}
+	it.aux.p.Store(&auxBox{v: aux})
 }
 
 // Delete removes key. Deleting a missing key is not an error; the error is always nil.

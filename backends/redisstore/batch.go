@@ -31,17 +31,21 @@ const (
 // when go-redis runs out of time retrying one unreachable node, it fails the whole pipeline, so every
 // key reads as nil. A value is never attributed to the wrong key.
 func (s *Store) BatchGet(ctx context.Context, keys []string) ([][]byte, error) {
-	values := make([][]byte, len(keys))
 	if len(keys) == 0 {
-		return values, nil
+		return [][]byte{}, nil
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-
 	full := make([]string, len(keys))
 	for i, k := range keys {
 		full[i] = s.key(k)
 	}
+	return s.batchGetRaw(ctx, full)
+}
+
+// batchGetRaw is BatchGet for Redis keys (prefixed already), within ctx.
+func (s *Store) batchGetRaw(ctx context.Context, full []string) ([][]byte, error) {
+	values := make([][]byte, len(full))
 	if s.batch == batchOne {
 		vals, err := s.mget(ctx, full)
 		if err != nil {

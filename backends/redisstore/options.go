@@ -3,7 +3,7 @@ package redisstore
 import "time"
 
 // DefaultTimeout bounds each operation when WithTimeout is not given.
-const DefaultTimeout = 100 * time.Millisecond
+const DefaultTimeout = 500 * time.Millisecond
 
 // DefaultCompressionThreshold is the threshold WithCompression(0) uses.
 const DefaultCompressionThreshold = 1024
@@ -12,13 +12,14 @@ const DefaultCompressionThreshold = 1024
 type Option func(*config)
 
 type config struct {
+	batch     int           // calls per batch, >= 1 after New (1: no batching)
 	timeout   time.Duration // > 0 after New
 	prefix    string
 	compress  bool
 	threshold int // >= 0; values longer than this are compressed when compress is set
 }
 
-// WithTimeout bounds every operation to d (default 100 ms, also for zero), whether or not the caller's
+// WithTimeout bounds every operation to d (default 500 ms, also for zero), whether or not the caller's
 // context has a deadline; an earlier caller deadline still wins. See the package doc for the client
 // settings that let go-redis honour it. A negative d makes New panic.
 func WithTimeout(d time.Duration) Option {
@@ -41,4 +42,13 @@ func WithCompression(threshold int) Option {
 		c.compress = true
 		c.threshold = threshold
 	}
+}
+
+// WithBatching sets how many concurrent Get (or SetEx) calls one round trip may carry: the default is
+// DefaultBatchSize (128), also for zero; 1 sends each call on its own. Concurrent calls are combined
+// into one MGET per node (a pipeline of SETs) while up to 8 batches are in flight, so a burst of
+// look-ups does not queue for connections until it times out; a call that runs alone is sent at once.
+// A negative n makes New panic.
+func WithBatching(n int) Option {
+	return func(c *config) { c.batch = n }
 }

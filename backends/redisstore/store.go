@@ -26,6 +26,10 @@ type Store struct {
 	// batch says how BatchGet splits keys into MGETs that one node can answer.
 	batch batchMode
 
+	// gets and sets combine concurrent calls into batches (see WithBatching).
+	gets batcher[*getCall]
+	sets batcher[*setCall]
+
 	lmu      sync.Mutex // guards listener
 	listener *listener  // the Pub/Sub subscription of WaitRelease and Invalidations; nil until used
 }
@@ -54,7 +58,15 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		cfg.threshold = DefaultCompressionThreshold
 	}
 
+	switch {
+	case cfg.batch < 0:
+		panic(fmt.Sprintf("redisstore: WithBatching expects n >= 0, got %d", cfg.batch))
+	case cfg.batch == 0:
+		cfg.batch = DefaultBatchSize
+	}
 	s := &Store{client: client, cfg: cfg, guarded: true, batch: batchByTag}
+	s.gets = batcher[*getCall]{size: cfg.batch, exec: s.execGets}
+	s.sets = batcher[*setCall]{size: cfg.batch, exec: s.execSets}
 	switch c := client.(type) {
 	case *redis.Client:
 		s.guarded, s.batch = !c.Options().ContextTimeoutEnabled, batchOne
@@ -72,6 +84,9 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 // are kept for Redis being unreachable or slow. The returned slice may share memory with go-redis's
 // reply (no copy is made); as the Store contract says, nobody may modify it.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if s.cfg.batch > 1 {
+		return s.batchedGet(ctx, key)
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var (
@@ -101,6 +116,9 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 func (s *Store) SetEx(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("redisstore: setex: ttl %v is not above zero", ttl)
+	}
+	if s.cfg.batch > 1 {
+		return s.batchedSetEx(ctx, key, value, ttl)
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()

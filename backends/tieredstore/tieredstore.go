@@ -93,6 +93,28 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return v, true, nil
 }
 
+// auxTier is a tier that keeps an annotation beside each value (backends/memstore does).
+type auxTier interface {
+	AuxOf(key string, value []byte) any
+	AttachAux(key string, value []byte, aux any)
+}
+
+// AuxOf returns the annotation attached to key's value in L1 when value is that very value (see
+// memstore.Store.AuxOf); nil otherwise, and when L1 keeps none.
+func (s *Store) AuxOf(key string, value []byte) any {
+	if a, ok := s.l1.(auxTier); ok {
+		return a.AuxOf(key, value)
+	}
+	return nil
+}
+
+// AttachAux attaches aux to key's value in L1, when L1 keeps annotations and still holds that value.
+func (s *Store) AttachAux(key string, value []byte, aux any) {
+	if a, ok := s.l1.(auxTier); ok {
+		a.AttachAux(key, value, aux)
+	}
+}
+
 // fill copies value into L1 for the L1 cap or the entry's remaining freshness, whichever is shorter.
 func (s *Store) fill(ctx context.Context, key string, value []byte) {
 	if ttl := s.l1TTLFor(value); ttl > 0 {

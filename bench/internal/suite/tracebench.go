@@ -10,8 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/seed-a1426414/stampede"
 	"github.com/seed-a1426414/stampede/backends/memstore"
+
 	"github.com/seed-a1426414/stampede/backends/redisstore"
 	"github.com/seed-a1426414/stampede/bench/internal/floor"
 	"github.com/seed-a1426414/stampede/bench/internal/peers"
@@ -28,11 +30,13 @@ const (
 	// cfgGoChi is go-chi/stampede on the stand-in for goware/cachestore-mem (package peers).
 	cfgGoChi  = "go-chi/stampede (stand-in map store)"
 	cfgMemory = "memory store"
-	// cfgRedis uses the client settings redisstore's package doc recommends: 100 ms timeouts.
-	cfgRedis = "Redis store"
-	// cfgRedisSlow allows 1 s: on a CPU-bound process, runnable goroutines wait longer than 100 ms for
-	// a core, and a timed-out GET or SET is a miss (docs/behaviour.md §7.1), so the handler runs again.
-	cfgRedisSlow = "Redis store, 1 s timeouts"
+	// cfgRedis is the client a user starts with, redis.NewClient(&redis.Options{Addr: addr}), and the
+	// library's defaults.
+	cfgRedis = "Redis store, go-redis defaults"
+	// cfgRedisSlow uses the client settings redisstore's package doc recommends (100 ms timeouts,
+	// context deadlines on the sockets), with 1 s timeouts: on a CPU-bound process, runnable goroutines
+	// wait longer than 100 ms for a core, and a timed-out GET or SET is a miss (docs/behaviour.md §7.1).
+	cfgRedisSlow = "Redis store, recommended client, 1 s timeouts"
 )
 
 // traceRow is one configuration at one concurrency.
@@ -122,16 +126,21 @@ func runTrace(o options, keys []string, cfg string, workers int, done *atomic.In
 		}
 		counted, closeStore = trace.Count(s), s.Close
 	case cfgRedis, cfgRedisSlow:
-		timeout := redisstore.DefaultTimeout
-		if cfg == cfgRedisSlow {
-			timeout = time.Second
-			opts = append(opts, stampede.WithStoreTimeout(timeout))
-		}
-		client := redisproc.NewClient(o.redis, o.redisPool, timeout)
 		// A prefix of its own per run: every run starts cold, and a Redis that is not ours is not flushed.
 		prefix := fmt.Sprintf("stampede-bench:%d:%d:", time.Now().UnixNano(), workers)
-		counted = trace.Count(redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithTimeout(timeout)))
-		closeStore = func() { _ = client.Close() }
+		var client *redis.Client
+		var store *redisstore.Store
+		if cfg == cfgRedis {
+			client = redis.NewClient(&redis.Options{Addr: o.redis, PoolSize: o.redisPool})
+			store = redisstore.New(client, redisstore.WithKeyPrefix(prefix))
+		} else {
+			timeout := time.Second
+			opts = append(opts, stampede.WithStoreTimeout(timeout))
+			client = redisproc.NewClient(o.redis, o.redisPool, timeout)
+			store = redisstore.New(client, redisstore.WithKeyPrefix(prefix), redisstore.WithTimeout(timeout))
+		}
+		counted = trace.Count(store)
+		closeStore = func() { _ = store.Close(); _ = client.Close() }
 	}
 	var before int64
 	var logs trace.LogCounter

@@ -1,0 +1,188 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Concurrent Gets and SetExs are combined into batches: while a few batches are in flight, the calls
+// that arrive wait for the next one, which carries up to the batch size of them as one MGET per node
+// (BatchGet) or one pipeline of SETs. So a burst of ten thousand concurrent look-ups costs a few dozen
+// round trips on a handful of connections, instead of ten thousand requests queueing for go-redis's
+// default pool of ten connections per CPU until they time out. A call that runs alone is sent at once:
+// batching adds nothing to a quiet store's latency.
+//
+// There are no background goroutines to stop: a call that finds fewer than 8 batches in flight starts
+// one, on a goroutine that carries on with the next batch while calls are waiting and ends when none is.
+
+// DefaultBatchSize is how many calls one batch carries when WithBatching is not given.
+const DefaultBatchSize = 128
+
+// maxBatchesInFlight bounds the batches (round trips) of one kind in flight at once.
+const maxBatchesInFlight = 8
+
+// batcher runs batches of calls of one kind.
+type batcher[T any] struct {
+	size int
+	exec func([]T)
+
+	mu       sync.Mutex
+	pending  []T // waiting for the next batch; guarded by mu
+	inFlight int // batches running; guarded by mu
+}
+
+// submit queues t, and starts a batch when one may start now. Batches run on goroutines of their own,
+// so every caller can stop waiting when its own context ends.
+func (b *batcher[T]) submit(t T) {
+	b.mu.Lock()
+	b.pending = append(b.pending, t)
+	if b.inFlight >= maxBatchesInFlight {
+		b.mu.Unlock()
+		return // a running batch starts the next one when it finishes
+	}
+	b.inFlight++
+	batch := b.takeLocked()
+	b.mu.Unlock()
+	go b.run(batch)
+}
+
+// takeLocked removes up to size calls from pending. mu must be held.
+func (b *batcher[T]) takeLocked() []T {
+	n := min(len(b.pending), b.size)
+	batch := make([]T, n)
+	copy(batch, b.pending[:n])
+	rest := copy(b.pending, b.pending[n:])
+	clear(b.pending[rest:])
+	b.pending = b.pending[:rest]
+	return batch
+}
+
+// run executes batch, then the next ones while calls are waiting.
+func (b *batcher[T]) run(batch []T) {
+	for {
+		b.exec(batch)
+		b.mu.Lock()
+		if len(b.pending) == 0 {
+			b.inFlight--
+			b.mu.Unlock()
+			return
+		}
+		batch = b.takeLocked()
+		b.mu.Unlock()
+	}
+}
+
+// getCall is one Get waiting for its batch.
+type getCall struct {
+	key  string // the Redis key
+	done chan getResult
+}
+
+type getResult struct {
+	value []byte
+	err   error
+}
+
+// setCall is one SetEx waiting for its batch.
+type setCall struct {
+	key   string // the Redis key
+	value []byte // encoded
+	ttl   time.Duration
+	done  chan error
+}
+
+// batchedGet is Get through the batcher.
+func (s *Store) batchedGet(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, opError(ctx, "get", err)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	c := &getCall{key: s.key(key), done: make(chan getResult, 1)}
+	s.gets.submit(c)
+	select {
+	case r := <-c.done:
+		if r.err != nil {
+			return nil, false, r.err
+		}
+		return r.value, r.value != nil, nil
+	case <-ctx.Done():
+		return nil, false, opError(ctx, "get", ctx.Err())
+	}
+}
+
+// execGets fetches one batch of Gets with one MGET per node, each key once.
+func (s *Store) execGets(calls []*getCall) {
+	keys := make([]string, 0, len(calls))
+	index := make(map[string]int, len(calls))
+	for _, c := range calls {
+		if _, ok := index[c.key]; !ok {
+			index[c.key] = len(keys)
+			keys = append(keys, c.key)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
+	values, err := s.batchGetRaw(ctx, keys)
+	cancel()
+	for _, c := range calls {
+		v := values[index[c.key]]
+		if v == nil && err != nil {
+			c.done <- getResult{err: err}
+			continue
+		}
+		c.done <- getResult{value: v}
+	}
+}
+
+// batchedSetEx is SetEx through the batcher.
+func (s *Store) batchedSetEx(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return opError(ctx, "setex", err)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	c := &setCall{key: s.key(key), value: s.encode(value), ttl: ttl, done: make(chan error, 1)}
+	s.sets.submit(c)
+	select {
+	case err := <-c.done:
+		return err
+	case <-ctx.Done():
+		return opError(ctx, "setex", ctx.Err())
+	}
+}
+
+// execSets writes one batch of SetExs as one pipeline.
+func (s *Store) execSets(calls []*setCall) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
+	defer cancel()
+	cmds := make([]*redis.StatusCmd, len(calls))
+	_, err := run(s, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
+		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range calls {
+				cmds[i] = p.Set(ctx, c.key, c.value, max(c.ttl, time.Millisecond))
+			}
+			return nil
+		})
+	})
+	abandoned := err != nil && s.guarded && ctx.Err() != nil // the pipeline may still be filling cmds
+	for i, c := range calls {
+		e := err
+		switch {
+		case !abandoned && cmds[i] != nil:
+			e = cmds[i].Err()
+		case e == nil:
+			e = errBatchNotQueued
+		}
+		if e != nil {
+			e = opError(ctx, "setex", e)
+		}
+		c.done <- e
+	}
+}
+
+// errBatchNotQueued is what a call of a batch learns when its command was never queued.
+var errBatchNotQueued = errors.New("redisstore: batch not sent")

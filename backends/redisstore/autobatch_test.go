@@ -1,0 +1,114 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/seed-a1426414/stampede/internal/redistest"
+)
+
+// TestBatchingServesABurst: 5,000 concurrent Gets and then 5,000 concurrent SetExs through a client with
+// go-redis's defaults but a pool of two connections all succeed with the right values, carried by far
+// fewer round trips than calls (MGETs and pipelines), and each key's value reaches its own caller.
+func TestBatchingServesABurst(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	client := newClient(t, &redis.Options{Addr: srv.Addr(), PoolSize: 2})
+	s := New(client, WithTimeout(30*time.Second)) // generous: this tests the batching, not the machine
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	const n = 5000
+	value := func(i int) []byte { return []byte(fmt.Sprintf("value %d", i)) }
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			if err := s.SetEx(ctx, fmt.Sprint("{k", i, "}"), value(i), time.Minute); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		wg.Go(func() {
+			v, ok, err := s.Get(ctx, fmt.Sprint("{k", i, "}"))
+			switch {
+			case err != nil:
+				errs <- err
+			case !ok || !bytes.Equal(v, value(i)):
+				errs <- fmt.Errorf("key %d: %q, %v", i, v, ok)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	mgets, sets := srv.CommandCalls(t, "mget"), srv.CommandCalls(t, "set")
+	if sets != n {
+		t.Errorf("%d SETs for %d SetExs", sets, n)
+	}
+	if mgets == 0 || mgets > n/4 {
+		t.Errorf("%d MGETs for %d concurrent Gets: the burst was not batched", mgets, n)
+	}
+	if got := srv.CommandCalls(t, "get"); got != 0 {
+		t.Errorf("%d plain GETs", got)
+	}
+	t.Logf("%d Gets in %d MGETs", n, mgets)
+}
+
+// TestBatchingSameKey: concurrent Gets of one key in one batch ask Redis for it once and all get it.
+func TestBatchingSameKey(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := New(newClient(t, relaxed(srv.Addr())))
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	if err := s.SetEx(ctx, "{hot}", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	calls := make([]*getCall, 10)
+	for i := range calls {
+		calls[i] = &getCall{key: s.key("{hot}"), done: make(chan getResult, 1)}
+	}
+	calls = append(calls, &getCall{key: s.key("{cold}"), done: make(chan getResult, 1)})
+	s.execGets(calls)
+	for i, c := range calls {
+		r := <-c.done
+		want := "v"
+		if i == len(calls)-1 {
+			want = ""
+		}
+		if r.err != nil || string(r.value) != want {
+			t.Errorf("call %d: %q, %v", i, r.value, r.err)
+		}
+	}
+}
+
+// TestBatchingOff: WithBatching(1) sends each call on its own; a negative size panics.
+func TestBatchingOff(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := New(newClient(t, relaxed(srv.Addr())), WithBatching(1))
+	t.Cleanup(func() { _ = s.Close() })
+	if _, _, err := s.Get(context.Background(), "{x}"); err != nil {
+		t.Fatal(err)
+	}
+	if srv.CommandCalls(t, "get") != 1 || srv.CommandCalls(t, "mget") != 0 {
+		t.Error("WithBatching(1) must send a plain GET")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("WithBatching(-1) must panic")
+		}
+	}()
+	New(newClient(t, relaxed(srv.Addr())), WithBatching(-1))
+}
