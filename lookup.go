@@ -3,9 +3,9 @@ package stampede
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"time"
 

@@ -44,8 +44,8 @@ type runOpts struct {
 	// recheck: the store did not answer the look-up (busy, slow), so it may hold the response after
 	// all: the leader asks again before running the handler, rather than load a stored key twice.
 	recheck bool
-	stale      *fallback
-	index      *varyIndex
+	stale   *fallback
+	index   *varyIndex
 }
 
 // generation returns the generation a variant of a response varying on names is keyed under: the
@@ -85,8 +85,8 @@ type leader struct {
 	cancel     context.CancelFunc
 	stopAfter  func() bool
 	stopExpire func() bool
-	released  atomic.Bool // nobody but the leading client depends on the run any more
-	expired   atomic.Bool // the run passed the compute timeout
+	released   atomic.Bool // nobody but the leading client depends on the run any more
+	expired    atomic.Bool // the run passed the compute timeout
 
 	rw     *recorder
 	out    *outcome                  // what was published; set on the handler's goroutine
