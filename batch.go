@@ -98,7 +98,7 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K, keyOf func(K) key) (
 	for _, s := range waiting {
 		rec, err, again := e.join(ctx, s.f, s.stale, s.role)
 		if again { // the load called runtime.Goexit: this key alone, again
-			rec.val, err = e.lookupOrLoad(ctx, s.k, s.ck, e.defaultCall())
+			rec.val, err = e.lookupOrLoad(ctx, s.k, s.ck, e.defaultCall(), noEpoch)
 		}
 		switch {
 		case err == nil:

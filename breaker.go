@@ -43,6 +43,10 @@ type breaker struct {
 	trips   uint64        // times it opened; guarded by mu
 }
 
+// troubled reports whether the breaker counts failures or is open: a successful call must then be
+// recorded. A healthy store costs two atomic loads.
+func (b *breaker) troubled() bool { return b.failing.Load() || b.isOpen.Load() }
+
 // allow reports whether a store call may be made at now. While open it lets exactly one call through,
 // the probe, once the back-off has passed; probe tells the caller it holds that token and must hand it
 // back with done or abandon.

@@ -19,8 +19,9 @@ const DefaultCacheTTL = time.Minute
 // plain values keeps no metadata, though, so stale serving, early refresh and kept failures need a
 // Loader.
 type Stampede[V any] struct {
-	e    engine[string, V]
-	call atomic.Pointer[callOpts[V]] // the defaults of a Do call; SetOptions replaces them
+	e      engine[string, V]
+	prefix memoPrefix                  // the key material of every key: tagDo
+	call   atomic.Pointer[callOpts[V]] // the defaults of a Do call; SetOptions replaces them
 }
 
 // NewStampede returns a Stampede that keeps values in store, go-chi/stampede's NewStampede. store is any
@@ -50,6 +51,10 @@ func NewStampede[V any](logger *slog.Logger, store ValueStore[V], opts ...Option
 		records, sizer = plain, store
 	}
 	s.e.setup(cfg.name, "function", cfg, logger, records, sizer)
+	if records != nil {
+		s.e.plain = store
+	}
+	s.prefix = s.e.keys.memo.prefix([]byte{tagDo})
 	call := s.e.defaultCall()
 	s.call.Store(&call)
 	return s
@@ -73,15 +78,35 @@ func (s *Stampede[V]) Do(ctx context.Context, key string, fn func() (V, *time.Du
 		var zero V
 		return zero, errNoFunc
 	}
-	co := *s.call.Load()
+	call := s.call.Load()
+	if len(opts) == 0 && s.e.plain != nil && !call.skip {
+		if ck := s.e.keys.memo.getPrefixed(&s.prefix, key); ck != nil {
+			// The hit path of a memoised key: nothing copied, nothing built.
+			v, ok, missedAt := s.e.hitPlain(ctx, ck)
+			if ok {
+				return v, nil
+			}
+			return s.miss(ctx, key, *ck, call, fn, missedAt)
+		}
+	}
+	return s.slow(ctx, key, s.e.keys.keyOfPrefixed(&s.prefix, key), call, fn, opts)
+}
+
+// miss is Do after hitPlain found nothing at epoch missedAt.
+func (s *Stampede[V]) miss(ctx context.Context, key string, ck key, call *callOpts[V], fn func() (V, *time.Duration, error), missedAt uint64) (V, error) {
+	co := *call
+	co.fn = fn
+	return s.e.lookupOrLoad(ctx, key, ck, co, missedAt)
+}
+
+// slow is Do with options of its own, or on a store that is not a plain one.
+func (s *Stampede[V]) slow(ctx context.Context, key string, ck key, call *callOpts[V], fn func() (V, *time.Duration, error), opts []Option) (V, error) {
+	co := *call
 	if len(opts) > 0 {
 		co = s.callWith(co, opts)
 	}
 	co.fn = fn
-	var stack [256]byte
-	b := append(stack[:0], tagDo)
-	b = append(b, key...)
-	return s.e.get(ctx, key, s.e.keys.keyOf(b), co)
+	return s.e.get(ctx, key, ck, co)
 }
 
 // callWith returns the settings of a call with its own options.
@@ -113,8 +138,7 @@ func (s *Stampede[V]) SetOptions(o *Options) {
 func (s *Stampede[V]) Invalidate(ctx context.Context, keys ...string) error {
 	cks := make([]key, len(keys))
 	for i, k := range keys {
-		b := append([]byte{tagDo}, k...)
-		cks[i] = s.e.keys.keyOf(b)
+		cks[i] = s.e.keys.keyOfPrefixed(&s.prefix, k)
 	}
 	return s.e.invalidate(ctx, cks)
 }

@@ -30,6 +30,7 @@ type engine[K comparable, V any] struct {
 	stats   stats
 	calls   storeCalls
 	store   recordStore[V] // nil: coalesce only
+	plain   ValueStore[V]  // the store when it keeps bare values (store is then its plainRecords)
 	sizer   any            // the store reporting its size, for Snapshot.Memory; nil when none
 	fleet   fleetStore     // nil unless fleet coalescing is on and the store offers leases
 	door    *doorkeeper    // nil unless WithMinUses asks for more than one use
@@ -105,11 +106,55 @@ func (e *engine[K, V]) hit(rec *record[V]) {
 // get returns k's value: from the store when it holds a usable one, else from the load in flight for
 // k, else from a load this call starts. See docs/behaviour.md §8.
 func (e *engine[K, V]) get(ctx context.Context, k K, ck key, co callOpts[V]) (V, error) {
-	return e.lookupOrLoad(ctx, k, ck, co)
+	if e.plain != nil && !co.skip {
+		v, ok, missedAt := e.hitPlain(ctx, &ck)
+		if ok {
+			return v, nil
+		}
+		return e.lookupOrLoad(ctx, k, ck, co, missedAt)
+	}
+	return e.lookupOrLoad(ctx, k, ck, co, noEpoch)
 }
 
-// lookupOrLoad is get. (The function API counts a call by its outcome alone: see Snapshot.Requests.)
-func (e *engine[K, V]) lookupOrLoad(ctx context.Context, k K, ck key, co callOpts[V]) (V, error) {
+// hitPlain is the hit path of a store of bare values, whose every value is fresh: when no load of ck is
+// in flight it reads the store directly (no record, no state) and counts a hit. On a miss, missedAt is
+// the epoch it read at, for lookupOrLoad, or noEpoch when it read nothing.
+func (e *engine[K, V]) hitPlain(ctx context.Context, ck *key) (v V, ok bool, missedAt uint64) {
+	shard := &e.flights.shards[ck.shard]
+	if shard.n.Load() != 0 {
+		if f := e.flights.lookup(*ck); f != nil && !f.soft {
+			return v, false, noEpoch
+		}
+	}
+	epoch := shard.epoch.Load()
+	ok, probe := e.calls.begin()
+	if !ok {
+		return v, false, noEpoch
+	}
+	var found bool
+	var err error
+	if e.calls.bounded {
+		v, found, err = e.plain.Get(ctx, ck.s)
+	} else {
+		sctx, bound := e.calls.ctx(ctx)
+		v, found, err = e.plain.Get(sctx, ck.s)
+		bound.release()
+	}
+	if err != nil || probe || e.breaker.troubled() {
+		e.calls.endRead(ctx, probe, err)
+	}
+	if err != nil || !found {
+		var zero V
+		return zero, false, epoch
+	}
+	e.stats.hits.Add(1)
+	return v, true, 0
+}
+
+// lookupOrLoad is get. missedAt, unless noEpoch, says the caller has read the store at that epoch and
+// found nothing: the first attempt reads it no more. (The function API counts a call by its outcome
+// alone: see Snapshot.Requests.)
+func (e *engine[K, V]) lookupOrLoad(ctx context.Context, k K, ck key, co callOpts[V], missedAt uint64) (V, error) {
 	store := e.store
 	if co.skip {
 		store = nil
@@ -119,12 +164,15 @@ func (e *engine[K, V]) lookupOrLoad(ctx context.Context, k K, ck key, co callOpt
 		if f := e.flights.lookup(ck); f != nil && !f.soft {
 			rec, err, again := e.join(ctx, f, stale, asWaiter)
 			if again {
+				missedAt = noEpoch
 				continue
 			}
 			return rec.val, err
 		}
 		epoch := noEpoch
-		if store != nil && attempt < maxLoadAttempts {
+		if attempt == 0 && missedAt != noEpoch {
+			epoch = missedAt
+		} else if store != nil && attempt < maxLoadAttempts {
 			epoch = e.flights.epoch(ck.shard)
 			rec, res := e.read(ctx, ck.s)
 			switch res {

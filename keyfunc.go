@@ -65,6 +65,7 @@ type keyer struct {
 // Memory is bounded: memoSlots slots of at most memoMaxMaterial bytes of material each.
 type keyMemo struct {
 	seed   maphash.Seed
+	seed64 uint64 // the seed of hash's short-string hash
 	slots  [memoSlots]atomic.Pointer[memoSlot]
 	simple [memoSlots]atomic.Pointer[simpleSlot] // requests keyed on their URL alone
 }
@@ -83,9 +84,9 @@ type simpleSlot struct {
 }
 
 func (m *keyMemo) simpleIndex(id *simpleID) uint64 {
-	h := maphash.String(m.seed, id.path)
+	h := m.hash(id.path)
 	if id.rawQuery != "" {
-		h ^= 31 * maphash.String(m.seed, id.rawQuery)
+		h ^= 31 * m.hash(id.rawQuery)
 	}
 	return h % memoSlots
 }
@@ -98,9 +99,16 @@ const (
 type memoSlot struct {
 	material string
 	k        key
+	// family and rest are set by putPrefixed: material is family.s+rest, and getPrefixed compares
+	// the family by pointer and rest alone.
+	family *memoPrefix
+	rest   string
 }
 
-func newKeyMemo() *keyMemo { return &keyMemo{seed: maphash.MakeSeed()} }
+func newKeyMemo() *keyMemo {
+	seed := maphash.MakeSeed()
+	return &keyMemo{seed: seed, seed64: maphash.String(seed, "stampede key memo")}
+}
 
 func (m *keyMemo) get(material []byte) *key {
 	if m == nil || len(material) > memoMaxMaterial {
@@ -111,6 +119,40 @@ func (m *keyMemo) get(material []byte) *key {
 		return nil
 	}
 	return &s.k
+}
+
+// getPrefixed is get for the material prefix.s+s, without building it: the slot is indexed by s's
+// hash mixed with the prefix's, and holds the key only if putPrefixed put it there for the same prefix
+// (compared by pointer) and s.
+func (m *keyMemo) getPrefixed(prefix *memoPrefix, s string) *key {
+	if len(s) > memoMaxMaterial {
+		return nil // never put
+	}
+	sl := m.slots[(m.hash(s)^prefix.h)%memoSlots].Load()
+	if sl == nil || sl.family != prefix || sl.rest != s {
+		return nil
+	}
+	return &sl.k
+}
+
+func (m *keyMemo) putPrefixed(prefix *memoPrefix, s string, material []byte, k key) {
+	if len(material) > memoMaxMaterial {
+		return
+	}
+	mat := string(material)
+	m.slots[(m.hash(s)^prefix.h)%memoSlots].Store(&memoSlot{material: mat, k: k, family: prefix, rest: mat[len(prefix.s):]})
+}
+
+// memoPrefix is key material that a family of keys starts with (a Stampede's tag, a Loader's name),
+// with its hash under the memo's seed. It is compared by address: one lives in each Stampede or
+// Loader, for as long as it does.
+type memoPrefix struct {
+	s string
+	h uint64
+}
+
+func (m *keyMemo) prefix(material []byte) memoPrefix {
+	return memoPrefix{s: string(material), h: maphash.Bytes(m.seed, material) * 0x9E3779B97F4A7C15}
 }
 
 func (m *keyMemo) put(material []byte, k key) {
@@ -240,6 +282,18 @@ func (k *keyer) keyOf(material []byte) key {
 	}
 	res := k.digestKey(material)
 	k.memo.put(material, res)
+	return res
+}
+
+// keyOfPrefixed is keyOf(prefix.s+s); a memo hit builds no material.
+func (k *keyer) keyOfPrefixed(prefix *memoPrefix, s string) key {
+	if m := k.memo.getPrefixed(prefix, s); m != nil {
+		return *m
+	}
+	material := make([]byte, 0, len(prefix.s)+len(s))
+	material = append(append(material, prefix.s...), s...)
+	res := k.digestKey(material)
+	k.memo.putPrefixed(prefix, s, material, res)
 	return res
 }
 

@@ -3,10 +3,10 @@ package stampede
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // cacheLine is the size the per-request counters are padded to, so that writing them does not
@@ -91,13 +91,17 @@ type stats struct {
 	decodeErrors atomic.Uint64 // stored values that did not decode: counted as misses
 }
 
-// counterStripes is how many cache lines a striped counter spreads over.
-const counterStripes = 8
+// counterStripes is how many cache lines a striped counter spreads over: 1<<counterShift.
+const (
+	counterShift   = 3
+	counterStripes = 1 << counterShift
+)
 
 // counter is a striped counter for the counts every request writes: each Add goes to one of
-// counterStripes cache lines, picked at random (the runtime's per-thread generator, a few ns), so that
-// cores counting at once rarely write the same line, where one atomic.Uint64 would bounce between
-// them on every hit. Load sums the stripes. Its methods are atomic.Uint64's that the counting code uses.
+// counterStripes cache lines, picked by the address of the calling goroutine's stack (free, and stable
+// for a goroutine, so a core running it keeps writing its own line), so that cores counting at once
+// rarely write the same line, where one atomic.Uint64 would bounce between them on every hit. Load
+// sums the stripes. Its methods are atomic.Uint64's that the counting code uses.
 type counter struct {
 	stripes [counterStripes]struct {
 		n atomic.Uint64
@@ -107,8 +111,18 @@ type counter struct {
 
 // Add adds delta to the counter. Unlike atomic.Uint64's, it returns nothing useful: 0.
 func (c *counter) Add(delta uint64) uint64 {
-	c.stripes[rand.Uint32()%counterStripes].n.Add(delta)
+	c.stripes[stripeOfStack()].n.Add(delta)
 	return 0
+}
+
+// stripeOfStack picks a stripe from the address of a variable on the caller's stack: goroutine stacks
+// are at least 8 KiB apart, so bits above 13 tell goroutines apart; a multiplicative hash spreads them
+// over the stripes. The address is only read, never dereferenced, and a stack that moves merely moves
+// its goroutine to another stripe.
+func stripeOfStack() uintptr {
+	var local byte
+	p := uintptr(unsafe.Pointer(&local)) >> 13
+	return (p * 0x9E3779B97F4A7C15) >> (64 - counterShift)
 }
 
 // Load returns the counter's value.

@@ -206,7 +206,7 @@ func (s *storeCalls) begin() (ok, probe bool) {
 // healthy reports whether a successful call needs no recording: the breaker neither counts failures
 // nor waits for a probe.
 func (s *storeCalls) healthy(probe bool, err error) bool {
-	return err == nil && !probe && !s.breaker.failing.Load() && !s.breaker.isOpen.Load()
+	return err == nil && !probe && !s.breaker.troubled()
 }
 
 // endRead records the outcome of a read made for parent: a read abandoned by its caller says nothing

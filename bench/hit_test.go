@@ -72,7 +72,7 @@ func BenchmarkHit(b *testing.B) {
 func BenchmarkDo(b *testing.B) {
 	b.Run("floor", func(b *testing.B) {
 		load, runs := hit.Loader()
-		f := floor.NewFunc[[]byte](1000)
+		f := floor.NewFunc[[]byte](1000, time.Hour)
 		hit.BenchDo(func(ctx context.Context, key string) ([]byte, error) { return f.Do(ctx, key, load) }, runs)(b)
 	})
 	b.Run("stampede-values", func(b *testing.B) {

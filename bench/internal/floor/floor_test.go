@@ -84,7 +84,7 @@ func TestOtherMethodsPassThrough(t *testing.T) {
 }
 
 func TestFuncCachesValuesNotErrors(t *testing.T) {
-	f := NewFunc[string](100)
+	f := NewFunc[string](100, time.Hour)
 	ctx := context.Background()
 	var loads int
 	load := func() (string, error) { loads++; return "v", nil }

@@ -138,7 +138,7 @@ func runDo(o options) []hitRow {
 			var do hit.DoFunc
 			switch v {
 			case doFloor:
-				f := floor.NewFunc[[]byte](1000)
+				f := floor.NewFunc[[]byte](1000, time.Hour)
 				do = func(ctx context.Context, key string) ([]byte, error) { return f.Do(ctx, key, load) }
 			case doGoChi:
 				do = peers.GoChiDo(time.Hour, load)
