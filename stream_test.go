@@ -55,7 +55,7 @@ func newSmallBufferServer(t *testing.T, h http.Handler, conns int) (*httptest.Se
 
 // stalledClient sends a GET for path on a raw connection with a small receive buffer and never reads
 // the response. Closing it ends the stall.
-func stalledClient(t *testing.T, srv *httptest.Server, path string) net.Conn {
+func stalledClient(t testing.TB, srv *httptest.Server, path string) net.Conn {
 	t.Helper()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	require.NoError(t, err)
