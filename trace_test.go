@@ -76,6 +76,7 @@ func TestZeroDuplicateLoads(t *testing.T) {
 	wg.Wait()
 	c.Wait()
 
+	logSnapshot(t, c)
 	require.Zero(t, wrong.Load(), "responses with the wrong body")
 	assert.Equal(t, int64(len(distinct)), total.Load(), "handler runs must equal distinct keys")
 	for path, n := range runs {
