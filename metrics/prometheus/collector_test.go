@@ -87,19 +87,25 @@ stampede_handler_failures_total{cache="users"} 1
 # HELP stampede_unshareable_total Handler runs whose response could not be shared, by reason.
 # TYPE stampede_unshareable_total counter
 stampede_unshareable_total{cache="products",reason="authorization"} 0
-stampede_unshareable_total{cache="products",reason="flushed"} 0
+stampede_unshareable_total{cache="products",reason="event-stream"} 0
 stampede_unshareable_total{cache="products",reason="hijacked"} 0
+stampede_unshareable_total{cache="products",reason="incomplete"} 0
 stampede_unshareable_total{cache="products",reason="no-store"} 0
+stampede_unshareable_total{cache="products",reason="partial"} 0
 stampede_unshareable_total{cache="products",reason="private"} 1
 stampede_unshareable_total{cache="products",reason="set-cookie"} 0
+stampede_unshareable_total{cache="products",reason="status"} 0
 stampede_unshareable_total{cache="products",reason="too-large"} 0
 stampede_unshareable_total{cache="products",reason="vary-star"} 0
 stampede_unshareable_total{cache="users",reason="authorization"} 0
-stampede_unshareable_total{cache="users",reason="flushed"} 0
+stampede_unshareable_total{cache="users",reason="event-stream"} 0
 stampede_unshareable_total{cache="users",reason="hijacked"} 0
+stampede_unshareable_total{cache="users",reason="incomplete"} 0
 stampede_unshareable_total{cache="users",reason="no-store"} 0
+stampede_unshareable_total{cache="users",reason="partial"} 0
 stampede_unshareable_total{cache="users",reason="private"} 1
 stampede_unshareable_total{cache="users",reason="set-cookie"} 0
+stampede_unshareable_total{cache="users",reason="status"} 0
 stampede_unshareable_total{cache="users",reason="too-large"} 0
 stampede_unshareable_total{cache="users",reason="vary-star"} 0
 # HELP stampede_store_errors_total Store calls that failed or timed out, by operation.
@@ -110,13 +116,14 @@ stampede_store_errors_total{cache="users",op="get"} 0
 stampede_store_errors_total{cache="users",op="set"} 0
 # HELP stampede_memory_entries Entries held by the in-process store.
 # TYPE stampede_memory_entries gauge
-stampede_memory_entries{cache="products"} 1
+stampede_memory_entries{cache="products"} 0
 `
 	c := stampedeprom.NewCollector(products, users)
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want),
 		"stampede_requests_total", "stampede_hits_total", "stampede_misses_total", "stampede_handler_failures_total",
 		"stampede_unshareable_total", "stampede_store_errors_total", "stampede_memory_entries"))
-	// /a missed once then hit twice, /fail and /private missed, /private then passed (hit-for-pass), POST passed.
+	// /a missed once then hit twice, /fail and /private missed, /private then passed (hit-for-pass), POST
+	// passed and invalidated /a (docs/behaviour.md §6.5), so the store holds nothing.
 	assert.Equal(t, 1.0, passes(t, c, "products", "hit-for-pass"))
 	assert.Equal(t, 1.0, passes(t, c, "products", "method"))
 	assert.Equal(t, 1.0, passes(t, c, "users", "hit-for-pass"))
