@@ -326,7 +326,7 @@ func TestPanicsAndTimeoutsUnderLoad(t *testing.T) {
 			case <-r.Context().Done(): // the compute timeout
 				http.Error(w, "compute timeout", http.StatusGatewayTimeout)
 				return
-			case <-time.After(10 * time.Second):
+			case <-time.After(patience):
 				t.Errorf("%s: the compute timeout did not end the run", r.URL.Path)
 			}
 		case "leave":
@@ -399,7 +399,7 @@ func TestPanicsAndTimeoutsUnderLoad(t *testing.T) {
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Minute):
+	case <-time.After(patience):
 		t.Fatal("requests hang")
 	}
 	c.Wait()
@@ -411,8 +411,7 @@ func TestPanicsAndTimeoutsUnderLoad(t *testing.T) {
 	assert.Positive(t, outcomes["abort aborted"])
 
 	// Every run ended, the detached ones of clients that left included.
-	require.Eventually(t, func() bool { return started.Load() == finished.Load() }, 10*time.Second, 5*time.Millisecond,
-		"handler runs started %d, finished %d", started.Load(), finished.Load())
+	waitFor(t, "every handler run ended", func() bool { return started.Load() == finished.Load() })
 	// Only healthy pages are stored, and each is the right one.
 	for _, kind := range []string{"ok", "panic", "abort", "slow", "leave"} {
 		for i := range 20 {
