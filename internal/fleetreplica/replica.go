@@ -49,6 +49,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		l1       = flags.Duration("l1", 0, "L1 (memory tier) TTL cap; 0 means no memory tier")
 		name     = flags.String("name", "replica", "replica name (logs, stats)")
 		timeout  = flags.Duration("store-timeout", 200*time.Millisecond, "Redis call timeout")
+		compute  = flags.Duration("compute-timeout", stampede.DefaultComputeTimeout, "bound on one run of the origin")
 		poolWait = flags.Duration("pool-timeout", time.Second,
 			"how long a Redis call may wait for a free connection (single node; a cluster client keeps go-redis's default, the call timeout + 1 s)")
 	)
@@ -84,7 +85,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer ts.Close()
 		store = ts
 	}
-	opts := []stampede.Option{stampede.WithName(*name), stampede.WithStoreTimeout(*timeout)}
+	opts := []stampede.Option{stampede.WithName(*name), stampede.WithStoreTimeout(*timeout), stampede.WithComputeTimeout(*compute)}
 	if *lease > 0 {
 		opts = append(opts, stampede.WithFleetCoalescing(*lease))
 	}
