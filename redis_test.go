@@ -274,7 +274,8 @@ func TestRedisZeroDuplicateLoads(t *testing.T) {
 		PoolTimeout: patience, ReadTimeout: patience, WriteTimeout: patience})
 	t.Cleanup(func() { _ = client.Close() })
 	store := redisstore.New(client, redisstore.WithTimeout(patience))
-	c := stampede.New(nil, store, time.Hour, stampede.WithStoreTimeout(patience))
+	// Nor may a run outlast its compute timeout (see TestZeroDuplicateLoads).
+	c := stampede.New(nil, store, time.Hour, stampede.WithStoreTimeout(patience), stampede.WithComputeTimeout(time.Hour))
 	trace := zipfTrace(requests, 42)
 	distinct := map[string]bool{}
 	for _, p := range trace {
