@@ -98,7 +98,7 @@ func TestFleetZipf(t *testing.T) {
 	}
 	o := newOrigin(t, 10*time.Millisecond)
 	srv := redistest.Start(t)
-	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-l1", "10m")
+	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-l1", "1h")
 	c := newClient(workers)
 	defer c.CloseIdleConnections()
 
@@ -417,7 +417,7 @@ func TestFleetPurge(t *testing.T) {
 	t.Parallel()
 	o := newOrigin(t, 5*time.Millisecond)
 	srv := redistest.Start(t)
-	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-l1", "10m")
+	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-l1", "1h")
 	c := newClient(16)
 	defer c.CloseIdleConnections()
 	ctx := context.Background()

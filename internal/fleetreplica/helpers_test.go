@@ -62,10 +62,11 @@ func TestMain(m *testing.M) {
 // (seconds on a loaded 2-core machine for what takes milliseconds on a quiet one), so no test asserts
 // that; a test only fails when something does not happen at all.
 //
-// It is also the replicas' store timeout and lease unless a test says otherwise: what a test asserts
-// about coalescing (one origin call per key) holds while Redis answers and leases last, and a lease that
-// expires because the machine is slow is a correct takeover, not what those tests are about. A lease
-// of patience expires only in a run that the test fails anyway for taking too long.
+// It is also the replicas' store timeout, lease and compute timeout unless a test says otherwise: what a
+// test asserts about coalescing (one origin call per key) holds while Redis answers, leases last and runs
+// stay attached, and a lease that expires or a run detached because the machine is slow is correct
+// behaviour, not what those tests are about. Either happens only in a run that the test fails anyway for
+// taking too long.
 const patience = 2 * time.Minute
 
 // host is the Host every request carries: the key includes the host, and replicas listen on
@@ -145,7 +146,8 @@ type replica struct {
 }
 
 // startReplicas starts n replica processes in front of o, with the given extra flags after the
-// defaults: a store timeout, a wait for a Redis connection and a lease of patience.
+// defaults: a store timeout, a wait for a Redis connection, a lease and a compute timeout of patience,
+// and a TTL of an hour, so that no entry expires while a slow machine still plays a test's traffic.
 func startReplicas(t testing.TB, n int, o *origin, flags ...string) []*replica {
 	t.Helper()
 	reps := make([]*replica, n)
@@ -153,7 +155,7 @@ func startReplicas(t testing.TB, n int, o *origin, flags ...string) []*replica {
 		name := string(rune('a' + i))
 		p := patience.String()
 		args := append([]string{"-origin", o.srv.URL, "-name", name,
-			"-store-timeout", p, "-pool-timeout", p, "-lease", p}, flags...)
+			"-store-timeout", p, "-pool-timeout", p, "-lease", p, "-compute-timeout", p, "-ttl", "1h"}, flags...)
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), asReplica+"=1",
 			"GORACE=atexit_sleep_ms=0") // a race-built binary sleeps 1 s at exit otherwise
