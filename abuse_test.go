@@ -269,7 +269,9 @@ func TestAbuseKeyedBodyOverLimit(t *testing.T) {
 func TestAbuseHugeResponse(t *testing.T) {
 	const size, chunk, limit = 100 << 20, 32 << 10, 4 << 20
 	store := newMem(t)
-	c := stampede.New(nil, store, time.Minute, stampede.WithMaxBodyBytes(limit))
+	// The hit-for-pass window must outlast the two 100 MiB streams before the third request: on a loaded
+	// machine under -race they have taken more than the default 10 s.
+	c := stampede.New(nil, store, time.Minute, stampede.WithMaxBodyBytes(limit), stampede.WithPassTTL(time.Hour))
 	joins := newJoinCounter(1)
 	stampede.SetJoinHook(c, joins.hook)
 	entered := make(chan struct{}, 2)

@@ -2,8 +2,11 @@ package stampede_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,4 +61,80 @@ func TestStaleLookupDoesNotReload(t *testing.T) {
 	assert.Equal(t, "once", got.Body.String())
 	assert.Equal(t, "HIT", got.Header().Get("X-Cache"))
 	assert.EqualValues(t, 1, o.runs.Load(), "the handler must not run twice")
+}
+
+// victimStore is the real memory store with one fault injected: the first stalls Gets of key victim
+// read the store, then wait until the test lets them go, like a slow Redis under load.
+type victimStore struct {
+	*memstore.Store
+	victim  string
+	stalls  atomic.Int32
+	stalled chan struct{} // receives once per stalled Get, after it read the store
+	release chan struct{} // each stalled Get returns after one receive
+}
+
+func (s *victimStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	b, ok, err := s.Store.Get(ctx, key)
+	if key == s.victim && s.stalls.Add(-1) >= 0 {
+		s.stalled <- struct{}{}
+		<-s.release
+	}
+	return b, ok, err
+}
+
+// TestSlowLookupsAmidManyRunsStillLead: a request whose store look-ups are slow while many runs for
+// other keys finish (a loaded machine with a slow store) must still lead the run for its key, which is
+// stored and coalesced (SPEC §5.1, §5.2), not pass through to the handler unstored. No run for its key
+// ever happened, so nothing it looked up can have gone stale.
+//
+// Each of its first four look-ups spans 20,000 finished runs, more than the 256 per shard the coalescer
+// remembers (coalescer.go, recentLen): it cannot tell whether its key was among them, so it looks again,
+// and the fourth time it gives up (handler.go, maxAttempts) with a BYPASS for "contention".
+func TestSlowLookupsAmidManyRunsStillLead(t *testing.T) {
+	t.Parallel()
+	store := &victimStore{Store: newMem(t), stalled: make(chan struct{}), release: make(chan struct{})}
+	store.stalls.Store(4)
+	c := stampede.New(nil, store, time.Minute)
+	var victimRuns atomic.Int64
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/victim" {
+			victimRuns.Add(1)
+		} else {
+			w.Header().Set("Cache-Control", "no-store") // the other runs only need to finish
+		}
+		_, _ = w.Write([]byte("page " + r.URL.Path))
+	}))
+	store.victim = stampede.StoreKey(c, httptest.NewRequest("GET", "/victim", nil))
+
+	got := make(chan *httptest.ResponseRecorder, 1)
+	go func() { got <- serveDirect(h, httptest.NewRequest("GET", "/victim", nil)) }()
+	var rec *httptest.ResponseRecorder
+	for lookups := 0; rec == nil; {
+		select {
+		case <-store.stalled:
+			lookups++
+			var wg sync.WaitGroup // runs for other keys finish while the look-up waits
+			for w := range 4 {
+				wg.Go(func() {
+					for i := w; i < 20_000; i += 4 {
+						serveDirect(h, httptest.NewRequest("GET", fmt.Sprintf("/other/%d/%d", lookups, i), nil))
+					}
+				})
+			}
+			wg.Wait()
+			c.Wait()
+			store.release <- struct{}{}
+		case rec = <-got:
+			t.Logf("after %d slow look-ups: X-Cache %s, Cache-Status %q", lookups, rec.Header().Get("X-Cache"),
+				rec.Header().Get("Cache-Status"))
+		case <-time.After(patience):
+			t.Fatal("the request for /victim hangs")
+		}
+	}
+	c.Wait()
+	assert.Equal(t, "page /victim", rec.Body.String())
+	assert.Equal(t, "MISS", rec.Header().Get("X-Cache"), "the request leads its key's run")
+	later := serveDirect(h, httptest.NewRequest("GET", "/victim", nil))
+	assert.Equal(t, "HIT", later.Header().Get("X-Cache"), "the run was stored")
+	assert.EqualValues(t, 1, victimRuns.Load(), "handler runs for /victim")
 }

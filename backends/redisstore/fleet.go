@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -116,7 +117,8 @@ func (s *Store) WaitRelease(ctx context.Context, key string) (outcome string, er
 		// Not subscribed yet (Redis unreachable?): rely on polling.
 	}
 	lock := s.key(key) + lockSuffix
-	backoff := 2 * time.Millisecond
+	backoff := cmp.Or(s.pollEvery, 2*time.Millisecond)
+	maxBackoff := max(backoff, 250*time.Millisecond)
 	for {
 		pctx, cancel := s.bound(ctx)
 		pttl, err := run(s, pctx, func(ctx context.Context) (time.Duration, error) {
@@ -141,7 +143,7 @@ func (s *Store) WaitRelease(ctx context.Context, key string) (outcome string, er
 		if pttl > 0 && pttl+time.Millisecond < sleep {
 			sleep = pttl + time.Millisecond // look again right after the lease expires
 		}
-		backoff = min(2*backoff, 250*time.Millisecond)
+		backoff = min(2*backoff, maxBackoff)
 		t := time.NewTimer(sleep)
 		select {
 		case o := <-ch:

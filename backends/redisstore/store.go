@@ -30,6 +30,10 @@ type Store struct {
 	gets batcher[*getCall]
 	sets batcher[*setCall]
 
+	// pollEvery is WaitRelease's first interval between looks at the lease (zero: 2 ms). Only tests
+	// change it, to tell a waiter woken by the holder's notice from one that saw the lease disappear.
+	pollEvery time.Duration
+
 	lmu      sync.Mutex // guards listener
 	listener *listener  // the Pub/Sub subscription of WaitRelease and Invalidations; nil until used
 }

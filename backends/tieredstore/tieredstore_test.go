@@ -3,6 +3,7 @@ package tieredstore
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -27,61 +28,65 @@ func value(storedAt time.Time, ttl time.Duration) []byte {
 }
 
 // TestTiers: reads go L1 then L2 and fill L1 for min(cap, remaining freshness); stale entries and
-// foreign values never enter L1; writes and deletes reach both tiers.
+// foreign values never enter L1; writes and deletes reach both tiers. Each case runs in a synctest
+// bubble, whose clock the memory tiers and the Store read: an entry fresh for 200 ms stays fresh however
+// long the machine takes between the steps.
 func TestTiers(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	now := time.Now()
 	tests := []struct {
 		name   string
-		value  []byte
+		value  func(now time.Time) []byte
 		inL1   bool
 		maxTTL time.Duration
 	}{
-		{"fresh for long: capped", value(now, time.Hour), true, time.Second},
-		{"fresh briefly: its freshness", value(now, 200*time.Millisecond), true, 200 * time.Millisecond},
-		{"stale: L2 only", value(now.Add(-time.Hour), time.Minute), false, 0},
-		{"not an entry: L2 only", []byte("foreign"), false, 0},
+		{"fresh for long: capped", func(now time.Time) []byte { return value(now, time.Hour) }, true, time.Second},
+		{"fresh briefly: its freshness", func(now time.Time) []byte { return value(now, 200*time.Millisecond) }, true, 200 * time.Millisecond},
+		{"stale: L2 only", func(now time.Time) []byte { return value(now.Add(-time.Hour), time.Minute) }, false, 0},
+		{"not an entry: L2 only", func(time.Time) []byte { return []byte("foreign") }, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			l1, l2 := mem(t), mem(t)
-			s := New(l1, l2, WithL1TTL(time.Second))
-			defer s.Close()
-			if err := l2.SetEx(ctx, "k", tt.value, time.Hour); err != nil {
-				t.Fatal(err)
-			}
-			got, ok, err := s.Get(ctx, "k")
-			if err != nil || !ok || string(got) != string(tt.value) {
-				t.Fatalf("Get = %q, %v, %v", got, ok, err)
-			}
-			_, inL1, _ := l1.Get(ctx, "k")
-			if inL1 != tt.inL1 {
-				t.Fatalf("in L1 = %v, want %v", inL1, tt.inL1)
-			}
-			if tt.inL1 {
-				if ttl := s.l1TTLFor(tt.value); ttl <= 0 || ttl > tt.maxTTL {
-					t.Fatalf("L1 TTL %v, want in (0, %v]", ttl, tt.maxTTL)
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				val := tt.value(time.Now())
+				l1, l2 := mem(t), mem(t)
+				s := New(l1, l2, WithL1TTL(time.Second))
+				defer s.Close()
+				if err := l2.SetEx(ctx, "k", val, time.Hour); err != nil {
+					t.Fatal(err)
 				}
-			}
-			if err := s.Delete(ctx, "k"); err != nil {
-				t.Fatal(err)
-			}
-			for _, tier := range []Tier{l1, l2} {
-				if _, ok, _ := tier.Get(ctx, "k"); ok {
-					t.Fatal("Delete left the key in a tier")
+				got, ok, err := s.Get(ctx, "k")
+				if err != nil || !ok || string(got) != string(val) {
+					t.Fatalf("Get = %q, %v, %v", got, ok, err)
 				}
-			}
-			if err := s.SetEx(ctx, "k", tt.value, time.Hour); err != nil {
-				t.Fatal(err)
-			}
-			if _, ok, _ := l2.Get(ctx, "k"); !ok {
-				t.Fatal("SetEx did not write L2")
-			}
-			if _, ok, _ := l1.Get(ctx, "k"); ok != tt.inL1 {
-				t.Fatalf("SetEx: in L1 = %v, want %v", ok, tt.inL1)
-			}
+				_, inL1, _ := l1.Get(ctx, "k")
+				if inL1 != tt.inL1 {
+					t.Fatalf("in L1 = %v, want %v", inL1, tt.inL1)
+				}
+				if tt.inL1 {
+					if ttl := s.l1TTLFor(val); ttl <= 0 || ttl > tt.maxTTL {
+						t.Fatalf("L1 TTL %v, want in (0, %v]", ttl, tt.maxTTL)
+					}
+				}
+				if err := s.Delete(ctx, "k"); err != nil {
+					t.Fatal(err)
+				}
+				for _, tier := range []Tier{l1, l2} {
+					if _, ok, _ := tier.Get(ctx, "k"); ok {
+						t.Fatal("Delete left the key in a tier")
+					}
+				}
+				if err := s.SetEx(ctx, "k", val, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+				if _, ok, _ := l2.Get(ctx, "k"); !ok {
+					t.Fatal("SetEx did not write L2")
+				}
+				if _, ok, _ := l1.Get(ctx, "k"); ok != tt.inL1 {
+					t.Fatalf("SetEx: in L1 = %v, want %v", ok, tt.inL1)
+				}
+			})
 		})
 	}
 }

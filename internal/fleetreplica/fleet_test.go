@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -60,7 +61,9 @@ func TestFleetColdBurst(t *testing.T) {
 			}
 			t.Logf("%d requests over 3 replicas: origin calls %d, X-Cache %v", n, o.callsOf("/cold"), counts)
 			if got := o.callsOf("/cold"); got != 1 {
-				t.Fatalf("origin calls = %d, want 1", got)
+				logStats(t, c, reps)
+				_, dups := o.duplicates()
+				t.Fatalf("origin calls = %d, want 1:%s", got, dups)
 			}
 		})
 	}
@@ -78,7 +81,10 @@ func zipfTrace(n int, seed int64) []string {
 
 // TestFleetZipf: the Zipf trace (20,000 requests, 1,000 workers) spread over three replicas with a
 // memory tier in front of Redis: the origin is called once per distinct key. Played a second time, the
-// replicas answer from their memory tier: Redis GETs per distinct key per replica are reported.
+// replicas answer from their memory tier: Redis GETs per distinct key per replica are reported. Redis
+// stays healthy and the replicas' timeouts and leases are patience (see startReplicas), so what is
+// tested is the protocol, not how fast the machine is: a store timeout or an expired lease makes a
+// second origin call correctly, and neither may happen here.
 func TestFleetZipf(t *testing.T) {
 	t.Parallel()
 	requests, workers := 20_000, 1_000
@@ -92,11 +98,11 @@ func TestFleetZipf(t *testing.T) {
 	}
 	o := newOrigin(t, 10*time.Millisecond)
 	srv := redistest.Start(t)
-	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-l1", "10m")
+	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-l1", "1h")
 	c := newClient(workers)
 	defer c.CloseIdleConnections()
 
-	play := func() (wrong int64, took time.Duration) {
+	play := func(pass string) time.Duration {
 		var next, bad atomic.Int64
 		var wg sync.WaitGroup
 		begin := time.Now()
@@ -109,40 +115,34 @@ func TestFleetZipf(t *testing.T) {
 					}
 					status, body, _, err := get(context.Background(), c, reps[i%3].url, trace[i])
 					if err != nil || status != 200 || body != trace[i]+" #1" {
-						if bad.Add(1) < 5 {
-							t.Errorf("%s: %d %q %v", trace[i], status, body, err)
+						if bad.Add(1) <= 5 {
+							t.Errorf("%s: %s on %s: %d %q %v", pass, trace[i], reps[i%3].name, status, body, err)
 						}
 					}
 				}
 			})
 		}
 		wg.Wait()
-		return bad.Load(), time.Since(begin)
+		if n := bad.Load(); n > 0 {
+			logStats(t, c, reps)
+			_, dups := o.duplicates()
+			t.Fatalf("%s: %d wrong responses; keys the origin ran more than once, by replica:%s", pass, n, dups)
+		}
+		return time.Since(begin)
 	}
 	getsBefore := srv.CommandCalls(t, "get")
-	wrong, took := play()
+	took := play("pass 1")
 	gets1 := srv.CommandCalls(t, "get") - getsBefore
-	if wrong > 0 {
-		t.Fatalf("%d wrong responses", wrong)
-	}
 	t.Logf("pass 1: %d requests, %d workers, 3 replicas, %v: distinct keys %d, origin calls %d; Redis GETs %d (%.2f per distinct key per replica)",
 		requests, workers, took.Round(time.Millisecond), len(distinct), o.total.Load()-3, gets1, float64(gets1)/float64(3*len(distinct)))
 	if got := o.total.Load() - 3; got != int64(len(distinct)) { // 3: the replicas' warm-up requests
-		dup := 0
-		o.mu.Lock()
-		for _, n := range o.calls {
-			if n > 1 {
-				dup++
-			}
-		}
-		o.mu.Unlock()
-		t.Fatalf("origin calls = %d, want %d (distinct keys); %d keys loaded more than once", got, len(distinct), dup)
+		logStats(t, c, reps)
+		n, dups := o.duplicates()
+		t.Fatalf("origin calls = %d, want %d (distinct keys); %d keys loaded more than once:%s", got, len(distinct), n, dups)
 	}
 
 	getsBefore = srv.CommandCalls(t, "get")
-	if wrong, took = play(); wrong > 0 {
-		t.Fatalf("%d wrong responses", wrong)
-	}
+	took = play("pass 2")
 	gets2 := srv.CommandCalls(t, "get") - getsBefore
 	t.Logf("pass 2 (warm): %v: origin calls %d in all; Redis GETs %d (%.3f per distinct key per replica)",
 		took.Round(time.Millisecond), o.total.Load()-3, gets2, float64(gets2)/float64(3*len(distinct)))
@@ -157,98 +157,176 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[min(len(ds)-1, int(float64(len(ds))*p))]
 }
 
-// TestFleetCrossReplicaLatency: for each of 200 cold keys one request reaches each replica at once; the
-// replicas that did not run the handler answer within a few milliseconds of the origin answering the
-// one that did (which includes its store write, its release and the notice).
-func TestFleetCrossReplicaLatency(t *testing.T) {
+// crossReplicaRound sends one request for a cold path to each replica at once and checks that the origin
+// ran once and every replica answered its body. It returns, for each replica that did not run the
+// handler (X-Cache: HIT, its leader waited for the lease holder), the time from the origin's answer to
+// that replica's response, which includes the holder's write, its release and the notice.
+func crossReplicaRound(tb testing.TB, o *origin, c *http.Client, reps []*replica, path string) []time.Duration {
+	recv := make([]time.Time, len(reps))
+	xc := make([]string, len(reps))
+	var wg sync.WaitGroup
+	for i, r := range reps {
+		wg.Go(func() {
+			status, body, x, err := get(context.Background(), c, r.url, path)
+			recv[i], xc[i] = time.Now(), x
+			if err != nil || status != 200 || body != path+" #1" {
+				tb.Errorf("%s on %s: %d %q %v", path, r.name, status, body, err)
+			}
+		})
+	}
+	wg.Wait()
+	o.mu.Lock()
+	done, by := o.done[path], o.by[path]
+	o.mu.Unlock()
+	if len(done) != 1 {
+		tb.Fatalf("%s: origin called %d times, by %v", path, len(done), by)
+	}
+	var lat []time.Duration
+	for i := range reps {
+		if xc[i] == "HIT" {
+			lat = append(lat, recv[i].Sub(done[0]))
+		}
+	}
+	return lat
+}
+
+// TestFleetCrossReplica: for each of 100 cold keys one request reaches each replica at once: the origin
+// is called once per key and every replica answers its body. The time the waiting replicas take after
+// the origin answered is logged; BenchmarkFleetCrossReplica measures it (make bench).
+func TestFleetCrossReplica(t *testing.T) {
 	t.Parallel()
 	o := newOrigin(t, 20*time.Millisecond)
 	reps := startReplicas(t, 3, o, "-redis", redistest.Start(t).Addr())
 	c := newClient(16)
 	defer c.CloseIdleConnections()
 	var lat []time.Duration
-	for k := range 200 {
-		path := fmt.Sprintf("/lat/%d", k)
-		recv := make([]time.Time, 3)
-		xc := make([]string, 3)
-		var wg sync.WaitGroup
-		for i, r := range reps {
-			wg.Go(func() {
-				status, body, x, err := get(context.Background(), c, r.url, path)
-				recv[i], xc[i] = time.Now(), x
-				if err != nil || status != 200 || body != path+" #1" {
-					t.Errorf("%s on %s: %d %q %v", path, r.name, status, body, err)
-				}
-			})
-		}
-		wg.Wait()
-		o.mu.Lock()
-		done := o.done[path]
-		o.mu.Unlock()
-		if len(done) != 1 {
-			t.Fatalf("%s: origin called %d times", path, len(done))
-		}
-		for i := range reps {
-			if xc[i] == "HIT" { // a replica whose leader waited for the lease holder
-				lat = append(lat, recv[i].Sub(done[0]))
-			}
-		}
+	for k := range 100 {
+		lat = append(lat, crossReplicaRound(t, o, c, reps, fmt.Sprintf("/lat/%d", k))...)
 	}
-	if len(lat) < 200 {
-		t.Fatalf("only %d cross-replica waits in 200 rounds", len(lat))
+	if len(lat) == 0 {
+		t.Fatal("no replica waited for another's run in 100 rounds")
 	}
 	p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
 	t.Logf("cross-replica waiters: %d, from the origin's answer to the waiter's response: p50 %v, p99 %v, max %v",
 		len(lat), p50, p99, lat[len(lat)-1])
-	// Generous bounds: the figure is reported, and `go test ./...` runs other packages' load beside this one
-	// (alone, under -race on two cores: p50 2 ms, p99 15 ms).
-	if p50 > 100*time.Millisecond || p99 > time.Second {
-		t.Errorf("p50 %v, p99 %v: above 100 ms, 1 s", p50, p99)
+}
+
+// BenchmarkFleetCrossReplica measures, per cold key requested from three replicas at once, the time from
+// the origin's answer to the response of each replica that waited for the lease holder (its write, its
+// release, the notice and the waiter's read), as p50 and p99 over the run.
+func BenchmarkFleetCrossReplica(b *testing.B) {
+	o := newOrigin(b, 20*time.Millisecond)
+	reps := startReplicas(b, 3, o, "-redis", redistest.Start(b).Addr())
+	c := newClient(16)
+	defer c.CloseIdleConnections()
+	var lat []time.Duration
+	k := 0
+	for b.Loop() {
+		lat = append(lat, crossReplicaRound(b, o, c, reps, fmt.Sprintf("/bench/%d", k))...)
+		k++
+	}
+	if len(lat) > 0 {
+		b.ReportMetric(float64(percentile(lat, 0.5).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
 	}
 }
 
-// TestFleetLeaseTakeover: the holder hangs past its lease; another replica takes over after the lease
-// and serves its own run; the late holder's write is refused, so Redis keeps the newer entry.
+// TestFleetLeaseTakeover: the holder hangs past its lease; another replica takes the lease over and
+// serves its own run; the late holder's write is refused, so Redis keeps the newer entry. The origin
+// holds both runs until the test lets them go, so the order is the test's, not the machine's: replica
+// b's run starts while a's still hangs, and a answers only after b did.
 func TestFleetLeaseTakeover(t *testing.T) {
 	t.Parallel()
-	const lease, hang, delay = 500 * time.Millisecond, 1500 * time.Millisecond, 20 * time.Millisecond
-	o := newOrigin(t, delay)
-	o.hang = hang
+	const lease = 500 * time.Millisecond
+	o := newOrigin(t, 0)
+	entered := make(chan string, 2) // "a" or "b": whose run of /hang/x reached the origin
+	release := map[string]chan struct{}{"a": make(chan struct{}), "b": make(chan struct{})}
+	o.hold = func(path string, _ int, replica string) {
+		if path != "/hang/x" {
+			return
+		}
+		entered <- replica
+		<-release[replica]
+	}
 	srv := redistest.Start(t)
 	reps := startReplicas(t, 2, o, "-redis", srv.Addr(), "-lease", lease.String())
 	c := newClient(4)
 	defer c.CloseIdleConnections()
+	admin := srv.Client()
+	ctx := context.Background()
+	// lockHolder returns the token of /hang/x's lease ("" when there is none).
+	lockHolder := func() string {
+		keys, err := admin.Keys(ctx, "stampede:*:lock").Result()
+		if err != nil || len(keys) > 1 {
+			t.Fatalf("lease keys %q, %v", keys, err)
+		}
+		if len(keys) == 0 {
+			return ""
+		}
+		tok, _ := admin.Get(ctx, keys[0]).Result()
+		return tok
+	}
+	enter := func(want string) {
+		t.Helper()
+		select {
+		case got := <-entered:
+			if got != want {
+				t.Fatalf("the origin's next run of /hang/x came from replica %s, want %s", got, want)
+			}
+		case <-time.After(patience):
+			t.Fatalf("replica %s's run of /hang/x did not reach the origin within %v", want, patience)
+		}
+	}
 
 	first := make(chan string, 1)
 	go func() {
-		_, body, _, err := get(context.Background(), c, reps[0].url, "/hang/x")
+		_, body, _, err := get(ctx, c, reps[0].url, "/hang/x")
 		if err != nil {
 			t.Error(err)
 		}
 		first <- body
 	}()
-	for o.callsOf("/hang/x") == 0 {
-		time.Sleep(time.Millisecond)
+	enter("a")
+	tokA := lockHolder()
+	if tokA == "" {
+		t.Fatal("replica a runs /hang/x without holding its lease")
 	}
+
+	second := make(chan string, 1)
 	began := time.Now()
-	_, body, _, err := get(context.Background(), c, reps[1].url, "/hang/x")
-	waited := time.Since(began)
-	if err != nil || body != "/hang/x #2" {
-		t.Fatalf("replica b: %q %v; want the body of its own run, #2", body, err)
+	go func() {
+		_, body, _, err := get(ctx, c, reps[1].url, "/hang/x")
+		if err != nil {
+			t.Error(err)
+		}
+		second <- body
+	}()
+	enter("b") // only once a's lease expired: a is still held
+	if tokB := lockHolder(); tokB == "" || tokB == tokA {
+		t.Fatalf("replica b runs /hang/x with lease token %q (a's was %q): it must hold a lease of its own", tokB, tokA)
 	}
-	t.Logf("replica b answered after %v (lease %v, origin %v)", waited.Round(time.Millisecond), lease, delay)
-	if max := lease + delay + 300*time.Millisecond; waited > max {
-		t.Errorf("replica b waited %v, more than lease + handler time + margin (%v)", waited, max)
+	close(release["b"])
+	if body := <-second; body != "/hang/x #2" {
+		t.Fatalf("replica b: %q; want the body of its own run, #2", body)
 	}
+	t.Logf("replica b answered after %v (lease %v)", time.Since(began).Round(time.Millisecond), lease)
+
+	close(release["a"]) // the late holder answers and then tries to store
 	if got := <-first; got != "/hang/x #1" {
 		t.Errorf("replica a: %q, want its own run, #1", got)
 	}
-	// The late holder's write is refused: Redis keeps b's entry.
-	time.Sleep(100 * time.Millisecond) // a's write happens after its response; FleetFenced says when
+	// The late holder's write is refused: Redis keeps b's entry. a writes after its response.
+	waitUntil(t, "replica a's late write refused (FleetFenced)", func() bool {
+		s := stats(t, c, reps[0])
+		if s.StoreSetErrors > 0 {
+			t.Fatalf("replica a's write failed (%d store set errors) instead of being refused", s.StoreSetErrors)
+		}
+		return s.FleetFenced >= 1
+	})
 	if s := stats(t, c, reps[0]); s.FleetFenced != 1 {
 		t.Errorf("replica a FleetFenced = %d, want 1", s.FleetFenced)
 	}
-	keys, err := srv.Client().Keys(context.Background(), "stampede:*").Result()
+	keys, err := admin.Keys(ctx, "stampede:*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +335,7 @@ func TestFleetLeaseTakeover(t *testing.T) {
 		if !strings.HasSuffix(k, "}") {
 			continue // a lease, or a tag set
 		}
-		raw, err := srv.Client().Get(context.Background(), k).Bytes()
+		raw, err := admin.Get(ctx, k).Bytes()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,22 +353,29 @@ func TestFleetLeaseTakeover(t *testing.T) {
 }
 
 // TestFleetRedisKilled: Redis is killed while three replicas serve a steady load, then restarted: no
-// request fails, and the replicas coalesce per process meanwhile.
+// request fails, and the replicas coalesce per process meanwhile. The phases end on what was served, not
+// on the clock: a few hundred requests before the kill, while Redis is down, and after the restart.
 func TestFleetRedisKilled(t *testing.T) {
 	t.Parallel()
 	o := newOrigin(t, 5*time.Millisecond)
 	srv := redistest.Start(t)
-	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-ttl", "300ms", "-store-timeout", "100ms")
+	// Short timeouts and the default lease: this test is about outages, where they matter.
+	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-ttl", "300ms", "-store-timeout", "100ms",
+		"-pool-timeout", "1s", "-lease", "2s")
 	c := newClient(64)
 	defer c.CloseIdleConnections()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
-	defer cancel()
+	stop := make(chan struct{})
 	var served, failed atomic.Int64
 	var wg sync.WaitGroup
 	for w := range 48 {
 		wg.Go(func() {
-			for i := 0; ctx.Err() == nil; i++ {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				path := fmt.Sprintf("/k/%d", (w+i)%40)
 				status, body, _, err := get(context.Background(), c, reps[(w+i)%3].url, path)
 				if err != nil || status != 200 || !strings.HasPrefix(body, path+" #") {
@@ -303,28 +388,36 @@ func TestFleetRedisKilled(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(time.Second)
+	const phase = 300 // requests served in each phase
+	servedFor := func(what string) {
+		t.Helper()
+		from := served.Load()
+		waitUntil(t, what, func() bool { return served.Load() >= from+phase || failed.Load() > 0 })
+	}
+	servedFor("requests before the kill")
 	srv.Stop()
 	killedAt := o.total.Load()
-	time.Sleep(1500 * time.Millisecond)
+	servedFor("requests while Redis is down")
 	downCalls := o.total.Load() - killedAt
 	srv.Restart()
+	servedFor("requests after the restart")
+	close(stop)
 	wg.Wait()
-	t.Logf("served %d, failed %d; origin calls %d in all, %d while Redis was down (1.5 s)",
-		served.Load(), failed.Load(), o.total.Load(), downCalls)
+	t.Logf("served %d, failed %d; origin calls %d in all, %d while Redis was down (%d requests served)",
+		served.Load(), failed.Load(), o.total.Load(), downCalls, phase)
 	if failed.Load() != 0 {
 		t.Fatalf("%d requests failed", failed.Load())
 	}
 }
 
 // TestFleetPurge: with a memory tier in front of Redis on every replica, a purge by URL and a purge by
-// tag on replica a stop replicas b and c serving the entry (from their memory tier too) within a
-// measured bound.
+// tag on replica a stop replicas b and c serving the entry (from their memory tier too). How long the
+// purge took to reach them is logged.
 func TestFleetPurge(t *testing.T) {
 	t.Parallel()
 	o := newOrigin(t, 5*time.Millisecond)
 	srv := redistest.Start(t)
-	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-l1", "10m")
+	reps := startReplicas(t, 3, o, "-redis", srv.Addr(), "-l1", "1h")
 	c := newClient(16)
 	defer c.CloseIdleConnections()
 	ctx := context.Background()
@@ -339,7 +432,14 @@ func TestFleetPurge(t *testing.T) {
 			}
 			bodies[p] = body
 		}
-		time.Sleep(50 * time.Millisecond) // replica a's write is in the background
+		// Replica a writes in the background; until it is done, requests there join the run (COALESCED),
+		// and a HIT there says the entry is in Redis.
+		for _, p := range paths {
+			waitUntil(t, p+" stored by replica a", func() bool {
+				_, _, x, err := get(ctx, c, reps[0].url, p)
+				return err == nil && x == "HIT"
+			})
+		}
 		for _, r := range reps[1:] {
 			for _, p := range paths {
 				if _, body, x, err := get(ctx, c, r.url, p); err != nil || x != "HIT" || body != bodies[p] {
@@ -376,8 +476,8 @@ func TestFleetPurge(t *testing.T) {
 					if got != body {
 						break
 					}
-					if time.Since(began) > 5*time.Second {
-						t.Fatalf("%s still serves %s 5 s after %s", r.name, p, purge)
+					if time.Since(began) > patience {
+						t.Fatalf("%s still serves %s %v after %s", r.name, p, patience, purge)
 					}
 					time.Sleep(200 * time.Microsecond)
 				}
@@ -394,9 +494,4 @@ func TestFleetPurge(t *testing.T) {
 	byTag := gone("/_purge/tag?tag=news", old)
 	t.Logf("purge seen by replicas b and c (memory tier included) after: by URL %v, by tag (3 entries) %v",
 		byURL, byTag)
-	for _, d := range []time.Duration{byURL, byTag} {
-		if d > time.Second {
-			t.Errorf("purge took %v to reach every replica", d)
-		}
-	}
 }

@@ -40,15 +40,18 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("fleetreplica", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	var (
-		addr    = flags.String("addr", "127.0.0.1:0", "listen address")
-		redisA  = flags.String("redis", "127.0.0.1:6379", "Redis address; several, comma-separated, with -cluster")
-		cluster = flags.Bool("cluster", false, "the Redis addresses are a Redis Cluster")
-		origin  = flags.String("origin", "", "origin base URL (required)")
-		lease   = flags.Duration("lease", 2*time.Second, "fleet lease; 0 turns fleet coalescing off")
-		ttl     = flags.Duration("ttl", time.Minute, "cache TTL")
-		l1      = flags.Duration("l1", 0, "L1 (memory tier) TTL cap; 0 means no memory tier")
-		name    = flags.String("name", "replica", "replica name (logs, stats)")
-		timeout = flags.Duration("store-timeout", 200*time.Millisecond, "Redis call timeout")
+		addr     = flags.String("addr", "127.0.0.1:0", "listen address")
+		redisA   = flags.String("redis", "127.0.0.1:6379", "Redis address; several, comma-separated, with -cluster")
+		cluster  = flags.Bool("cluster", false, "the Redis addresses are a Redis Cluster")
+		origin   = flags.String("origin", "", "origin base URL (required)")
+		lease    = flags.Duration("lease", 2*time.Second, "fleet lease; 0 turns fleet coalescing off")
+		ttl      = flags.Duration("ttl", time.Minute, "cache TTL")
+		l1       = flags.Duration("l1", 0, "L1 (memory tier) TTL cap; 0 means no memory tier")
+		name     = flags.String("name", "replica", "replica name (logs, stats)")
+		timeout  = flags.Duration("store-timeout", 200*time.Millisecond, "Redis call timeout")
+		compute  = flags.Duration("compute-timeout", stampede.DefaultComputeTimeout, "bound on one run of the origin")
+		poolWait = flags.Duration("pool-timeout", time.Second,
+			"how long a Redis call may wait for a free connection (single node; a cluster client keeps go-redis's default, the call timeout + 1 s)")
 	)
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -66,7 +69,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			PoolSize: 256, ReadTimeout: *timeout, WriteTimeout: *timeout, DialTimeout: *timeout})
 	} else {
 		client = redis.NewClient(&redis.Options{Addr: addrs[0], ContextTimeoutEnabled: true, MaxRetries: -1,
-			PoolSize: 256, ReadTimeout: *timeout, WriteTimeout: *timeout, DialTimeout: *timeout, PoolTimeout: time.Second})
+			PoolSize: 256, ReadTimeout: *timeout, WriteTimeout: *timeout, DialTimeout: *timeout, PoolTimeout: *poolWait})
 	}
 	defer client.Close()
 	rs := redisstore.New(client, redisstore.WithTimeout(*timeout))
@@ -82,7 +85,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer ts.Close()
 		store = ts
 	}
-	opts := []stampede.Option{stampede.WithName(*name), stampede.WithStoreTimeout(*timeout)}
+	opts := []stampede.Option{stampede.WithName(*name), stampede.WithStoreTimeout(*timeout), stampede.WithComputeTimeout(*compute)}
 	if *lease > 0 {
 		opts = append(opts, stampede.WithFleetCoalescing(*lease))
 	}

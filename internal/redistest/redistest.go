@@ -26,8 +26,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// startTimeout bounds how long a server may take to answer PING after it was started.
-const startTimeout = 15 * time.Second
+// startTimeout bounds how long a server may take to answer PING after it was started, a port to close
+// after a kill, and a cluster to agree. It only catches a server that never comes up: a loaded 2-core
+// machine may take seconds for what takes milliseconds on a quiet one.
+const startTimeout = time.Minute
 
 // Server is one redis-server process owned by a test.
 type Server struct {
@@ -112,12 +114,39 @@ func commandCalls(info, cmd string) (int, error) {
 }
 
 // Pause suspends every client of the server for d (CLIENT PAUSE ALL): commands are accepted but not
-// answered until d has passed, which is how a slow or stalled Redis looks from the client side.
+// answered until d has passed, which is how a slow or stalled Redis looks from the client side. Redis
+// does not answer CLIENT UNPAUSE while it is paused, so a test that must decide when the stall ends uses
+// Freeze and Thaw instead.
 func (s *Server) Pause(d time.Duration) {
 	s.t.Helper()
 	ms := max(d.Milliseconds(), 1)
 	if _, err := s.Do("CLIENT", "PAUSE", strconv.FormatInt(ms, 10), "ALL"); err != nil {
 		s.t.Fatalf("redistest: CLIENT PAUSE on %s: %v", s.Addr(), err)
+	}
+}
+
+// Freeze stops the server process (SIGSTOP) until Thaw: connections are still accepted by the kernel and
+// commands are buffered, but nothing is answered, which is how a stalled Redis looks from the client side.
+// Unlike Pause the stall lasts until the test ends it, so what a test asserts about it does not depend on
+// how fast the machine is. Stop and Restart work on a frozen server.
+func (s *Server) Freeze() { s.t.Helper(); s.signal("freeze", sigStop) }
+
+// Thaw resumes a server stopped by Freeze; it answers the commands buffered meanwhile.
+func (s *Server) Thaw() { s.t.Helper(); s.signal("thaw", sigCont) }
+
+func (s *Server) signal(what string, sig os.Signal) {
+	s.t.Helper()
+	if sig == nil {
+		s.t.Skipf("redistest: %s needs SIGSTOP and SIGCONT (a Unix system)", what)
+	}
+	s.mu.Lock()
+	proc := s.proc
+	s.mu.Unlock()
+	if proc == nil {
+		s.t.Fatalf("redistest: %s on port %d: the server is not running", what, s.port)
+	}
+	if err := proc.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %s on port %d: %v", what, s.port, err)
 	}
 }
 
