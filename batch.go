@@ -61,7 +61,7 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K, keyOf func(K) key) (
 			}
 			f, leader, again := e.flights.acquire(s.ck, s.epoch)
 			switch {
-			case again:
+			case again != noRetry:
 				retry = append(retry, s)
 			case leader:
 				s.f, s.role = f, asLeader

@@ -126,18 +126,32 @@ func (c *coalescer[V]) lookup(k key) *flight[V] {
 // skipped it): there is no look-up that a finished flight could have made stale, so no retry.
 const noEpoch = ^uint64(0)
 
+// retryKind is why acquire asks its caller to look in the store again.
+type retryKind uint8
+
+const (
+	noRetry      retryKind = iota
+	retryKey                 // a flight for this key (or one with the same 64-bit id) was forgotten since
+	retryUnknown             // more flights were forgotten in the shard than it remembers: it cannot tell
+)
+
 // acquire returns the flight for k. leader is true when the caller created it and must call run.
-// retry is true (and f nil) when a flight in the shard was forgotten since epoch was read: the caller's
-// store look-up may have missed a value persisted meanwhile, so it must look again.
-func (c *coalescer[V]) acquire(k key, epoch uint64) (f *flight[V], leader, retry bool) {
+// retry is set (and f nil) when a flight in the shard was forgotten since epoch was read, and it may
+// have been k's: the caller's store look-up may have missed a value persisted meanwhile, so it must
+// look again. retryKey says it was k's; retryUnknown that the shard cannot tell (the look-up took so
+// long that more than recentLen flights finished), which says nothing about k's runs: a caller that
+// keeps getting it should stop passing an epoch (lead or join) rather than give up on coalescing.
+func (c *coalescer[V]) acquire(k key, epoch uint64) (f *flight[V], leader bool, retry retryKind) {
 	s := &c.shards[k.shard]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f := s.flights[k.s]; f != nil {
-		return f, false, false
+		return f, false, noRetry
 	}
-	if now := s.epoch.Load(); epoch != noEpoch && now != epoch && forgottenSince(s.recent, epoch, now, k.id) {
-		return nil, false, true
+	if now := s.epoch.Load(); epoch != noEpoch && now != epoch {
+		if r := forgottenSince(s.recent, epoch, now, k.id); r != noRetry {
+			return nil, false, r
+		}
 	}
 	if s.flights == nil {
 		s.flights = make(map[string]*flight[V])
@@ -145,7 +159,7 @@ func (c *coalescer[V]) acquire(k key, epoch uint64) (f *flight[V], leader, retry
 	f = &flight[V]{key: k.s, id: k.id, shard: k.shard, done: make(chan struct{})}
 	s.flights[k.s] = f
 	s.n.Add(1)
-	return f, true, false
+	return f, true, noRetry
 }
 
 // acquireSoft starts a soft flight for k unless any flight for k is in progress; leader is true when it
@@ -189,18 +203,18 @@ func (c *coalescer[V]) forget(f *flight[V]) {
 const recentLen = 256
 
 // forgottenSince reports whether the key with id may have been forgotten between epochs from and to:
-// true when it was (or another key with the same 64-bit id, which only costs a look-up), or when more
-// flights were forgotten than recent remembers.
-func forgottenSince(recent *[recentLen]uint64, from, to, id uint64) bool {
+// retryKey when it was (or another key with the same 64-bit id, which only costs a look-up),
+// retryUnknown when more flights were forgotten than recent remembers.
+func forgottenSince(recent *[recentLen]uint64, from, to, id uint64) retryKind {
 	if to-from > recentLen || recent == nil {
-		return true
+		return retryUnknown
 	}
 	for e := from; e < to; e++ {
 		if recent[e%recentLen] == id {
-			return true
+			return retryKey
 		}
 	}
-	return false
+	return noRetry
 }
 
 // run calls load on the caller's goroutine as f's leader and publishes the value it returns (load may

@@ -22,7 +22,7 @@ func TestCoalescerRunPublishesAndForgets(t *testing.T) {
 	var c coalescer[int]
 	k := testKey("a")
 	f, leader, retry := c.acquire(k, c.epoch(k.shard))
-	if !leader || retry {
+	if !leader || retry != noRetry {
 		t.Fatalf("first acquire: leader=%v retry=%v", leader, retry)
 	}
 	g, leader, _ := c.acquire(k, c.epoch(k.shard))
@@ -60,7 +60,7 @@ func TestCoalescerEpochRetry(t *testing.T) {
 
 	f, _, _ := c.acquire(other, c.epoch(other.shard))
 	c.run(f, func() (int, func()) { return 1, nil })
-	if _, leader, retry := c.acquire(k, before); !leader || retry {
+	if _, leader, retry := c.acquire(k, before); !leader || retry != noRetry {
 		t.Fatalf("an unrelated key finishing must not force a retry: leader=%v retry=%v", leader, retry)
 	}
 
@@ -68,8 +68,21 @@ func TestCoalescerEpochRetry(t *testing.T) {
 	before = d.epoch(k.shard)
 	f, _, _ = d.acquire(k, before)
 	d.run(f, func() (int, func()) { return 1, nil })
-	if _, leader, retry := d.acquire(k, before); leader || !retry {
+	if _, leader, retry := d.acquire(k, before); leader || retry != retryKey {
 		t.Fatalf("the same key finishing since the look-up must force a retry: leader=%v retry=%v", leader, retry)
+	}
+
+	// More unrelated flights finish than the shard remembers: it cannot tell, and says so.
+	var e coalescer[int]
+	before = e.epoch(k.shard)
+	for i := range recentLen + 1 {
+		o := testKey(fmt.Sprint("other", i))
+		o.shard = k.shard
+		f, _, _ := e.acquire(o, noEpoch)
+		e.run(f, func() (int, func()) { return 1, nil })
+	}
+	if _, leader, retry := e.acquire(k, before); leader || retry != retryUnknown {
+		t.Fatalf("past what the shard remembers: leader=%v retry=%v, want retryUnknown", leader, retry)
 	}
 }
 

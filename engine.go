@@ -198,7 +198,7 @@ func (e *engine[K, V]) lookupOrLoad(ctx context.Context, k K, ck key, co callOpt
 		}
 		f, leader, retry := e.flights.acquire(ck, epoch)
 		switch {
-		case retry:
+		case retry != noRetry:
 			continue // a load for k may have stored its value since we looked: look again
 		case leader:
 			e.lead(ctx, f, k, ck, co, stale, e.admit(ck))

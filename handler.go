@@ -42,8 +42,14 @@ const (
 )
 
 // maxAttempts bounds how often one request looks in the store again because a run for its key finished
-// while it looked.
-const maxAttempts = 4
+// while it looked (or its response turned out to vary). maxUnknownRetries bounds how often it looks
+// again because it could not tell (acquire's retryUnknown: its look-ups are so slow that more runs
+// finished in its shard than the coalescer remembers); then it leads or joins without an epoch, which
+// runs the handler no more often than passing through would, and stores and coalesces.
+const (
+	maxAttempts       = 4
+	maxUnknownRetries = 4
+)
 
 // serve is the whole request flow: pass through, or key the request, then hit, join, or lead a run.
 func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
@@ -67,7 +73,7 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		req = requestDirectives(r.Header)
 	}
 	o := runOpts{k: k, primary: k, anonAuth: anonAuth, admitted: c.door == nil || c.door.use(k, now)}
-	for attempt := 0; ; attempt++ {
+	for attempt, unknown := 0, 0; ; {
 		if attempt == maxAttempts {
 			c.bypass(next, w, r, o.k.s, reasonContention) // runs for this key keep finishing unstored; stop waiting
 			return
@@ -89,6 +95,7 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 				o.recheck = true // the run's leader asks the store once more before running the handler
 			case lookupVariant:
 				o.k, o.index = variant, idx // the response varies: look for this request's variant
+				attempt++
 				continue
 			case lookupEntry:
 				if c.useStored(next, w, r, &v, slot, now, req, &o) {
@@ -100,10 +107,17 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 			c.onlyIfCached(w, r, o.k.s) // RFC 9111 §5.2.1.7: nothing stored may answer
 			return
 		}
+		if unknown == maxUnknownRetries {
+			epoch = noEpoch
+		}
 		f, leader, retry := c.flights.acquire(o.k, epoch)
 		switch {
-		case retry:
+		case retry == retryKey:
+			attempt++
 			continue // a run for this key may have stored its response since we looked: look again
+		case retry == retryUnknown:
+			unknown++
+			continue // a run for it may have finished, the coalescer cannot tell: look again
 		case !leader:
 			c.join(f, next, w, r, o)
 		default:

@@ -88,8 +88,9 @@ func (s *victimStore) Get(ctx context.Context, key string) ([]byte, bool, error)
 // ever happened, so nothing it looked up can have gone stale.
 //
 // Each of its first four look-ups spans 20,000 finished runs, more than the 256 per shard the coalescer
-// remembers (coalescer.go, recentLen): it cannot tell whether its key was among them, so it looks again,
-// and the fourth time it gives up (handler.go, maxAttempts) with a BYPASS for "contention".
+// remembers (coalescer.go, recentLen): it cannot tell whether its key was among them, so it looks again
+// (retryUnknown), and after maxUnknownRetries (handler.go) it leads without an epoch. It used to count
+// these toward maxAttempts and pass through with a BYPASS for "contention".
 func TestSlowLookupsAmidManyRunsStillLead(t *testing.T) {
 	t.Parallel()
 	store := &victimStore{Store: newMem(t), stalled: make(chan struct{}), release: make(chan struct{})}
