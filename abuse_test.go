@@ -39,8 +39,8 @@ func newBigServer(t *testing.T, h http.Handler) (*httptest.Server, *http.Client)
 }
 
 // TestAbuseHugeRequests: 1 MiB URLs, 10,000 query parameters, multi-MiB header values, keyed or
-// unkeyed or in Vary, and thousands of headers: correct pages, bounded keys, sharing exactly where SPEC
-// §3.1 says the keys are equal.
+// unkeyed or in Vary, and thousands of headers: correct pages, bounded keys, sharing exactly where
+// docs/behaviour.md §3.1 says the keys are equal.
 func TestAbuseHugeRequests(t *testing.T) {
 	t.Parallel()
 	var params []string
@@ -206,7 +206,7 @@ func patternSum(n int64) string {
 }
 
 // TestAbuseKeyedBodyOverLimit: POST is opted in, so its body is key material; a 64 MiB body exceeds the
-// 64 KiB key-body limit and passes through (SPEC §2.2): the handler reads every byte unchanged, nothing is
+// 64 KiB key-body limit and passes through (docs/behaviour.md §2.2): the handler reads every byte unchanged, nothing is
 // stored, and the middleware buffers at most the limit. Not parallel: it measures the heap.
 func TestAbuseKeyedBodyOverLimit(t *testing.T) {
 	const limit, size = 64 << 10, 64 << 20

@@ -17,7 +17,7 @@ const busyWindow = 5
 // enough to tell a busy store from a dead one, rarely enough to cost a hit one atomic load.
 const okEvery = 10 * time.Millisecond
 
-// breaker skips a store that keeps failing (SPEC §7.1), so a dead or slow store costs requests nothing
+// breaker skips a store that keeps failing (docs/behaviour.md §7.1), so a dead or slow store costs requests nothing
 // instead of a timeout each. Closed: every call goes through; after `threshold` consecutive failures it
 // opens for `backoff`. Then one call (the probe) goes through: success closes it, failure re-opens it for
 // twice as long, up to maxBreakerBackoff. It logs once when it opens and once when it closes.

@@ -15,7 +15,7 @@ import (
 )
 
 // TestCoalesceOnlyModes: a nil store (also a typed nil), ttl == 0 and WithSkipCache(true) coalesce
-// concurrent requests but store nothing (SPEC §1); a nil logger means slog.Default.
+// concurrent requests but store nothing (docs/behaviour.md §1); a nil logger means slog.Default.
 func TestCoalesceOnlyModes(t *testing.T) {
 	t.Parallel()
 	var typedNil *memstore.Store
@@ -68,7 +68,7 @@ func TestCoalesceOnlyModes(t *testing.T) {
 }
 
 // TestHitForPassWindowEnds: after an unshareable response the key passes straight to the handler for the
-// pass window (default 10 s, SPEC §5.6), and is coalesced and cached again afterwards.
+// pass window (default 10 s, docs/behaviour.md §5.6), and is coalesced and cached again afterwards.
 func TestHitForPassWindowEnds(t *testing.T) {
 	t.Parallel()
 	var private atomic.Bool

@@ -81,7 +81,7 @@ func (f *flight[V]) wait(ctx context.Context) (V, error) {
 // coalescer lets at most one loader per key run at a time in this process; callers that arrive while
 // it runs wait for its result. Its state is sharded by key so unrelated keys do not contend.
 //
-// The protocol that gives zero duplicate loads (SPEC §5.2): a caller reads epoch, looks in the store,
+// The protocol that gives zero duplicate loads (docs/behaviour.md §5.2): a caller reads epoch, looks in the store,
 // and on a miss calls acquire with that epoch. A flight is forgotten only after its result was persisted,
 // and forgetting bumps the epoch, so a caller whose store look-up may predate a persist is told to look
 // again instead of starting a second load.
@@ -131,8 +131,8 @@ type retryKind uint8
 
 const (
 	noRetry      retryKind = iota
-	retryKey                 // a flight for this key (or one with the same 64-bit id) was forgotten since
-	retryUnknown             // more flights were forgotten in the shard than it remembers: it cannot tell
+	retryKey               // a flight for this key (or one with the same 64-bit id) was forgotten since
+	retryUnknown           // more flights were forgotten in the shard than it remembers: it cannot tell
 )
 
 // acquire returns the flight for k. leader is true when the caller created it and must call run.

@@ -199,7 +199,7 @@ var faults = []fault{
 // TestRedisOutageUnderLoad: clients keep requesting (hot keys, expiring keys, one-off keys) while Redis
 // is killed and restarted, and later stalled (the process stopped) and resumed. No client request
 // fails, every body is the right one, the circuit breaker opens during each fault, and caching resumes
-// by itself after each (SPEC §7.1). Each phase ends on what happened, not on the clock: 200 requests
+// by itself after each (docs/behaviour.md §7.1). Each phase ends on what happened, not on the clock: 200 requests
 // served during the fault with the breaker open; then a request started after the fault ended served
 // from Redis (HIT). The latency of the requests during each fault is logged; BenchmarkRedisOutage
 // measures it.
@@ -245,7 +245,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 
 // BenchmarkRedisOutage measures the latency of requests while Redis is killed, or stalled, for one
 // second under a steady load (hot keys, expiring keys, one-off keys; 32 clients): p50, p99 and max
-// over the requests that started during the fault, beside the bound SPEC §7.1 implies (one store
+// over the requests that started during the fault, beside the bound docs/behaviour.md §7.1 implies (one store
 // timeout plus the handler's time). Each op is one fault followed by caching resuming; ns/op is that
 // cycle's length.
 func BenchmarkRedisOutage(b *testing.B) {
@@ -302,7 +302,7 @@ func recoverer(next http.Handler) http.Handler {
 // TestPanicsAndTimeoutsUnderLoad: many clients at once on keys whose handler panics (with a value or
 // with http.ErrAbortHandler), overruns the compute timeout, or whose clients give up mid-run, mixed with
 // healthy keys. No request hangs, every healthy request is right, nothing but healthy pages is stored, every
-// handler run ends, and no goroutine is left behind (SPEC §5.3, §5.4, §5.8).
+// handler run ends, and no goroutine is left behind (docs/behaviour.md §5.3, §5.4, §5.8).
 // Not parallel, so that the goroutine check at its end sees only its own goroutines.
 func TestPanicsAndTimeoutsUnderLoad(t *testing.T) {
 	before := goleak.IgnoreCurrent()

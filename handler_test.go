@@ -76,7 +76,7 @@ func TestColdKeyThousandConcurrent(t *testing.T) {
 	}
 }
 
-// TestKeyPairs: which requests share a key (SPEC §3.1).
+// TestKeyPairs: which requests share a key (docs/behaviour.md §3.1).
 func TestKeyPairs(t *testing.T) {
 	t.Parallel()
 	req := func(method, target, host string, hdr ...string) *http.Request {
@@ -179,7 +179,7 @@ func TestKeyPairsEndToEnd(t *testing.T) {
 }
 
 // TestUnshareableNeverLeaks: five users ask for /me at once; the response is private (or sets a
-// cookie); everyone gets their own body, now and later (SPEC §4, §5.6).
+// cookie); everyone gets their own body, now and later (docs/behaviour.md §4, §5.6).
 func TestUnshareableNeverLeaks(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -236,7 +236,7 @@ func TestUnshareableNeverLeaks(t *testing.T) {
 }
 
 // TestLeaderClientCancels: the first client leaves mid-run; the run goes on, the waiters get the whole
-// response, and it is stored (SPEC §5.3).
+// response, and it is stored (docs/behaviour.md §5.3).
 func TestLeaderClientCancels(t *testing.T) {
 	t.Parallel()
 	store := newMem(t)
@@ -394,7 +394,7 @@ func asError(v any) error {
 }
 
 // TestFlushReleasesWaiters: a handler that streams and never ends releases its waiters at the first
-// flush; each gets a stream of its own (SPEC §5.7), and a stream stops when its client leaves.
+// flush; each gets a stream of its own (docs/behaviour.md §5.7), and a stream stops when its client leaves.
 func TestFlushReleasesWaiters(t *testing.T) {
 	t.Parallel()
 	c := stampede.New(nil, newMem(t), time.Minute)
@@ -463,7 +463,7 @@ func TestFlushReleasesWaiters(t *testing.T) {
 	stopped.Wait() // every stream, the leader's detached one included, ends when its client leaves
 }
 
-// TestOuterHeadersNeverReplayed: headers set by middleware outside ours are not recorded (SPEC §6.1).
+// TestOuterHeadersNeverReplayed: headers set by middleware outside ours are not recorded (docs/behaviour.md §6.1).
 func TestOuterHeadersNeverReplayed(t *testing.T) {
 	t.Parallel()
 	store := newMem(t)
@@ -568,7 +568,7 @@ func TestStatusSharingAndStoring(t *testing.T) {
 }
 
 // TestAuthorization: a request with Authorization shares only public/s-maxage/must-revalidate
-// responses, unless Authorization is keyed (SPEC §2.3).
+// responses, unless Authorization is keyed (docs/behaviour.md §2.3).
 func TestAuthorization(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -662,7 +662,7 @@ func TestResponseControllerThroughRecorder(t *testing.T) {
 	assert.True(t, isFlusher)
 }
 
-// TestPassThrough: requests that are never coalesced reach the handler untouched (SPEC §2).
+// TestPassThrough: requests that are never coalesced reach the handler untouched (docs/behaviour.md §2).
 func TestPassThrough(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// This file holds the properties the key fuzz targets check (SPEC §3.1). Each is stated against a model
+// This file holds the properties the key fuzz targets check (docs/behaviour.md §3.1). Each is stated against a model
 // of the canonical form written independently of keyfunc.go, so that "equivalent → same key" and
 // "different → different key" are both checked, in both directions, on every input.
 

@@ -21,7 +21,7 @@ import (
 // The leak matrix: who may see whose page. Alice's request runs the handler; Bob, with other
 // credentials, asks for the same URL either while Alice's run is in flight (he waits on it) or after it
 // finished. The origin names the requesting user in the body, so any leak is visible. For each cell the
-// expectation is computed from SPEC, not observed:
+// expectation is computed from docs/behaviour.md, not observed:
 //
 //   - §4, §5.6: private, no-store and Set-Cookie responses are never shared: Bob gets his own page, and
 //     the key goes hit-for-pass (BYPASS) for later requests;
@@ -74,7 +74,7 @@ var leakResponses = []leakResponse{
 	{"plain", func(h http.Header, _ string) { h.Set("Cache-Control", "max-age=60") }},
 }
 
-// leakExpect is what SPEC says Bob receives in a cell: Alice's page (shared) or his own, the X-Cache
+// leakExpect is what docs/behaviour.md says Bob receives in a cell: Alice's page (shared) or his own, the X-Cache
 // marker that says why, and whether Alice's response is in the store afterwards.
 type leakExpect struct {
 	shared bool
@@ -127,7 +127,7 @@ func leakOrigin(resp leakResponse, entered chan<- struct{}, gate <-chan struct{}
 }
 
 // TestLeakMatrix: (credential) × (response) × (waiter or later) × (memory or Redis store). For each cell,
-// Bob receives exactly what SPEC allows: Alice's page only where the response is shareable.
+// Bob receives exactly what docs/behaviour.md allows: Alice's page only where the response is shareable.
 func TestLeakMatrix(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)

@@ -13,7 +13,7 @@ import (
 	"github.com/seed-a1426414/stampede"
 )
 
-// Cache poisoning with unkeyed request headers (SPEC §3.1: headers are key material only when named).
+// Cache poisoning with unkeyed request headers (docs/behaviour.md §3.1: headers are key material only when named).
 // An attacker sends a request with a header the key ignores; a victim then asks for the same URL without
 // it. What the victim receives depends on the origin, and these tests pin each case:
 //

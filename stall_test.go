@@ -38,7 +38,7 @@ func (s *stallingStore) Get(ctx context.Context, key string) ([]byte, bool, erro
 }
 
 // TestStaleLookupDoesNotReload: a request whose store look-up missed, but answered only after another
-// run stored the response and finished, must not run the handler again (SPEC §5.2).
+// run stored the response and finished, must not run the handler again (docs/behaviour.md §5.2).
 func TestStaleLookupDoesNotReload(t *testing.T) {
 	t.Parallel()
 	store := &stallingStore{Store: newMem(t), stalled: make(chan struct{}), release: make(chan struct{}),
@@ -84,7 +84,7 @@ func (s *victimStore) Get(ctx context.Context, key string) ([]byte, bool, error)
 
 // TestSlowLookupsAmidManyRunsStillLead: a request whose store look-ups are slow while many runs for
 // other keys finish (a loaded machine with a slow store) must still lead the run for its key, which is
-// stored and coalesced (SPEC §5.1, §5.2), not pass through to the handler unstored. No run for its key
+// stored and coalesced (docs/behaviour.md §5.1, §5.2), not pass through to the handler unstored. No run for its key
 // ever happened, so nothing it looked up can have gone stale.
 //
 // Each of its first four look-ups spans 20,000 finished runs, more than the 256 per shard the coalescer

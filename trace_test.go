@@ -28,7 +28,7 @@ func zipfTrace(n int, seed int64) []string {
 }
 
 // TestZeroDuplicateLoads: 200,000 requests over Zipf keys, 10,000 concurrent workers, a handler that
-// sleeps 10 ms: the handler runs exactly once per distinct key (SPEC §5.2).
+// sleeps 10 ms: the handler runs exactly once per distinct key (docs/behaviour.md §5.2).
 func TestZeroDuplicateLoads(t *testing.T) {
 	requests, workers := 200_000, 10_000
 	if testing.Short() {
@@ -55,7 +55,7 @@ func TestZeroDuplicateLoads(t *testing.T) {
 	})
 	// Under -race on two busy cores, with 10,000 goroutines, a run of a 10 ms handler has taken more than
 	// the default 30 s compute timeout; such a run is detached and the key's next request runs it again,
-	// correctly (SPEC §5.8). This test is about coalescing, so no run may outlast its compute timeout.
+	// correctly (docs/behaviour.md §5.8). This test is about coalescing, so no run may outlast its compute timeout.
 	c := stampede.New(nil, newMem(t), time.Hour, stampede.WithComputeTimeout(time.Hour))
 	h := c.Handler(origin)
 
