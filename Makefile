@@ -67,11 +67,13 @@ demo:
 # Longer fuzzing than the seed-corpus runs in `make test`.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run=^$$ -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/entry
-	$(GO) test -run=^$$ -fuzz=FuzzQueryCanonical -fuzztime=$(FUZZTIME) .
-	$(GO) test -run=^$$ -fuzz=FuzzPathCanonical -fuzztime=$(FUZZTIME) .
-	$(GO) test -run=^$$ -fuzz=FuzzParseCacheControl -fuzztime=$(FUZZTIME) .
-	$(GO) test -run=^$$ -fuzz=FuzzRecordDecode -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=^$$ -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/entry
+	@for f in FuzzParseCacheControl FuzzParseTargeted FuzzParseRange FuzzDates; do \
+		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/httpcache || exit 1; done
+	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzRecordDecode FuzzMemoHash; do \
+		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) . || exit 1; done
+	@for f in FuzzDecode FuzzCompressRoundTrip; do \
+		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./backends/redisstore || exit 1; done
 
 # A longer soak than the 10 s one in `make test`: a real server under mixed hits, misses and one-off
 # keys against a 4 MiB memory store; prints the heap and goroutine figures.
