@@ -1,6 +1,7 @@
 package stampede
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -30,14 +31,14 @@ type Cache struct {
 	onJoin func()
 	stats  stats // see [Cache.Snapshot]
 	// fleet is the store's lease interface when WithFleetCoalescing is on and the store offers it.
-	fleet fleetStore
-	tags  *tagIndex // in-process tag index, for stores that keep none (see [Cache.PurgeTag])
-	aux   auxStore  // the store, when it keeps annotations (see [auxStore])
+	fleet LeaseStore
+	tags  *tagIndex      // in-process tag index, for stores that keep none (see [Cache.PurgeTag])
+	aux   AnnotatedStore // the store, when it keeps annotations (see [AnnotatedStore])
 }
 
 // New builds a Cache. A nil logger means slog.Default(). A nil store, ttl == 0 or WithSkipCache(true)
-// means concurrent requests are coalesced but nothing is stored. Invalid options panic here, with a
-// message starting "stampede: ", never while serving.
+// means concurrent requests are coalesced but nothing is stored. A typed nil store (a nil *T in the
+// interface) and invalid options panic here, with a message starting "stampede: ", never while serving.
 func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *Cache {
 	cfg := defaultConfig()
 	cfg.ttl = ttl
@@ -53,7 +54,7 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 	if cfg.name == "" {
 		cfg.name = cfg.keyPrefix
 	}
-	if isNil(store) || cfg.ttl == 0 || cfg.skipCache {
+	if !storeGiven("New", store) || cfg.ttl == 0 || cfg.skipCache {
 		store = nil
 	}
 	c := &Cache{cfg: cfg, store: store, logger: logger}
@@ -69,16 +70,14 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 		c.door = &doorkeeper{minUses: cfg.minUses, window: cfg.minUsesWindow}
 	}
 	c.breaker = breaker{threshold: cfg.breakerFails, base: cfg.breakerBackoff, logger: logger, name: cfg.name}
-	if b, ok := store.(interface{ CallTimeout() time.Duration }); ok && b.CallTimeout() <= cfg.storeTimeout {
-		c.selfBounded = true
-	}
-	if a, ok := store.(auxStore); ok {
+	c.selfBounded = selfBounded(store, cfg.storeTimeout)
+	if a, ok := store.(AnnotatedStore); ok {
 		c.aux = a
 	}
-	if fs, ok := store.(fleetStore); ok && cfg.fleetLease > 0 {
+	if fs, ok := store.(LeaseStore); ok && cfg.fleetLease > 0 {
 		c.fleet = fs
 	}
-	if _, ok := store.(tagStore); !ok && store != nil {
+	if _, ok := store.(TagStore); !ok && store != nil {
 		c.tags = newTagIndex(maxTaggedKeys)
 	}
 	return c
@@ -129,6 +128,19 @@ func HandlerWithKey(logger *slog.Logger, store Store, ttl time.Duration, keyFunc
 // added to the key (see [WithHTTPCacheKeyRequestHeaders]).
 func Singleflight(logger *slog.Logger, varyRequestHeaders []string) func(http.Handler) http.Handler {
 	return New(logger, nil, 0, WithHTTPCacheKeyRequestHeaders(varyRequestHeaders)).Handler
+}
+
+// storeGiven reports whether store is a store: false for an untyped nil (no store: coalesce only). A
+// typed nil (a nil pointer in the interface), which would panic on the first request, panics here, in
+// the constructor named who.
+func storeGiven(who string, store any) bool {
+	if store == nil {
+		return false
+	}
+	if isNil(store) {
+		panic(fmt.Sprintf("stampede: %s: the store is a nil %T; pass nil itself to coalesce without storing", who, store))
+	}
+	return true
 }
 
 // isNil reports whether s (a store) is nil or an interface holding a nil pointer, which would panic on

@@ -1,9 +1,11 @@
 package stampede_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,17 +16,15 @@ import (
 	"github.com/seed-a1426414/stampede/backends/memstore"
 )
 
-// TestCoalesceOnlyModes: a nil store (also a typed nil), ttl == 0 and WithSkipCache(true) coalesce
+// TestCoalesceOnlyModes: a nil store, ttl == 0 and WithSkipCache(true) coalesce
 // concurrent requests but store nothing (docs/behaviour.md §1); a nil logger means slog.Default.
 func TestCoalesceOnlyModes(t *testing.T) {
 	t.Parallel()
-	var typedNil *memstore.Store
 	tests := []struct {
 		name  string
 		build func(store *memstore.Store) *stampede.Cache
 	}{
 		{"nil store", func(*memstore.Store) *stampede.Cache { return stampede.New(nil, nil, time.Minute) }},
-		{"typed nil store", func(*memstore.Store) *stampede.Cache { return stampede.New(nil, typedNil, time.Minute) }},
 		{"ttl zero", func(s *memstore.Store) *stampede.Cache { return stampede.New(nil, s, 0) }},
 		{"WithTTL(0)", func(s *memstore.Store) *stampede.Cache { return stampede.New(nil, s, time.Minute, stampede.WithTTL(0)) }},
 		{"skip cache", func(s *memstore.Store) *stampede.Cache {
@@ -88,4 +88,32 @@ func TestHitForPassWindowEnds(t *testing.T) {
 	clock.Advance(2 * time.Second)
 	assert.Equal(t, "MISS", do("/p").header.Get("X-Cache"), "the window is over")
 	assert.Equal(t, "HIT", do("/p").header.Get("X-Cache"))
+}
+
+// TestTypedNilStorePanics: a typed nil store (a nil pointer in the interface) is a configuration mistake
+// that would panic on the first request; every constructor refuses it at once, with a message starting
+// "stampede: ". An untyped nil still means coalesce only.
+func TestTypedNilStorePanics(t *testing.T) {
+	t.Parallel()
+	var bytes *memstore.Store
+	var values *memstore.Values[string]
+	var anyValues *memstore.Values[any]
+	load := func(context.Context, string) (string, error) { return "", nil }
+	for name, build := range map[string]func(){
+		"New":                   func() { stampede.New(nil, bytes, time.Minute) },
+		"Handler":               func() { stampede.Handler(nil, bytes, time.Minute) },
+		"NewStampede":           func() { stampede.NewStampede[string](nil, values) },
+		"NewLoader, WithStore":  func() { stampede.NewLoader("l", load, stampede.WithStore(bytes)) },
+		"NewLoader, WithValues": func() { stampede.NewLoader("l", load, stampede.WithValues(anyValues)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			defer func() {
+				msg, _ := recover().(string)
+				assert.True(t, strings.HasPrefix(msg, "stampede: "), "panic = %q", msg)
+				assert.Contains(t, msg, "nil *memstore.")
+			}()
+			build()
+		})
+	}
 }

@@ -26,7 +26,7 @@ type Stampede[V any] struct {
 
 // NewStampede returns a Stampede that keeps values in store, go-chi/stampede's NewStampede. store is any
 // goware/cachestore2 Store[V] (a cachestore2 Backend is a Store[any], so V is then any), or
-// backends/memstore's Values; nil means coalesce only, as does WithSkipCache(true) or WithTTL(0).
+// backends/memstore's Values; nil means coalesce only (a typed nil panics), as does WithSkipCache(true) or WithTTL(0).
 // Values are kept for [DefaultCacheTTL] unless WithTTL says otherwise. Of the other options, those a
 // [Loader] takes apply. A nil logger means slog.Default(). Invalid options panic here, with a message
 // starting "stampede: ".
@@ -45,9 +45,9 @@ func NewStampede[V any](logger *slog.Logger, store ValueStore[V], opts ...Option
 	s := &Stampede[V]{}
 	var records recordStore[V]
 	var sizer any
-	if !isNil(store) {
+	if storeGiven("NewStampede", store) {
 		plain := &plainRecords[V]{store: store}
-		plain.batch, _ = store.(valueBatchGetter[V])
+		plain.batch, _ = store.(ValueBatchStore[V])
 		records, sizer = plain, store
 	}
 	s.e.setup(cfg.name, "function", cfg, logger, records, sizer)

@@ -32,7 +32,7 @@ type engine[K comparable, V any] struct {
 	store   recordStore[V] // nil: coalesce only
 	plain   ValueStore[V]  // the store when it keeps bare values (store is then its plainRecords)
 	sizer   any            // the store reporting its size, for Snapshot.Memory; nil when none
-	fleet   fleetStore     // nil unless fleet coalescing is on and the store offers leases
+	fleet   LeaseStore     // nil unless fleet coalescing is on and the store offers leases
 	door    *doorkeeper    // nil unless WithMinUses asks for more than one use
 	errTTL  func(error) time.Duration
 

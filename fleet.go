@@ -4,26 +4,9 @@ import (
 	"context"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
 )
-
-// fleetStore is what a store offers for fleet coalescing ([WithFleetCoalescing]): a lease per key that
-// one replica holds while it runs the handler, a write that only the holder may make, and a notice that
-// wakes the other replicas when the holder is done. backends/redisstore implements it (and
-// backends/tieredstore passes it on); a store needs no import of this package to offer it.
-type fleetStore interface {
-	// TryLease takes key's lease for lease with a fresh token; held is false when another holds it.
-	TryLease(ctx context.Context, key string, lease time.Duration) (token string, held bool, err error)
-	// SetExFenced stores value under key only while token holds key's lease.
-	SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (stored bool, err error)
-	// Release gives up key's lease if token holds it and announces outcome to the waiting replicas.
-	Release(ctx context.Context, key, token, outcome string) error
-	// WaitRelease blocks until key's lease is released (returning the outcome announced) or gone, or
-	// ctx ends.
-	WaitRelease(ctx context.Context, key string) (outcome string, err error)
-}
 
 // Outcomes a lease holder announces when it releases the lease.
 const (

@@ -82,12 +82,12 @@ func NewLoader[K comparable, V any](name string, load LoadFunc[K, V], opts ...Lo
 	var sizer any
 	var bytes *bytesRecords[V]
 	e := &l.e
-	if c.store != nil && !isNil(c.store) {
+	if storeGiven("NewLoader (WithStore)", c.store) {
 		bytes = &bytesRecords[V]{store: c.store, codec: c.codec, bad: e.badValue}
-		bytes.batch, _ = c.store.(batchGetter)
+		bytes.batch, _ = c.store.(BatchStore)
 		store, sizer = bytes, c.store
 	}
-	if c.values != nil && !isNil(c.values) {
+	if storeGiven("NewLoader (WithValues)", c.values) {
 		values := &valueRecords[V]{store: c.values, bad: e.badValue}
 		store, sizer = values, c.values
 		if bytes != nil {
@@ -100,11 +100,11 @@ func NewLoader[K comparable, V any](name string, load LoadFunc[K, V], opts ...Lo
 	e.setup(name, "loader", c.config, c.logger, store, sizer)
 	e.load, e.errTTL = load, c.errTTL
 	if bytes != nil && store != nil {
-		if fs, ok := c.store.(fleetStore); ok && c.fleetLease > 0 {
+		if fs, ok := c.store.(LeaseStore); ok && c.fleetLease > 0 {
 			bytes.fleet, e.fleet = fs, fs
 		}
 		if tiered, ok := store.(*tieredRecords[V]); ok {
-			if inv, ok := c.store.(invalidator); ok {
+			if inv, ok := c.store.(InvalidationStore); ok {
 				e.stop = inv.Invalidations(func(key string) {
 					_ = tiered.l1.del(context.Background(), key)
 					if fn := e.onDropped.Load(); fn != nil {

@@ -67,8 +67,8 @@ func WithLocalTTL(d time.Duration) LoaderOption {
 	return loaderOption(func(c *loaderConfig) { c.localTTL = d })
 }
 
-// WithCodec sets how a [Loader]'s values are encoded for its [Store]; the default is [JSON]. The module
-// github.com/seed-a1426414/stampede/codec/msgpack has a compact binary codec.
+// WithCodec sets how a [Loader]'s values are encoded for its [Store]; the default is [JSON] (nil means
+// the default too). The module github.com/seed-a1426414/stampede/codec/cbor has a compact binary codec.
 func WithCodec(codec Codec) LoaderOption {
 	return loaderOption(func(c *loaderConfig) { c.codec = codec })
 }

@@ -30,7 +30,17 @@ const (
 // "*" matches a prefix. Hop-by-hop headers and Set-Cookie are never recorded whatever the list says.
 var DefaultNeverStoreHeaders = []string{"Access-Control-*", "X-Ratelimit-*"}
 
-// Option configures a [Cache]. Options are applied in order; later ones win.
+// Option configures a [Cache] (and a [Loader] or a [Stampede], for the options that are not about HTTP).
+// Options are applied in order; later ones win.
+//
+// One rule holds for the value of every option: the zero value (0, "", nil, no names) means the default
+// stated in the option's doc, and so do the zero parts of an option that takes two values
+// (WithCircuitBreaker(0, 0) is the default breaker, WithMinUses(3, 0) three uses in the default window).
+// A value that cannot work (a negative size or duration, an unknown policy, a name that is not an HTTP
+// token) panics when the middleware is built, with a message starting "stampede: ", never while serving.
+// For some options the default is "off" (WithStaleWhileRevalidate, WithEarlyRefresh,
+// WithFleetCoalescing, ...), so their zero value turns them off; the ttl given to [New] and [WithTTL](0)
+// mean "store nothing" (coalesce only), as in go-chi/stampede.
 type Option func(*config)
 
 // config is a Cache's settings, fixed once New returns.
@@ -187,7 +197,8 @@ func WithStoreTimeout(d time.Duration) Option {
 }
 
 // WithCircuitBreaker sets after how many consecutive store failures the store is skipped, and for how long
-// at first; the default is 5 failures and 1 s. The back-off doubles on each failed probe, up to 30 s.
+// at first; the default is 5 failures and 1 s (a zero for either means its default). The back-off doubles
+// on each failed probe, up to 30 s.
 func WithCircuitBreaker(failures int, backoff time.Duration) Option {
 	return func(c *config) { c.breakerFails, c.breakerBackoff = failures, backoff }
 }
@@ -198,7 +209,8 @@ func WithKeyPrefix(prefix string) Option {
 	return func(c *config) { c.keyPrefix = prefix }
 }
 
-// WithKeyVersion sets the version part of every store key; the default is "1" ([DefaultKeyVersion]).
+// WithKeyVersion sets the version part of every store key; the default is "1" ([DefaultKeyVersion]), and
+// "" means the default too.
 // Changing it invalidates everything stored at once (old entries expire by their TTL).
 func WithKeyVersion(version string) Option {
 	return func(c *config) { c.keyVersion = version }
@@ -254,7 +266,8 @@ func WithEarlyRefresh(beta float64) Option {
 }
 
 // WithMinUses stores a response only once its key was requested n times within window (nginx's
-// proxy_cache_min_uses); the default is 1 (store at once). Until then responses are still coalesced.
+// proxy_cache_min_uses); the default is 1 (store at once), in a window of a minute when window is zero.
+// Until then responses are still coalesced.
 func WithMinUses(n int, window time.Duration) Option {
 	return func(c *config) { c.minUses, c.minUsesWindow = n, window }
 }
@@ -343,6 +356,18 @@ func (c *config) validate() {
 	if c.minUses == 0 {
 		c.minUses = 1
 	}
+	if c.minUsesWindow == 0 {
+		c.minUsesWindow = d.minUsesWindow
+	}
+	if c.breakerFails == 0 {
+		c.breakerFails = d.breakerFails
+	}
+	if c.breakerBackoff == 0 {
+		c.breakerBackoff = d.breakerBackoff
+	}
+	if c.keyVersion == "" {
+		c.keyVersion = d.keyVersion
+	}
 	if c.keep == 0 {
 		c.keep = d.keep
 	}
@@ -381,6 +406,9 @@ func (c *config) validate() {
 
 // canonicalList returns the names in canonical header form, keeping a trailing "*".
 func canonicalList(names []string) []string {
+	if len(names) == 0 {
+		return nil
+	}
 	out := make([]string, 0, len(names))
 	for _, n := range names {
 		n = strings.TrimSpace(n)

@@ -126,8 +126,8 @@ const (
 type bytesRecords[V any] struct {
 	store Store
 	codec Codec
-	batch batchGetter // nil when the store reads one key per call
-	fleet fleetStore  // for fenced writes; nil without fleet coalescing
+	batch BatchStore // nil when the store reads one key per call
+	fleet LeaseStore // for fenced writes; nil without fleet coalescing
 	bad   func(error)
 }
 
@@ -265,7 +265,7 @@ func (s *valueRecords[V]) del(ctx context.Context, key string) error { return s.
 // and failures are never kept.
 type plainRecords[V any] struct {
 	store ValueStore[V]
-	batch valueBatchGetter[V] // nil when the store has no BatchGet
+	batch ValueBatchStore[V] // nil when the store has no BatchGet
 }
 
 func (s *plainRecords[V]) get(ctx context.Context, key string) (record[V], bool, error) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,20 +43,6 @@ func outageClient(t testing.TB, addr string, poolSize int) *redis.Client {
 	})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-// commandCalls returns the calls counted for cmd in INFO commandstats.
-func commandCalls(t testing.TB, srv *redistest.Server, cmd string) int {
-	t.Helper()
-	info, err := srv.Do("INFO", "commandstats")
-	require.NoError(t, err)
-	for line := range strings.SplitSeq(info, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
-			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
-			return n
-		}
-	}
-	return 0
 }
 
 // TestRedisReplicasShare: two middleware instances ("replicas") on one Redis: the second serves the
@@ -287,7 +272,7 @@ func TestRedisZeroDuplicateLoads(t *testing.T) {
 		runs.Add(1)
 		fmt.Fprintf(w, "item %s", r.URL.Path)
 	}))
-	getsBefore := commandCalls(t, srv, "get")
+	getsBefore := srv.CommandCalls(t, "get")
 	var next, wrong atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -306,7 +291,7 @@ func TestRedisZeroDuplicateLoads(t *testing.T) {
 	}
 	wg.Wait()
 	c.Wait()
-	gets := commandCalls(t, srv, "get") - getsBefore
+	gets := srv.CommandCalls(t, "get") - getsBefore
 	logSnapshot(t, c)
 	require.Zero(t, wrong.Load())
 	assert.Equal(t, int64(len(distinct)), runs.Load(), "handler runs must equal distinct keys")

@@ -22,7 +22,7 @@ var reasons = [...]string{
 	reasonContention, reasonRevalidate, reasonTimeout, reasonOnlyIfCached,
 }
 
-// responseReasons are the reasons a handler's response cannot be shared (SPEC §4), the keys of
+// responseReasons are the reasons a handler's response cannot be shared (docs/behaviour.md §4), the keys of
 // [Snapshot].Unshareable.
 var responseReasons = [...]string{
 	reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar, reasonAuth, reasonEventStream,
@@ -311,18 +311,6 @@ type Histogram struct {
 	Sum   float64 `json:"sum_seconds"`
 }
 
-// sizer is a store that reports what it holds in memory, as backends/memstore does. Matching its methods
-// keeps the root package free of any import of a backend.
-type sizer interface {
-	Len() int
-	Bytes() int64
-}
-
-// evictionCounter is a store that counts the entries it evicted to stay within its budget.
-type evictionCounter interface {
-	Evictions() uint64
-}
-
 // Snapshot returns the cache's counters now, with derived rates. It takes no lock on the request path:
 // it reads atomics, the circuit breaker's state, and the store's size when the store reports one
 // (backends/memstore's takes its eviction policy's lock briefly), so it is cheap enough for every scrape.
@@ -403,9 +391,9 @@ func (s *stats) snapshot(name, kind string, b *breaker, store any) Snapshot {
 	snap.BreakerOpen, snap.BreakerTrips = b.state()
 	snap.FleetServed, snap.FleetFenced = s.fleetServed.Load(), s.fleetFenced.Load()
 	snap.BatchLoads, snap.CachedErrors, snap.DecodeErrors = s.batchLoads.Load(), s.cachedErrors.Load(), s.decodeErrors.Load()
-	if m, ok := store.(sizer); ok {
+	if m, ok := store.(SizedStore); ok {
 		snap.Memory = &MemoryStats{Entries: m.Len(), Bytes: m.Bytes()}
-		if e, ok := store.(evictionCounter); ok {
+		if e, ok := store.(EvictionCounter); ok {
 			snap.Memory.Evictions = e.Evictions()
 		}
 	}

@@ -2,7 +2,6 @@ package stampede
 
 import (
 	"context"
-	"sync"
 	"time"
 )
 
@@ -13,12 +12,22 @@ import (
 // must not modify a slice after handing it out (the middleware replays from it without copying).
 // Get reports a missing key as (nil, false, nil). Every method must respect ctx: the middleware bounds
 // each call with a deadline (see [WithStoreTimeout]), and an error or a timeout only ever counts as a
-// miss (SPEC §7.1).
+// miss (docs/behaviour.md §7.1).
 //
-// A store that bounds its own calls may say so with a method CallTimeout() time.Duration (the memory
-// store returns 0: it never blocks; the Redis store its per-operation timeout). When that bound is no
-// longer than the store timeout, the middleware adds no deadline of its own, which saves a hit the
-// allocations of a timer.
+// A Store may offer more, each by a method set below; the middleware detects them when it is built
+// ([New], [NewLoader], [NewStampede]), so a store needs no import of this package to offer them:
+//
+//   - [BatchStore]: many keys in one round trip (Loader.GetMany, the fleet's batched look-ups);
+//   - [LeaseStore]: leases for one handler run per key across replicas ([WithFleetCoalescing]);
+//   - [TagStore]: a tag index shared by every replica ([Cache.PurgeTag]);
+//   - [InvalidationStore]: deletions announced by every replica (a Loader's in-process tier);
+//   - [AnnotatedStore]: an annotation kept beside each value (in-process hits skip re-validation);
+//   - [SelfBoundedStore]: the store bounds its own calls (no timer per call);
+//   - [SizedStore] and [EvictionCounter]: what it holds, for [Snapshot].Memory.
+//
+// Each backend of this module asserts at compile time (in its tests) that it still has the method set
+// it is meant to offer, so a signature that drifts fails the build instead of silently turning a
+// feature off.
 type Store interface {
 	// Get returns the value stored under key and whether it was found.
 	Get(ctx context.Context, key string) ([]byte, bool, error)
@@ -43,195 +52,89 @@ type ValueStore[V any] interface {
 	Delete(ctx context.Context, key string) error
 }
 
-// batchGetter is a store that reads many keys in one round trip (backends/redisstore: one MGET per
-// cluster slot): values[i] belongs to keys[i], nil when missing.
-type batchGetter interface {
-	BatchGet(ctx context.Context, keys []string) ([][]byte, error)
+// BatchStore is a [Store] that reads many keys in one round trip (backends/redisstore: one MGET per
+// cluster slot; backends/tieredstore over it). values[i] belongs to keys[i], nil when missing; err is
+// for the whole call, which then counts as a miss for every key.
+type BatchStore interface {
+	BatchGet(ctx context.Context, keys []string) (values [][]byte, err error)
 }
 
-// valueBatchGetter is a value store that reads many keys at once, as cachestore2's Store[V] does.
-type valueBatchGetter[V any] interface {
-	BatchGet(ctx context.Context, keys []string) ([]V, []bool, error)
+// ValueBatchStore is a [ValueStore] that reads many keys at once, as goware/cachestore2's Store[V]
+// does: values[i] and found[i] belong to keys[i].
+type ValueBatchStore[V any] interface {
+	BatchGet(ctx context.Context, keys []string) (values []V, found []bool, err error)
 }
 
-// invalidator is a store that announces the deletions made through any of its replicas
-// (backends/redisstore's Pub/Sub), so copies kept in this process can be dropped.
-type invalidator interface {
+// LeaseStore is what a [Store] offers for fleet coalescing ([WithFleetCoalescing]): a lease per key that
+// one replica holds while it runs the handler, a write that only the holder may make, and a notice that
+// wakes the other replicas when the holder is done. backends/redisstore implements it, and
+// backends/tieredstore passes it on to its second tier.
+//
+// The outcome a holder announces is one of "stored" (the entry is in the store: read it), "pass" (the
+// response may not be shared: every replica runs its own handler) and "miss" (nothing was stored: try
+// the lease again); a store passes it through unchanged.
+type LeaseStore interface {
+	// TryLease takes key's lease for lease with a fresh token; held is false when another holds it.
+	TryLease(ctx context.Context, key string, lease time.Duration) (token string, held bool, err error)
+	// SetExFenced stores value under key only while token holds key's lease.
+	SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (stored bool, err error)
+	// Release gives up key's lease if token holds it and announces outcome to the waiting replicas.
+	Release(ctx context.Context, key, token, outcome string) error
+	// WaitRelease blocks until key's lease is released (returning the outcome announced) or gone, or
+	// ctx ends.
+	WaitRelease(ctx context.Context, key string) (outcome string, err error)
+}
+
+// TagStore is a [Store] that keeps the tag index itself, shared by every replica (backends/redisstore
+// does, with Redis sets; backends/tieredstore passes it on). Without it a [Cache] keeps a bounded index
+// in memory, which only knows the responses this process stored.
+type TagStore interface {
+	// TagKeys records that the entry at key carries tags, for at least ttl.
+	TagKeys(ctx context.Context, key string, tags []string, ttl time.Duration) error
+	// PurgeTag deletes every entry recorded under tag, forgets the tag, and returns how many entries
+	// it deleted.
+	PurgeTag(ctx context.Context, tag string) (int, error)
+}
+
+// InvalidationStore is a store that announces the deletions made through any of its replicas
+// (backends/redisstore, with Pub/Sub), so that copies kept in this process can be dropped: fn is called
+// with each deleted key until stop is called.
+type InvalidationStore interface {
 	Invalidations(fn func(key string)) (stop func())
 }
 
-// storeCalls is the store-call convention every user of a store shares: each call goes through the
-// circuit breaker, is bounded by the store timeout (unless the store bounds its own calls), and an error
-// or a timeout only ever counts as a miss or a failed write, in the stats, never as a failure of the
-// caller (docs/behaviour.md §7.1).
-type storeCalls struct {
-	breaker *breaker
-	stats   *stats
-	timeout time.Duration
-	bounded bool // the store bounds its own calls: no deadline is added (a memory hit stays timer-free)
-	clock   func() time.Time
+// AnnotatedStore is a [Store] that keeps, beside each value, an annotation of its caller's, alive exactly
+// as long as the value (backends/memstore does, and backends/tieredstore for its memory tier). The
+// middleware keeps there what it learnt parsing the entry, so that an in-process hit is neither
+// checksummed nor validated again: an entry's integrity is checked where it could have been corrupted,
+// when it first comes from the store. Values from a store that copies (Redis) are parsed each time.
+//
+// Reads still go through the store's Get (a wrapper that overrides Get is never bypassed); AuxOf is then
+// asked for the very slice Get returned, and must return nil unless value is the slice the store holds
+// under key (compare the pointers, not the bytes).
+type AnnotatedStore interface {
+	AuxOf(key string, value []byte) any
+	AttachAux(key string, value []byte, aux any)
 }
 
-// selfBounded reports whether store bounds its own calls within timeout (see [Store]).
-func selfBounded(store any, timeout time.Duration) bool {
-	b, ok := store.(interface{ CallTimeout() time.Duration })
-	return ok && b.CallTimeout() <= timeout
+// SelfBoundedStore is a store that bounds its own calls: CallTimeout returns the longest a call can take
+// (the memory store returns 0: it never blocks; the Redis store its per-operation timeout). When that
+// bound is no longer than the store timeout ([WithStoreTimeout]), the middleware adds no deadline of its
+// own, which saves each call the allocations of a timer.
+type SelfBoundedStore interface {
+	CallTimeout() time.Duration
 }
 
-// ctx returns the context of one store call made for parent, and what to release once the call
-// returned (nil when nothing: the store bounds its own calls, so a memory hit stays timer-free).
-func (s *storeCalls) ctx(parent context.Context) (context.Context, *boundedCtx) {
-	if s.bounded {
-		return parent, nil
-	}
-	b := &boundedCtx{Context: parent, timeout: s.timeout}
-	return b, b
+// SizedStore is a store that reports what it holds in this process, as backends/memstore does; [Snapshot]
+// carries it in Memory.
+type SizedStore interface {
+	// Len returns the number of entries held, possibly including expired ones not yet removed.
+	Len() int
+	// Bytes returns what the entries are charged against the store's budget.
+	Bytes() int64
 }
 
-// boundedCtx is parent with a deadline, as context.WithTimeout makes it, but lazy: the deadline is
-// fixed when the store first asks for it (or for Done or Err), timeout from then, and the timer and the
-// Done channel are made only if the store asks for Done. Most store calls only read the deadline (a
-// client sets its socket deadlines from it) or nothing at all (an in-process store), so a call costs one
-// small allocation instead of a clock read, a context, a timer and a closure.
-type boundedCtx struct {
-	context.Context
-	timeout time.Duration
-
-	mu         sync.Mutex
-	deadline   time.Time     // guarded by mu; zero until first asked for
-	done       chan struct{} // guarded by mu; made by the first Done
-	err        error         // guarded by mu; set once the context ends
-	timer      *time.Timer   // guarded by mu
-	stopParent func() bool   // guarded by mu
-}
-
-// Deadline returns the earlier of the call's deadline and the parent's.
-func (c *boundedCtx) Deadline() (time.Time, bool) {
-	c.mu.Lock()
-	own := c.deadlineLocked()
-	c.mu.Unlock()
-	if d, ok := c.Context.Deadline(); ok && d.Before(own) {
-		return d, true
-	}
-	return own, true
-}
-
-// deadlineLocked returns the call's own deadline, fixing it at the first call.
-func (c *boundedCtx) deadlineLocked() time.Time {
-	if c.deadline.IsZero() {
-		c.deadline = time.Now().Add(c.timeout)
-	}
-	return c.deadline
-}
-
-// Done returns a channel closed when the deadline passes, the parent ends or the call is released.
-func (c *boundedCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done != nil {
-		return c.done
-	}
-	c.done = make(chan struct{})
-	if c.err == nil {
-		c.err = c.expired()
-	}
-	if c.err != nil {
-		close(c.done)
-		return c.done
-	}
-	c.timer = time.AfterFunc(time.Until(c.deadlineLocked()), func() { c.end(context.DeadlineExceeded) })
-	c.stopParent = context.AfterFunc(c.Context, func() { c.end(context.Cause(c.Context)) })
-	return c.done
-}
-
-// Err returns why the context ended, or nil.
-func (c *boundedCtx) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = c.expired()
-	}
-	return c.err
-}
-
-// expired returns the parent's error, or DeadlineExceeded past the deadline, or nil; c.mu is held.
-func (c *boundedCtx) expired() error {
-	if err := c.Context.Err(); err != nil {
-		return err
-	}
-	if !time.Now().Before(c.deadlineLocked()) {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-// end ends the context with err, if it has not ended yet.
-func (c *boundedCtx) end(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = err
-	}
-	if c.done != nil {
-		select {
-		case <-c.done:
-		default:
-			close(c.done)
-		}
-	}
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-	if c.stopParent != nil {
-		c.stopParent()
-	}
-}
-
-// release ends a call's context once the call returned, as a CancelFunc would; nil releases nothing.
-func (c *boundedCtx) release() {
-	if c != nil {
-		c.end(context.Canceled)
-	}
-}
-
-// begin asks the breaker for a call; ok is false when the store is being skipped. A closed breaker
-// costs one atomic load and no clock read.
-func (s *storeCalls) begin() (ok, probe bool) {
-	if !s.breaker.isOpen.Load() {
-		return true, false
-	}
-	return s.breaker.allow(s.clock())
-}
-
-// healthy reports whether a successful call needs no recording: the breaker neither counts failures
-// nor waits for a probe.
-func (s *storeCalls) healthy(probe bool, err error) bool {
-	return err == nil && !probe && !s.breaker.troubled()
-}
-
-// endRead records the outcome of a read made for parent: a read abandoned by its caller says nothing
-// about the store.
-func (s *storeCalls) endRead(parent context.Context, probe bool, err error) {
-	if s.healthy(probe, err) {
-		return
-	}
-	if err != nil && parent.Err() != nil {
-		s.breaker.abandon(probe)
-		return
-	}
-	s.breaker.done(s.clock(), probe, err)
-	if err != nil {
-		s.stats.getErrors.Add(1)
-	}
-}
-
-// endWrite records the outcome of a write.
-func (s *storeCalls) endWrite(probe bool, err error) {
-	if s.healthy(probe, err) {
-		return
-	}
-	s.breaker.done(s.clock(), probe, err)
-	if err != nil {
-		s.stats.setErrors.Add(1)
-	}
+// EvictionCounter is a store that counts the entries it evicted to stay within its budget.
+type EvictionCounter interface {
+	Evictions() uint64
 }

@@ -8,16 +8,6 @@ import (
 	"time"
 )
 
-// tagStore is what a store offers to keep the tag index itself, shared by every replica
-// (backends/redisstore does, with Redis sets). Without it a Cache keeps a bounded index in memory,
-// which only knows the responses this process stored.
-type tagStore interface {
-	// TagKeys records that the entry at key carries tags, for at least ttl.
-	TagKeys(ctx context.Context, key string, tags []string, ttl time.Duration) error
-	// PurgeTag deletes every entry recorded under tag and forgets the tag.
-	PurgeTag(ctx context.Context, tag string) (int, error)
-}
-
 // Bounds on tags, so that a handler cannot make the index grow without limit.
 const (
 	maxTagsPerResponse = 32
@@ -75,7 +65,7 @@ func (c *Cache) indexTagsLocal(header http.Header, keys []string, ttl time.Durat
 // (backends/redisstore). When that fails the entries are deleted again, so that no entry PurgeTag
 // cannot find is left behind; it reports whether the index write succeeded.
 func (c *Cache) indexTagsStore(header http.Header, keys []string, ttl time.Duration) bool {
-	ts, ok := c.store.(tagStore)
+	ts, ok := c.store.(TagStore)
 	if !ok {
 		return true
 	}

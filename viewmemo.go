@@ -10,20 +10,6 @@ import (
 	"github.com/seed-a1426414/stampede/internal/entry"
 )
 
-// auxStore is a store that keeps, beside each value, an annotation of its caller's, alive exactly as
-// long as the value (backends/memstore does, and backends/tieredstore for its memory tier). The middleware
-// keeps there what it learnt parsing the entry (a [viewSlot]), so that an in-process hit is neither
-// checksummed nor validated again: an entry's integrity is checked where it could have been corrupted,
-// when it first comes from the store. Values from a store that copies (Redis) are parsed each time.
-//
-// Reads still go through the store's Get (a wrapper that overrides Get is never bypassed); the
-// annotation is then asked for the very slice Get returned, and exists only if that is the value the
-// annotated store holds.
-type auxStore interface {
-	AuxOf(key string, value []byte) any
-	AttachAux(key string, value []byte, aux any)
-}
-
 // viewSlot is what the middleware attaches to a stored entry: where its parts lie, and the Age and
 // Cache-Status values of the last second it served.
 type viewSlot struct {
@@ -40,7 +26,7 @@ type hitValues struct {
 	statusValue []string
 }
 
-// storeGet reads key from the store, with the annotation an auxStore keeps for it.
+// storeGet reads key from the store, with the annotation an AnnotatedStore keeps for it.
 func (c *Cache) storeGet(ctx context.Context, key string) (b []byte, slot *viewSlot, found bool, err error) {
 	b, found, err = c.store.Get(ctx, key)
 	if found && err == nil && c.aux != nil {

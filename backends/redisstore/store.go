@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -40,10 +41,11 @@ type Store struct {
 
 // New returns a Store that keeps entries in Redis through client, which may be a *redis.Client (single
 // node or Sentinel failover), a *redis.ClusterClient or any other redis.UniversalClient.
-// It panics on a nil client or an invalid option.
+// It panics, with a message starting "stampede: ", on a nil client (a typed nil included) or an
+// invalid option.
 func New(client redis.UniversalClient, opts ...Option) *Store {
-	if client == nil {
-		panic("redisstore: New expects a non-nil client")
+	if client == nil || reflect.ValueOf(client).Kind() == reflect.Pointer && reflect.ValueOf(client).IsNil() {
+		panic("stampede: redisstore: New expects a non-nil client")
 	}
 	cfg := config{timeout: DefaultTimeout}
 	for _, o := range opts {
@@ -51,20 +53,20 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	}
 	switch {
 	case cfg.timeout < 0:
-		panic(fmt.Sprintf("redisstore: WithTimeout expects d >= 0, got %v", cfg.timeout))
+		panic(fmt.Sprintf("stampede: redisstore: WithTimeout expects d >= 0, got %v", cfg.timeout))
 	case cfg.timeout == 0:
 		cfg.timeout = DefaultTimeout
 	}
 	switch {
 	case cfg.threshold < 0:
-		panic(fmt.Sprintf("redisstore: WithCompression expects threshold >= 0, got %d", cfg.threshold))
+		panic(fmt.Sprintf("stampede: redisstore: WithCompression expects threshold >= 0, got %d", cfg.threshold))
 	case cfg.compress && cfg.threshold == 0:
 		cfg.threshold = DefaultCompressionThreshold
 	}
 
 	switch {
 	case cfg.batch < 0:
-		panic(fmt.Sprintf("redisstore: WithBatching expects n >= 0, got %d", cfg.batch))
+		panic(fmt.Sprintf("stampede: redisstore: WithBatching expects n >= 0, got %d", cfg.batch))
 	case cfg.batch == 0:
 		cfg.batch = DefaultBatchSize
 	}

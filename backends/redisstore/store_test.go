@@ -359,6 +359,7 @@ func TestNewPanics(t *testing.T) {
 		opts   []Option
 	}{
 		{"nil client", nil, nil},
+		{"typed nil client", (*redis.Client)(nil), nil},
 		{"negative timeout", client, []Option{WithTimeout(-time.Second)}},
 		{"negative threshold", client, []Option{WithCompression(-1)}},
 	}
@@ -367,8 +368,8 @@ func TestNewPanics(t *testing.T) {
 			t.Parallel()
 			defer func() {
 				msg, _ := recover().(string)
-				if !strings.HasPrefix(msg, "redisstore: ") {
-					t.Fatalf("panic = %q, want a message starting with %q", msg, "redisstore: ")
+				if !strings.HasPrefix(msg, "stampede: redisstore: ") {
+					t.Fatalf("panic = %q, want a message starting with %q", msg, "stampede: redisstore: ")
 				}
 			}()
 			New(tt.client, tt.opts...)

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
@@ -50,12 +51,13 @@ type Store struct {
 	stop   func() // ends the invalidation subscription; nil when L2 announces nothing
 }
 
-// New returns a Store with l1 in front of l2. It panics on a nil tier or an invalid option. When l2
+// New returns a Store with l1 in front of l2. It panics, with a message starting "stampede: ", on a nil
+// tier (a typed nil included) or an invalid option. When l2
 // announces deletions (a method Invalidations(func(key string)) (stop func())), the Store subscribes
 // until Close.
 func New(l1, l2 Tier, opts ...Option) *Store {
-	if l1 == nil || l2 == nil {
-		panic("tieredstore: New expects non-nil tiers")
+	if isNil(l1) || isNil(l2) {
+		panic("stampede: tieredstore: New expects non-nil tiers")
 	}
 	s := &Store{l1: l1, l2: l2, now: time.Now}
 	for _, o := range opts {
@@ -63,7 +65,7 @@ func New(l1, l2 Tier, opts ...Option) *Store {
 	}
 	switch {
 	case s.l1TTL < 0:
-		panic(fmt.Sprintf("tieredstore: WithL1TTL expects d >= 0, got %v", s.l1TTL))
+		panic(fmt.Sprintf("stampede: tieredstore: WithL1TTL expects d >= 0, got %v", s.l1TTL))
 	case s.l1TTL == 0:
 		s.l1TTL = DefaultL1TTL
 	}
@@ -155,4 +157,13 @@ func (s *Store) CallTimeout() time.Duration {
 		}
 	}
 	return d
+}
+
+// isNil reports whether t is nil or holds a nil pointer (a typed nil), which would panic on first use.
+func isNil(t Tier) bool {
+	if t == nil {
+		return true
+	}
+	v := reflect.ValueOf(t)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }

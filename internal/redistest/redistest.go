@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seed-a1426414/stampede/internal/redisinfo"
 )
 
 // startTimeout bounds how long a server may take to answer PING after it was started, a port to close
@@ -83,34 +85,11 @@ func (s *Server) CommandCalls(tb testing.TB, cmd string) int {
 	if err != nil {
 		tb.Fatalf("redistest: INFO commandstats on %s: %v", s.Addr(), err)
 	}
-	n, err := commandCalls(info, cmd)
+	n, err := redisinfo.CommandCalls(info, cmd)
 	if err != nil {
 		tb.Fatalf("redistest: INFO commandstats on %s: %v", s.Addr(), err)
 	}
 	return n
-}
-
-// commandCalls parses the calls of cmd out of an INFO commandstats reply, whose lines read
-// "cmdstat_get:calls=3,usec=12,...".
-func commandCalls(info, cmd string) (int, error) {
-	prefix := "cmdstat_" + strings.ToLower(cmd) + ":"
-	for line := range strings.SplitSeq(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix)
-		if !ok {
-			continue
-		}
-		for field := range strings.SplitSeq(rest, ",") {
-			if v, ok := strings.CutPrefix(field, "calls="); ok {
-				n, err := strconv.Atoi(v)
-				if err != nil {
-					return 0, fmt.Errorf("line %q: %v", line, err)
-				}
-				return n, nil
-			}
-		}
-		return 0, fmt.Errorf("line %q has no calls= field", line)
-	}
-	return 0, nil
 }
 
 // Pause suspends every client of the server for d (CLIENT PAUSE ALL): commands are accepted but not

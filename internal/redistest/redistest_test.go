@@ -135,16 +135,3 @@ func TestCommandCalls(t *testing.T) {
 		t.Fatalf("GET calls = %d, want 3", n)
 	}
 }
-
-func TestCommandCallsParse(t *testing.T) {
-	info := "# Commandstats\r\ncmdstat_getex:calls=7,usec=1\r\ncmdstat_get:calls=12,usec=30,usec_per_call=2.50\r\n" +
-		"cmdstat_client|setname:calls=2,usec=0\r\n"
-	for cmd, want := range map[string]int{"get": 12, "getex": 7, "client|setname": 2, "set": 0} {
-		if n, err := commandCalls(info, cmd); err != nil || n != want {
-			t.Errorf("commandCalls(%q) = %d, %v; want %d", cmd, n, err, want)
-		}
-	}
-	if _, err := commandCalls("cmdstat_get:usec=1\r\n", "get"); err == nil {
-		t.Error("a line without calls= parsed")
-	}
-}

@@ -9,10 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seed-a1426414/stampede/internal/redisinfo"
 )
 
 // Binary is the redis-server the benchmarks start.
@@ -108,17 +109,8 @@ func Calls(addr, cmd string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for line := range strings.SplitSeq(info, "\n") {
-		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
-		if !ok {
-			continue
-		}
-		if i := strings.IndexByte(rest, ','); i >= 0 {
-			rest = rest[:i]
-		}
-		return strconv.ParseInt(rest, 10, 64)
-	}
-	return 0, nil
+	n, err := redisinfo.CommandCalls(info, cmd)
+	return int64(n), err
 }
 
 // NewClient returns the client the benchmarks put behind redisstore: the settings redisstore's package
