@@ -33,6 +33,13 @@ func BenchmarkHit(b *testing.B) {
 			c.Wait()
 			runParallel(b, h)
 		})
+		b.Run(fmt.Sprintf("memstore-hit-no-xcache/%dB", size), func(b *testing.B) {
+			c := stampede.New(nil, newMem(b), time.Hour, stampede.WithoutXCache())
+			h := c.Handler(bare)
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/bench?id=42", nil))
+			c.Wait()
+			runParallel(b, h)
+		})
 	}
 }
 

@@ -135,9 +135,16 @@ func (c *Cache) writeHeader(h http.Header, v *entry.View, d delivery, rec *recor
 	c.setStatusHeaders(h, v, d, rec)
 }
 
+// setXCache sets X-Cache to v, unless [WithoutXCache] turned it off.
+func (c *Cache) setXCache(h http.Header, v []string) {
+	if !c.cfg.noXCache {
+		h["X-Cache"] = v
+	}
+}
+
 // setStatusHeaders sets X-Cache, Cache-Status and, for a stored response, Age.
 func (c *Cache) setStatusHeaders(h http.Header, v *entry.View, d delivery, rec *recording) {
-	h["X-Cache"] = d.xcache
+	c.setXCache(h, d.xcache)
 	if d.fromStore {
 		c.setHitHeaders(h, v, d.now, d.params, d.slot)
 		return

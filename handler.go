@@ -193,7 +193,7 @@ func (c *Cache) onlyIfCached(w http.ResponseWriter, r *http.Request, storeKey st
 	c.stats.pass(reasonOnlyIfCached)
 	c.logDecision(r.Context(), storeKey, "BYPASS", reasonOnlyIfCached)
 	h := w.Header()
-	h["X-Cache"] = xCacheBypass
+	c.setXCache(h, xCacheBypass)
 	c.setCacheStatus(h, "fwd=miss; detail="+reasonOnlyIfCached)
 	w.WriteHeader(http.StatusGatewayTimeout)
 }
@@ -273,7 +273,7 @@ func (c *Cache) bypass(next http.Handler, w http.ResponseWriter, r *http.Request
 	c.stats.pass(reason)
 	c.logDecision(r.Context(), storeKey, "BYPASS", reason)
 	h := w.Header()
-	h["X-Cache"] = xCacheBypass
+	c.setXCache(h, xCacheBypass)
 	switch reason {
 	case reasonMethod:
 		c.setCacheStatus(h, "fwd=method")
@@ -355,7 +355,7 @@ func (c *Cache) waiterFallback(next http.Handler, w http.ResponseWriter, r *http
 		c.stats.failed.Add(1)
 		c.logDecision(r.Context(), storeKey, "COALESCED", "panic")
 		h := w.Header()
-		h["X-Cache"] = xCacheCoalesced
+		c.setXCache(h, xCacheCoalesced)
 		c.setCacheStatus(h, fwdMiss+collapsedArg+"; detail=panic")
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 	case errors.Is(err, errComputeTimeout):

@@ -256,7 +256,7 @@ func (rw *recorder) writeDirectHeader(d delivery) {
 	}
 	rw.syncHeader()
 	h := rw.w.Header()
-	h["X-Cache"] = d.xcache
+	rw.l.c.setXCache(h, d.xcache)
 	rw.l.c.setCacheStatus(h, d.params)
 	rw.w.WriteHeader(rw.status)
 }
