@@ -7,9 +7,31 @@
 //	products := stampede.New(logger, store, time.Minute, stampede.WithName("products"))
 //	prometheus.MustRegister(stampedeprom.NewCollector(products))
 //
-// Counters end in _total; the handler's run time is the histogram stampede_handler_duration_seconds,
-// whose _count is the number of handler runs. Rates such as the hit ratio are left to PromQL, e.g.
-// rate(stampede_hits_total[5m]) / rate(stampede_requests_total[5m]).
+// Every source has each series below whatever its kind, so that none appears or disappears as traffic
+// changes: the figures a kind never counts stay at 0. The memory series are the exception: a source has
+// them when its store reports its size (backends/memstore), always, and never otherwise. Each series
+// carries the Snapshot field it is named for:
+//
+//   - stampede_cache_info{kind}: always 1; kind is Kind ("http", "loader", "function")
+//   - stampede_requests_total, stampede_hits_total, stampede_stale_hits_total, stampede_misses_total,
+//     stampede_refreshes_total, stampede_coalesced_total, stampede_abandoned_total, stampede_failed_total
+//   - stampede_passes_total{reason}: PassReasons; their sum is Passes
+//   - stampede_unshareable_total{reason}: Unshareable
+//   - stampede_handler_failures_total, stampede_handler_panics_total: Failures, Panics
+//   - stampede_handler_duration_seconds: the histogram HandlerTimes; its _count is Runs, its _sum
+//     HandlerTime
+//   - stampede_store_errors_total{op="get"|"set"}: StoreGetErrors, StoreSetErrors
+//   - stampede_breaker_open (1 or 0), stampede_breaker_trips_total: BreakerOpen, BreakerTrips
+//   - stampede_fleet_served_total, stampede_fleet_fenced_total: FleetServed, FleetFenced
+//   - stampede_batch_loads_total, stampede_cached_errors_total, stampede_decode_errors_total:
+//     BatchLoads, CachedErrors, DecodeErrors
+//   - stampede_memory_entries, stampede_memory_bytes, stampede_memory_evictions_total: Memory.Entries,
+//     Memory.Bytes, Memory.Evictions
+//
+// The rates of a Snapshot are left to PromQL: HitRate is (hits + stale_hits) / requests, MissRate
+// misses / requests, LoadFailureRate handler_failures / handler_duration_seconds_count, CollapseRatio
+// coalesced / (coalesced + misses), AvgHandlerTime handler_duration_seconds_sum / _count; over time,
+// with rate(), e.g. rate(stampede_hits_total[5m]) / rate(stampede_requests_total[5m]).
 //
 // The root stampede package does not depend on Prometheus; only programs that import this package do.
 package prometheus
@@ -32,6 +54,7 @@ type Collector struct {
 	caches []stampede.StatsSource
 
 	requests, hits, staleHits, misses, coalesced, abandoned *prometheus.Desc
+	refreshes, failed, fleetServed, fleetFenced             *prometheus.Desc
 	passes, unshareable                                     *prometheus.Desc
 	failures, panics, duration                              *prometheus.Desc
 	storeErrors, breakerOpen, breakerTrips                  *prometheus.Desc
@@ -64,8 +87,10 @@ func NewCollector(caches ...stampede.StatsSource) *Collector {
 		hits:            desc("hits_total", "Requests served a fresh response from the store (X-Cache: HIT)."),
 		staleHits:       desc("stale_hits_total", "Requests served an expired response from the store."),
 		misses:          desc("misses_total", "Requests that ran the handler for the others (X-Cache: MISS)."),
+		refreshes:       desc("refreshes_total", "Background runs that refreshed an entry nobody waited on (stale-while-revalidate, early refresh)."),
 		coalesced:       desc("coalesced_total", "Requests served the response of another request's run (X-Cache: COALESCED)."),
 		abandoned:       desc("abandoned_total", "Waiting requests whose client left before the run they waited on answered."),
+		failed:          desc("failed_total", "Waiting requests that got no whole response from the run they waited on: it panicked, or its response broke off."),
 		passes:          desc("passes_total", "Requests passed to the handler untouched (X-Cache: BYPASS), by reason.", "reason"),
 		unshareable:     desc("unshareable_total", "Handler runs whose response could not be shared, by reason.", "reason"),
 		failures:        desc("handler_failures_total", "Handler runs that answered 5xx, panicked or called runtime.Goexit."),
@@ -74,6 +99,8 @@ func NewCollector(caches ...stampede.StatsSource) *Collector {
 		storeErrors:     desc("store_errors_total", "Store calls that failed or timed out, by operation.", "op"),
 		breakerOpen:     desc("breaker_open", "1 while the circuit breaker skips the store, else 0."),
 		breakerTrips:    desc("breaker_trips_total", "Times the circuit breaker opened."),
+		fleetServed:     desc("fleet_served_total", "Leaders that waited for another replica's run and replayed its stored response instead of running the handler (fleet coalescing)."),
+		fleetFenced:     desc("fleet_fenced_total", "Responses not stored because their fleet lease had expired (another replica had taken over)."),
 		memoryEntries:   desc("memory_entries", "Entries held by the in-process store."),
 		memoryBytes:     desc("memory_bytes", "Bytes the in-process store's entries are charged against its budget."),
 		memoryEvictions: desc("memory_evictions_total", "Entries the in-process store evicted to stay within its budget."),
@@ -87,8 +114,9 @@ func NewCollector(caches ...stampede.StatsSource) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.requests, c.hits, c.staleHits, c.misses, c.coalesced, c.abandoned, c.passes, c.unshareable,
-		c.failures, c.panics, c.duration, c.storeErrors, c.breakerOpen, c.breakerTrips,
+		c.requests, c.hits, c.staleHits, c.misses, c.refreshes, c.coalesced, c.abandoned, c.failed,
+		c.passes, c.unshareable, c.failures, c.panics, c.duration, c.storeErrors, c.breakerOpen, c.breakerTrips,
+		c.fleetServed, c.fleetFenced,
 		c.memoryEntries, c.memoryBytes, c.memoryEvictions, c.info, c.batchLoads, c.cachedErrors, c.decodeErrors,
 	} {
 		ch <- d
@@ -114,8 +142,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.hits, s.Hits)
 		counter(c.staleHits, s.StaleHits)
 		counter(c.misses, s.Misses)
+		counter(c.refreshes, s.Refreshes)
 		counter(c.coalesced, s.Coalesced)
 		counter(c.abandoned, s.Abandoned)
+		counter(c.failed, s.Failed)
 		for _, reason := range sortedKeys(s.PassReasons) {
 			counter(c.passes, s.PassReasons[reason], reason)
 		}
@@ -142,11 +172,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.breakerOpen, open)
 		counter(c.breakerTrips, s.BreakerTrips)
-		if kind != "http" {
-			counter(c.batchLoads, s.BatchLoads)
-			counter(c.cachedErrors, s.CachedErrors)
-			counter(c.decodeErrors, s.DecodeErrors)
-		}
+		counter(c.fleetServed, s.FleetServed)
+		counter(c.fleetFenced, s.FleetFenced)
+		// Zero for a Cache, but exported for every kind, so that a query over all sources finds them all.
+		counter(c.batchLoads, s.BatchLoads)
+		counter(c.cachedErrors, s.CachedErrors)
+		counter(c.decodeErrors, s.DecodeErrors)
 		if m := s.Memory; m != nil {
 			gauge(c.memoryEntries, float64(m.Entries))
 			gauge(c.memoryBytes, float64(m.Bytes))
