@@ -82,7 +82,8 @@ func (rep *report) traceSection(b *strings.Builder, docs string) {
 	p("being computed waits for it rather than computing another, so it exceeds the lower bound, the more so the\n")
 	p("fewer requests each worker has (at 100,000 workers each serves two, one after the other).\n")
 	p("Store GETs are counted by a wrapper around the store; for Redis also from `INFO commandstats`\n")
-	p("(`cmdstat_get` calls during the run); the floor and go-chi/stampede have no such counters. Latency is per\n")
+	p("(`cmdstat_get` and `cmdstat_mget` calls during the run: the Redis store batches concurrent reads into MGETs, so\n")
+	p("they are round trips, far fewer than store GETs); the floor and go-chi/stampede have no such counters. Latency is per\n")
 	p("request, as the worker saw it.")
 	if n := rep.opts.traceRounds; n > 1 {
 		p(" Each configuration ran %d times,\n", n)
@@ -90,7 +91,7 @@ func (rep *report) traceSection(b *strings.Builder, docs string) {
 		p("the most of any round when that is more.")
 	}
 	p("\n\n")
-	p("| workers | configuration | wall time | lower bound | wall / bound | ideal (simulated) | CPU time | handler runs | distinct keys | duplicate runs | store GETs | Redis GETs (INFO) | breaker trips | p50 | p99 | wrong bodies |\n")
+	p("| workers | configuration | wall time | lower bound | wall / bound | ideal (simulated) | CPU time | handler runs | distinct keys | duplicate runs | store GETs | Redis GET + MGET (INFO) | breaker trips | p50 | p99 | wrong bodies |\n")
 	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rep.traces {
 		x := r.res

@@ -44,7 +44,7 @@ type traceRow struct {
 	config    string
 	res       trace.Result
 	storeGets int64 // Get calls the middleware made (counting wrapper); -1 without a store
-	redisGets int64 // cmdstat_get calls delta from INFO commandstats; -1 without Redis
+	redisGets int64 // cmdstat_get + cmdstat_mget calls delta from INFO commandstats; -1 without Redis
 	trips     int64 // times the middleware's circuit breaker opened on store errors; -1 without a store
 	// rounds is how many rounds ran; the row is the one with the median wall time.
 	rounds int
@@ -90,7 +90,7 @@ func runTraces(o options) []traceRow {
 		for _, cfg := range cfgs {
 			rs := rounds[fmt.Sprintf("%d/%s", workers, cfg)]
 			for _, r := range rs {
-				log.Printf("trace: %-26s %6d workers: wall %v (bound %v, %.2f×; ideal %v), CPU %v, runs %d of %d distinct, dups %d, store GETs %d, Redis GETs %d, breaker trips %d, p50 %v, p99 %v, wrong %d",
+				log.Printf("trace: %-26s %6d workers: wall %v (bound %v, %.2f×; ideal %v), CPU %v, runs %d of %d distinct, dups %d, store GETs %d, Redis GET+MGET %d, breaker trips %d, p50 %v, p99 %v, wrong %d",
 					r.config, r.res.Workers, r.res.Wall.Round(time.Millisecond), r.res.LowerBound().Round(time.Millisecond),
 					r.res.Ratio(), r.res.Ideal.Round(time.Millisecond), r.res.CPU.Round(time.Millisecond), r.res.Runs,
 					r.res.Distinct, r.res.Duplicates, r.storeGets, r.redisGets, r.trips, r.res.P50, r.res.P99, r.res.Wrong)
@@ -166,10 +166,16 @@ func runTrace(o options, keys []string, cfg string, workers int, done *atomic.In
 	return row
 }
 
+// mustCalls returns the read commands (GET and MGET: the store batches concurrent reads into MGETs)
+// the Redis at addr has run.
 func mustCalls(addr string) int64 {
-	n, err := redisproc.Calls(addr, "get")
-	if err != nil {
-		log.Fatalf("INFO commandstats: %v", err)
+	var total int64
+	for _, cmd := range []string{"get", "mget"} {
+		n, err := redisproc.Calls(addr, cmd)
+		if err != nil {
+			log.Fatalf("INFO commandstats: %v", err)
+		}
+		total += n
 	}
-	return n
+	return total
 }

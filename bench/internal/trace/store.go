@@ -35,10 +35,27 @@ func (c *CountingStore) SetEx(ctx context.Context, key string, value []byte, ttl
 // change how the middleware treats it (a memory-store hit adds no deadline). A store without the method
 // reports no bound, so the middleware adds its own deadline as it would without the wrapper.
 func (c *CountingStore) CallTimeout() time.Duration {
-	if b, ok := c.Store.(interface{ CallTimeout() time.Duration }); ok {
+	if b, ok := c.Store.(stampede.SelfBoundedStore); ok {
 		return b.CallTimeout()
 	}
 	return math.MaxInt64
+}
+
+// AuxOf and AttachAux forward the wrapped store's annotations (stampede.AnnotatedStore), so that a
+// hit on a wrapped memory store is served as without the wrapper: neither checksummed nor validated
+// again. Over a store without annotations, AuxOf finds none and AttachAux keeps nothing.
+func (c *CountingStore) AuxOf(key string, value []byte) any {
+	if a, ok := c.Store.(stampede.AnnotatedStore); ok {
+		return a.AuxOf(key, value)
+	}
+	return nil
+}
+
+// AttachAux forwards; see AuxOf.
+func (c *CountingStore) AttachAux(key string, value []byte, aux any) {
+	if a, ok := c.Store.(stampede.AnnotatedStore); ok {
+		a.AttachAux(key, value, aux)
+	}
 }
 
 // Gets returns the number of Get calls so far.
