@@ -71,16 +71,19 @@ var (
 
 // decide classifies the handler's response when it writes its header: status, and own, the header
 // fields the handler set itself (canonical names). It applies the rules of internal/httpcache once, and
-// the rest of the run follows what it says.
-func (l *leader) decide(status int, own http.Header) verdict {
+// the rest of the run follows what it says. It fills v, which is the recorder's own (verdicts are large:
+// filling one in place keeps them off the stack of the handler's goroutine, which every miss grows).
+func (l *leader) decide(v *verdict, status int, own http.Header) {
 	c := l.c
 	now := c.cfg.clock()
 	if s := l.o.stale; s != nil {
 		switch {
 		case status == http.StatusNotModified && l.conditional:
-			return l.revalidated(own, now)
+			l.revalidated(v, own, now)
+			return
 		case status >= 500 && s.onError:
-			return l.staleOnError(status)
+			l.staleOnError(v, status)
+			return
 		}
 	}
 	fwd := l.fwd
@@ -98,19 +101,21 @@ func (l *leader) decide(status int, own http.Header) verdict {
 	}
 	if reason != "" {
 		params := fwd + "; detail=" + reason
-		return verdict{kind: verdictPass, reason: reason, lead: delivery{xcache: xCacheMiss, params: params, leader: true}}
+		*v = verdict{kind: verdictPass, reason: reason}
+		v.lead.xcache, v.lead.params, v.lead.leader = xCacheMiss, params, true
+		return
 	}
 
 	header := c.cfg.recordedHeader(own)
 	fr := c.freshnessOf(status, own, &d, targeted, l.start, now)
 	names, _ := httpcache.VaryNames(own)
-	v := verdict{
-		kind: verdictShare,
-		head: entry.Entry{Status: status, Header: header, StoredAt: now, Lifetime: fr.lifetime, InitialAge: fr.initialAge,
-			StaleWhileRevalidate: fr.swr, StaleIfError: fr.sie, Keep: fr.keep, Flags: fr.flags},
-		lead:    delivery{xcache: xCacheMiss, params: fwd, leader: true},
-		waiters: delivery{xcache: xCacheCoalesced, params: fwd + collapsedArg},
-	}
+	// Field by field, not one composite literal, so that no verdict-sized temporary is built on the stack.
+	*v = verdict{kind: verdictShare}
+	h := &v.head
+	h.Status, h.Header, h.StoredAt, h.Lifetime, h.InitialAge = status, header, now, fr.lifetime, fr.initialAge
+	h.StaleWhileRevalidate, h.StaleIfError, h.Keep, h.Flags = fr.swr, fr.sie, fr.keep, fr.flags
+	v.lead.xcache, v.lead.params, v.lead.leader = xCacheMiss, fwd, true
+	v.waiters.xcache, v.waiters.params = xCacheCoalesced, fwd+collapsedArg
 	for _, name := range names {
 		v.head.Vary = append(v.head.Vary, entry.VaryField{Name: name, Value: httpcache.VaryValue(l.r.Header, name)})
 	}
@@ -125,14 +130,13 @@ func (l *leader) decide(status int, own http.Header) verdict {
 			v.storeKey = variantKeyFor(l.o.primary, v.generation, names, l.r.Header)
 		}
 	}
-	return v
 }
 
 // revalidated is the verdict on a 304 answering the conditional request a run sent on behalf of a
 // stored entry: the entry, with the fields the 304 updates (RFC 9111 §3.2, §4.3.4), fresh again and
 // stored again. A 304 that is private or sets a cookie updates nothing shared: it is merged for the
 // leading client only.
-func (l *leader) revalidated(own http.Header, now time.Time) verdict {
+func (l *leader) revalidated(v *verdict, own http.Header, now time.Time) {
 	c := l.c
 	s := l.o.stale
 	stored := make(http.Header, 16)
@@ -146,7 +150,8 @@ func (l *leader) revalidated(own http.Header, now time.Time) verdict {
 		rec := c.entryRecording(&entry.Entry{Status: s.view.Status, Header: merged, Body: s.view.Body, StoredAt: now,
 			Flags: s.view.Flags})
 		lead.params += "; detail=" + string(reason)
-		return verdict{kind: verdictReplace, reason: string(reason), replace: rec, lead: lead}
+		*v = verdict{kind: verdictReplace, reason: string(reason), replace: rec, lead: lead}
+		return
 	}
 	merged := httpcache.Freshen(stored, c.cfg.recordedHeader(own))
 	d, targeted := httpcache.ResponseDirectives(merged, c.cfg.targets)
@@ -162,26 +167,26 @@ func (l *leader) revalidated(own http.Header, now time.Time) verdict {
 	sealed := entry.Encode(e)
 	view, err := entry.Parse(sealed)
 	if err != nil { // cannot happen: Encode's output parses
-		return verdict{kind: verdictPass, reason: reasonRevalidate, lead: lead}
+		*v = verdict{kind: verdictPass, reason: reasonRevalidate, lead: lead}
+		return
 	}
-	v := verdict{kind: verdictReplace, head: *e, replace: newCompleteRecording(view), lead: lead, waiters: waiters}
+	*v = verdict{kind: verdictReplace, head: *e, replace: newCompleteRecording(view), lead: lead, waiters: waiters}
 	v.store = c.store != nil && l.o.admitted && fr.storeTTL > 0 && !c.breaker.isOpen.Load() &&
 		httpcache.Share(s.view.Status, merged, &d, l.o.anonAuth) == httpcache.OK
 	if v.store {
 		v.sealed, v.storeTTL, v.storeKey = sealed, fr.storeTTL, l.o.k
 	}
-	return v
 }
 
 // staleOnError is the verdict when the handler answered status 5xx for an entry that may be served
 // stale on error (RFC 5861 §4): the stale entry answers everyone, and nothing is stored.
-func (l *leader) staleOnError(status int) verdict {
+func (l *leader) staleOnError(v *verdict, status int) {
 	params := fwdStale + "; fwd-status=" + strconv.Itoa(status) + "; detail=stale-if-error"
 	now := l.c.cfg.clock()
 	d := delivery{xcache: xCacheHit, params: params, fromStore: true, now: now}
 	lead := d
 	lead.leader = true
-	return verdict{kind: verdictReplace, replace: newCompleteRecording(l.o.stale.view), lead: lead, waiters: d}
+	*v = verdict{kind: verdictReplace, replace: newCompleteRecording(l.o.stale.view), lead: lead, waiters: d}
 }
 
 // entryRecording encodes e and returns a complete recording of it.

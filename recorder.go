@@ -94,7 +94,7 @@ func (rw *recorder) WriteHeader(code int) {
 	// written and clients read them case-insensitively, so they are merged under their canonical names
 	// before anything is decided: otherwise a private page or a cookie would look shareable.
 	canonicalize(rw.header)
-	rw.v = rw.l.decide(code, rw.own())
+	rw.l.decide(&rw.v, code, rw.own())
 	switch rw.v.kind {
 	case verdictPass:
 		rw.mode = modeDirect
@@ -102,7 +102,7 @@ func (rw *recorder) WriteHeader(code int) {
 		rw.writeDirectHeader(rw.v.lead)
 	case verdictReplace:
 		rw.mode = modeDiscard
-		rw.l.publish(rw.v.replace, rw.v)
+		rw.l.publish(rw.v.replace, &rw.v)
 	default:
 		rw.mode = modeRecord
 		if !rw.needsSniff() {
@@ -149,7 +149,7 @@ func (rw *recorder) commit() {
 	if err != nil {
 		// Only recordable fields reach the head, so this cannot happen; if it did, the response would
 		// be the leader's alone.
-		rw.v = verdict{kind: verdictPass, reason: reasonRevalidate, lead: rw.v.lead}
+		rw.v.kind, rw.v.reason = verdictPass, reasonRevalidate
 		rw.mode = modeDirect
 		rw.l.pass(rw.v.reason)
 		rw.writeDirectHeader(rw.v.lead)
@@ -161,7 +161,7 @@ func (rw *recorder) commit() {
 	rw.rec.append(rw.pre)
 	rw.n = int64(len(rw.pre))
 	rw.pre = nil
-	rw.l.publish(rw.rec, rw.v)
+	rw.l.publish(rw.rec, &rw.v)
 	if rw.n > streamAfter {
 		rw.l.streaming()
 	}

@@ -216,9 +216,9 @@ func (l *leader) load() (out *outcome, persist func()) {
 			c.logger.Error("stampede: handler panicked; serving the stale entry (stale-if-error)",
 				"cache", c.cfg.name, "panic", p)
 			l.failed = true
-			v := l.staleOnError(http.StatusInternalServerError)
-			l.rw.mode, l.rw.wroteHeader, l.rw.v = modeDiscard, true, v
-			l.publish(v.replace, v)
+			l.staleOnError(&l.rw.v, http.StatusInternalServerError)
+			l.rw.mode, l.rw.wroteHeader = modeDiscard, true
+			l.publish(l.rw.v.replace, &l.rw.v)
 			out, persist = l.out, l.persistWork(nil)
 			l.returned = true
 		default:
@@ -237,7 +237,7 @@ func (l *leader) load() (out *outcome, persist func()) {
 // publish makes rec the run's response: the waiting requests are released to it (unless v keeps it for
 // the leading client), and the leading client starts being fed from it on a goroutine of its own, so
 // the handler never waits for it.
-func (l *leader) publish(rec *recording, v verdict) {
+func (l *leader) publish(rec *recording, v *verdict) {
 	out := &outcome{rec: rec, d: v.waiters}
 	if v.reason != "" {
 		out = &outcome{pass: v.reason}
