@@ -6,7 +6,9 @@ import (
 	"math/rand"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +20,29 @@ import (
 	"github.com/seed-a1426414/stampede"
 	"github.com/seed-a1426414/stampede/backends/memstore"
 )
+
+// soakChildEnv is set in the process TestSoak runs itself in.
+const soakChildEnv = "STAMPEDE_SOAK_CHILD"
+
+// runSoakChild runs TestSoak in a child process (the same test binary, so -race carries over) and fails
+// with its output if it fails.
+func runSoakChild(t *testing.T) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSoak$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), soakChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	for line := range strings.SplitSeq(strings.TrimSpace(string(out)), "\n") {
+		if strings.Contains(line, "soak_test.go") || strings.HasPrefix(strings.TrimSpace(line), "---") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+	if err != nil {
+		t.Fatalf("the soak in its own process failed: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: TestSoak") {
+		t.Fatalf("the soak's process did not run it:\n%s", out)
+	}
+}
 
 // soakDuration is how long TestSoak runs: $STAMPEDE_SOAK (a Go duration; `make soak` sets 60s), else 10 s.
 func soakDuration(t *testing.T) time.Duration {
@@ -42,9 +67,14 @@ func soakBody(i int) []byte {
 // TestSoak: clients of a real server keep up a mix of hits (a hot set), misses (a warm set 20 times the
 // budget, so entries are evicted all along) and one-off keys against a 4 MiB memory store. The live heap,
 // sampled after a full GC, stays within the budget plus a fixed overhead and does not grow over time;
-// goroutines do not accumulate; every reply is the right page. Not parallel: the heap must be this
-// test's alone.
+// goroutines do not accumulate; every reply is the right page. The heap must be this test's alone, so
+// it runs in a process of its own: the test binary again, asked for this test only (what the package's
+// other tests leave behind, their stores and background work, moved the baseline by tens of MiB).
 func TestSoak(t *testing.T) {
+	if os.Getenv(soakChildEnv) == "" {
+		runSoakChild(t)
+		return
+	}
 	const (
 		budget = 4 << 20
 		// overhead is what the process holds besides the store's budget: the key memo (4096 slots of
