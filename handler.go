@@ -87,20 +87,14 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		if c.store == nil {
 			epoch = noEpoch
 		} else {
-			v, found, variant, idx, slot := c.lookupSlot(r, o.k, anonAuth, now)
-			switch found {
-			case lookupSkipped:
+			switch c.consultStore(next, w, r, &o, anonAuth, now, req) {
+			case stepServed:
+				return
+			case stepNoEpoch:
 				epoch = noEpoch
-			case lookupFailed:
-				o.recheck = true // the run's leader asks the store once more before running the handler
-			case lookupVariant:
-				o.k, o.index = variant, idx // the response varies: look for this request's variant
+			case stepVariant:
 				attempt++
-				continue
-			case lookupEntry:
-				if c.useStored(next, w, r, &v, slot, now, req, &o) {
-					return
-				}
+				continue // the response varies: look for this request's variant
 			}
 		}
 		if req != nil && req.OnlyIfCached {
@@ -125,6 +119,41 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		}
 		return
 	}
+}
+
+// storeStep is what the store said about a request's key, for serve's loop.
+type storeStep uint8
+
+const (
+	stepRun     storeStep = iota // nothing usable as it is: run (o.stale may hold an entry to revalidate)
+	stepServed                   // r was answered from the store
+	stepVariant                  // the response varies: o.k is now this request's variant key
+	stepNoEpoch                  // the store was skipped: lead or join without an epoch
+)
+
+// consultStore looks o.k up in the store and serves r from what it holds when that may be used. It is
+// a function of its own, never inlined, so that the stored entry's view lives on its frame only while
+// it is consulted, not on serve's for the whole run the request then leads or waits on (that frame is
+// on the stack of every waiting request).
+//
+//go:noinline
+func (c *Cache) consultStore(next http.Handler, w http.ResponseWriter, r *http.Request, o *runOpts, anonAuth bool,
+	now time.Time, req *httpcache.Directives) storeStep {
+	v, found, variant, idx, slot := c.lookupSlot(r, o.k, anonAuth, now)
+	switch found {
+	case lookupSkipped:
+		return stepNoEpoch
+	case lookupFailed:
+		o.recheck = true // the run's leader asks the store once more before running the handler
+	case lookupVariant:
+		o.k, o.index = variant, idx
+		return stepVariant
+	case lookupEntry:
+		if c.useStored(next, w, r, &v, slot, now, req, o) {
+			return stepServed
+		}
+	}
+	return stepRun
 }
 
 // useStored serves r from the stored entry v when it may be used as it is (fresh, or stale within
