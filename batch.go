@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -95,7 +96,7 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K, keyOf func(K) key) (
 			continue
 		}
 	}
-	for _, s := range waiting {
+	for i, s := range waiting {
 		rec, err, again := e.join(ctx, s.f, s.stale, s.role)
 		if again { // the load called runtime.Goexit: this key alone, again
 			rec.val, err = e.lookupOrLoad(ctx, s.k, s.ck, e.defaultCall(), noEpoch)
@@ -104,6 +105,11 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K, keyOf func(K) key) (
 		case err == nil:
 			out[s.k] = rec.val
 		case ctx.Err() != nil:
+			for _, rest := range waiting[i+1:] {
+				if rest.role == asWaiter { // the keys this call leads are counted as misses already
+					e.stats.abandoned.Add(1)
+				}
+			}
 			return out, ctx.Err()
 		case !errors.Is(err, ErrNotFound):
 			errs = append(errs, keyError(s.k, err))
@@ -181,7 +187,8 @@ func (e *engine[K, V]) leadMany(ctx context.Context, mine []*manySlot[K, V]) {
 			if p := recover(); p != nil {
 				<-b.st.done
 				if !b.st.repanicked.Load() {
-					e.logger.Error("stampede: batch load panicked", "loader", e.name, "panic", p)
+					e.stats.logs.log(context.Background(), e.logger, logBatchPanic, slog.LevelError,
+						"stampede: batch load panicked", "loader", e.name, "panic", p)
 				}
 			}
 		}()

@@ -270,7 +270,8 @@ func (e *engine[K, V]) lead(ctx context.Context, f *flight[record[V]], k K, ck k
 			if p := recover(); p != nil {
 				<-st.done
 				if !st.repanicked.Load() {
-					e.logger.Error("stampede: load panicked", "loader", e.name, "panic", p)
+					e.stats.logs.log(context.Background(), e.logger, logLoadPanic, slog.LevelError,
+						"stampede: load panicked", "loader", e.name, "panic", p)
 				}
 			}
 		}()
@@ -462,7 +463,8 @@ func (e *engine[K, V]) write(key string, rec *record[V], ttl time.Duration, toke
 	defer func() {
 		if p := recover(); p != nil {
 			e.calls.endWrite(probe, errStorePanic)
-			e.logger.Error("stampede: store panicked on write", "loader", e.name, "panic", p)
+			e.stats.logs.log(context.Background(), e.logger, logStorePanic, slog.LevelError,
+				"stampede: store panicked on write", "loader", e.name, "panic", p)
 			stored = false
 		}
 	}()
@@ -476,7 +478,8 @@ func (e *engine[K, V]) write(key string, rec *record[V], ttl time.Duration, toke
 		return false
 	case !stored && token != "":
 		e.stats.fleetFenced.Add(1)
-		e.logger.Warn("stampede: lease expired before the value was stored; another replica's value wins",
+		e.stats.logs.log(context.Background(), e.logger, logLeaseExpired, slog.LevelWarn,
+			"stampede: lease expired before the value was stored; another replica's value wins",
 			"loader", e.name, "lease", e.cfg.fleetLease)
 	}
 	return stored
@@ -508,7 +511,8 @@ func (e *engine[K, V]) refresh(ctx context.Context, k K, ck key, co callOpts[V])
 // recoverBackground logs a panic of a load nobody waits on.
 func (e *engine[K, V]) recoverBackground() {
 	if p := recover(); p != nil {
-		e.logger.Error("stampede: background refresh panicked", "loader", e.name, "panic", p)
+		e.stats.logs.log(context.Background(), e.logger, logRefreshPanic, slog.LevelError,
+			"stampede: background refresh panicked", "loader", e.name, "panic", p)
 	}
 }
 

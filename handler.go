@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -258,7 +259,8 @@ func (c *Cache) key(r *http.Request) (k key, anonAuth bool, reason string) {
 	if c.cfg.keyFunc != nil {
 		s, err := c.cfg.keyFunc(r)
 		if err != nil {
-			c.logger.Warn("stampede: key function failed, request not cached", "cache", c.cfg.name, "error", err)
+			c.stats.logs.log(r.Context(), c.logger, logKeyFunc, slog.LevelWarn,
+				"stampede: key function failed, request not cached", "cache", c.cfg.name, "error", err)
 			return k, false, reasonKeyError
 		}
 		fromFunc = s

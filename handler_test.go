@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -384,6 +387,104 @@ func TestHandlerPanics(t *testing.T) {
 			go serve()
 			<-entered
 			assert.NotNil(t, (<-outcomes).panicked)
+		})
+	}
+}
+
+// TestPanicStackLoggedOnce: 20 requests over a real server join one run of a handler that panics; the
+// panic's stack is written once (by net/http, for the leading request), not once per waiter, whether the
+// waiters had been sent nothing (they answer 500) or part of a streamed response (their connections are
+// cut with http.ErrAbortHandler, which net/http does not log), and every request is counted in exactly
+// one outcome (docs/behaviour.md §5.8, §5.9).
+func TestPanicStackLoggedOnce(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		streamed bool // the handler writes and flushes before it panics
+	}{
+		{"before the header", false},
+		{"mid-stream", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			const n = 20
+			var serverLog, cacheLog logBuffer
+			c := stampede.New(newLogger(&cacheLog), newMem(t), time.Minute)
+			joins := newJoinCounter(n - 1)
+			stampede.SetJoinHook(c, joins.hook)
+			entered := make(chan struct{}, 1)
+			gate := make(chan struct{})
+			var headers sync.WaitGroup // the clients that have the streamed response's header
+			headers.Add(n)
+			o := &origin{entered: entered, gate: gate, serve: func(w http.ResponseWriter, _ *http.Request, _ int64) {
+				if tt.streamed {
+					_, _ = w.Write([]byte("partial"))
+					_ = http.NewResponseController(w).Flush()
+					headers.Wait() // every client is mid-stream
+				}
+				panic("boom")
+			}}
+			srv := httptest.NewUnstartedServer(c.Handler(o))
+			srv.Config.ErrorLog = log.New(&serverLog, "", 0)
+			srv.Start()
+			t.Cleanup(srv.Close)
+			client := srv.Client()
+			// A connection per request: the transport resends a GET whose reused connection was cut
+			// before it had a response, which would be a second run and a second panic.
+			client.Transport.(*http.Transport).DisableKeepAlives = true
+
+			replies := make(chan reply, n)
+			send := func() {
+				resp, err := client.Get(srv.URL + "/p")
+				if err != nil {
+					replies <- reply{err: err}
+					return
+				}
+				defer resp.Body.Close()
+				if tt.streamed {
+					headers.Done()
+				}
+				_, err = io.ReadAll(resp.Body)
+				replies <- reply{status: resp.StatusCode, err: err}
+			}
+			go send()
+			<-entered
+			for range n - 1 {
+				go send()
+			}
+			<-joins.reached // every other request waits on the run
+			close(gate)
+			var cut, answered500 int
+			for range n {
+				switch r := <-replies; {
+				case r.err != nil:
+					cut++
+				case r.status == http.StatusInternalServerError:
+					answered500++
+				default:
+					t.Errorf("unexpected reply: %d %q", r.status, r.body)
+				}
+			}
+			c.Wait()
+			if tt.streamed {
+				assert.Equal(t, n, cut, "every client was sent part of the body: every connection is cut")
+			} else {
+				assert.Equal(t, 1, cut, "only the leading request panics")
+				assert.Equal(t, n-1, answered500, "each waiter answers 500")
+			}
+
+			all := serverLog.String() + cacheLog.String()
+			stacks := regexp.MustCompile(`(?m)^goroutine \d+ \[`).FindAllString(all, -1)
+			assert.Len(t, stacks, 1, "one stack for one panic:\n%s", all)
+			assert.Equal(t, 1, strings.Count(serverLog.String(), "http: panic serving"))
+
+			s := c.Snapshot()
+			assert.EqualValues(t, n, s.Requests)
+			assert.EqualValues(t, 1, s.Misses)
+			assert.EqualValues(t, n-1, s.Failed)
+			assert.EqualValues(t, 1, s.Panics)
+			assert.Equal(t, s.Requests, s.Hits+s.StaleHits+s.Misses+s.Coalesced+s.Abandoned+s.Failed+s.Passes)
 		})
 	}
 }

@@ -712,3 +712,109 @@ func TestLoaderHitAllocatesNothing(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(1000, func() { _, _ = byID.Get(ctx, 42) }), "int64 key")
 	assert.Equal(t, uint64(2002), byName.Snapshot().Hits+byID.Snapshot().Hits)
 }
+
+// TestLoaderOutcomesSumToCalls: a Loader counts every key asked for in exactly one outcome (its
+// Requests is their sum), over a mix of hits, misses, coalesced and abandoned waiters, a GetMany whose
+// context ends while it waits on two loads, a load that panics with waiters, and a stale hit.
+func TestLoaderOutcomesSumToCalls(t *testing.T) {
+	type phase struct{ entered, gate chan struct{} }
+	var held atomic.Pointer[phase]
+	clock := newFakeClock()
+	l := stampede.NewLoader("outcomes", func(_ context.Context, k string) (string, error) {
+		if strings.HasPrefix(k, "held") {
+			p := held.Load()
+			p.entered <- struct{}{}
+			<-p.gate
+			if k == "held-panic" {
+				panic("boom")
+			}
+		}
+		return "v:" + k, nil
+	}, stampede.WithStore(newMem(t)), stampede.WithTTL(time.Minute),
+		stampede.WithStaleWhileRevalidate(time.Minute), stampede.WithClock(clock.Now))
+	defer l.Close()
+	ctx := context.Background()
+	calls := 0 // keys asked for
+	get := func(ctx context.Context, k string) error {
+		_, err := l.Get(ctx, k)
+		return err
+	}
+
+	calls += 2
+	require.NoError(t, get(ctx, "a")) // miss
+	l.Wait()
+	require.NoError(t, get(ctx, "a")) // hit
+
+	// Two loads held; three waiters on the first, one waiter and one GetMany of both whose context ends.
+	p := &phase{entered: make(chan struct{}, 2), gate: make(chan struct{})}
+	held.Store(p)
+	var wg sync.WaitGroup
+	calls += 2
+	wg.Go(func() { assert.NoError(t, get(ctx, "held")) })
+	wg.Go(func() { assert.NoError(t, get(ctx, "held2")) })
+	<-p.entered
+	<-p.entered
+	joins := newJoinCounter(5)
+	stampede.SetLoaderJoinHook(l, joins.hook)
+	calls += 3
+	for range 3 {
+		wg.Go(func() { assert.NoError(t, get(ctx, "held")) })
+	}
+	leaving, leave := context.WithCancel(ctx)
+	var left sync.WaitGroup
+	calls += 1 + 2
+	left.Go(func() { assert.ErrorIs(t, get(leaving, "held"), context.Canceled) })
+	left.Go(func() {
+		_, err := l.GetMany(leaving, []string{"held", "held2"})
+		assert.ErrorIs(t, err, context.Canceled)
+	})
+	<-joins.reached // the GetMany waits on its first key
+	leave()
+	left.Wait()
+	close(p.gate)
+	wg.Wait()
+	l.Wait()
+
+	// A load that panics, with two waiters.
+	p = &phase{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	held.Store(p)
+	joins = newJoinCounter(2)
+	stampede.SetLoaderJoinHook(l, joins.hook)
+	calls += 3
+	wg.Go(func() {
+		defer func() { assert.Equal(t, "boom", recover()) }()
+		_ = get(ctx, "held-panic")
+	})
+	<-p.entered
+	for range 2 {
+		wg.Go(func() {
+			var pe *stampede.PanicError
+			assert.ErrorAs(t, get(ctx, "held-panic"), &pe)
+		})
+	}
+	<-joins.reached
+	close(p.gate)
+	wg.Wait()
+	l.Wait()
+
+	calls += 3
+	m, err := l.GetMany(ctx, []string{"a", "b", "c"}) // a hit, two misses
+	require.NoError(t, err)
+	assert.Len(t, m, 3)
+	l.Wait()
+
+	clock.Advance(90 * time.Second)
+	calls++
+	require.NoError(t, get(ctx, "b")) // stale: served at once, refreshed in the background
+	l.Wait()
+
+	s := l.Snapshot()
+	assert.EqualValues(t, calls, s.Requests, "every key asked for is counted: %+v", s)
+	assert.Equal(t, s.Requests, s.Hits+s.StaleHits+s.Misses+s.Coalesced+s.Abandoned+s.Failed+s.Passes)
+	assert.EqualValues(t, 2, s.Hits)
+	assert.EqualValues(t, 1, s.StaleHits)
+	assert.EqualValues(t, 6, s.Misses, "a, held, held2, held-panic, b, c")
+	assert.EqualValues(t, 3, s.Coalesced)
+	assert.EqualValues(t, 3, s.Abandoned, "the waiter and both keys of the GetMany")
+	assert.EqualValues(t, 2, s.Failed)
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -60,8 +61,8 @@ func (c *Cache) lookupSlot(r *http.Request, k key, anonAuth bool, now time.Time)
 	}
 	v, slot, err = c.parseStored(k.s, b, slot)
 	if err != nil {
-		c.logger.Warn("stampede: unusable stored entry, treated as a miss and removed",
-			"cache", c.cfg.name, "error", err)
+		c.stats.logs.log(r.Context(), c.logger, logUnusableEntry, slog.LevelWarn,
+			"stampede: unusable stored entry, treated as a miss and removed", "cache", c.cfg.name, "error", err)
 		ctx, cancel := c.storeCtx(r.Context())
 		_ = c.store.Delete(ctx, k.s)
 		cancel()

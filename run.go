@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -213,8 +214,8 @@ func (l *leader) load() (out *outcome, persist func()) {
 		case p == nil: // runtime.Goexit
 			l.abort(errGoexit)
 		case p != http.ErrAbortHandler && l.out == nil && l.o.stale != nil && l.o.stale.onError: //nolint:errorlint // compared with ==
-			c.logger.Error("stampede: handler panicked; serving the stale entry (stale-if-error)",
-				"cache", c.cfg.name, "panic", p)
+			c.stats.logs.log(l.r.Context(), c.logger, logStaleOnPanic, slog.LevelError,
+				"stampede: handler panicked; serving the stale entry (stale-if-error)", "cache", c.cfg.name, "panic", p)
 			l.failed = true
 			l.staleOnError(&l.rw.v, http.StatusInternalServerError)
 			l.rw.mode, l.rw.wroteHeader = modeDiscard, true
@@ -250,9 +251,6 @@ func (l *leader) publish(rec *recording, v *verdict) {
 	l.f.publish(out, nil)
 	if l.expired.Load() {
 		rec.expire()
-	}
-	if v.kind == verdictReplace && v.lead.fromStore {
-		l.c.stats.staleHits.Add(1)
 	}
 	if l.o.background {
 		return
@@ -382,7 +380,8 @@ func (l *leader) persistWork(buf []byte) func() {
 		defer func() {
 			if p := recover(); p != nil { // a store that panics must not take the process down
 				c.stats.setErrors.Add(1)
-				c.logger.Error("stampede: store panicked on write", "cache", c.cfg.name, "panic", p)
+				c.stats.logs.log(context.Background(), c.logger, logStorePanic, slog.LevelError,
+					"stampede: store panicked on write", "cache", c.cfg.name, "panic", p)
 			}
 		}()
 		if sealed != nil && c.writeEntry(lease, v, sealed, idx) {
@@ -460,7 +459,8 @@ func (c *Cache) writeOnce(lease *fleetLease, k key, value []byte, ttl time.Durat
 		return false, err
 	case !stored:
 		c.stats.fleetFenced.Add(1)
-		c.logger.Warn("stampede: lease expired before the response was stored; another replica's entry wins",
+		c.stats.logs.log(context.Background(), c.logger, logLeaseExpired, slog.LevelWarn,
+			"stampede: lease expired before the response was stored; another replica's entry wins",
 			"cache", c.cfg.name, "lease", c.cfg.fleetLease)
 		return false, nil
 	}
@@ -486,7 +486,8 @@ func (c *Cache) refresh(next http.Handler, r *http.Request, o runOpts) {
 		defer c.background.Done()
 		defer func() {
 			if p := recover(); p != nil && !errors.Is(asErr(p), http.ErrAbortHandler) {
-				c.logger.Error("stampede: background refresh panicked", "cache", c.cfg.name, "panic", p)
+				c.stats.logs.log(context.Background(), c.logger, logRefreshPanic, slog.LevelError,
+					"stampede: background refresh panicked", "cache", c.cfg.name, "panic", p)
 			}
 		}()
 		c.lead(f, next, discardWriter{header: http.Header{}}, bg, o)

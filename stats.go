@@ -65,7 +65,7 @@ type stats struct {
 	// does not write requests at all (its Requests is the sum of its outcomes).
 	requests  counter
 	hits      counter
-	staleHits atomic.Uint64 // served a stale entry: stale-while-revalidate or stale-if-error
+	staleHits atomic.Uint64 // served a stale entry without waiting: see Snapshot.StaleHits
 	misses    atomic.Uint64
 	refreshes atomic.Uint64 // background runs: stale-while-revalidate and early refresh
 	coalesced atomic.Uint64
@@ -89,6 +89,10 @@ type stats struct {
 	batchLoads   atomic.Uint64 // calls of a batch load function
 	cachedErrors atomic.Uint64 // hits on a kept failure (WithErrorTTL)
 	decodeErrors atomic.Uint64 // stored values that did not decode: counted as misses
+
+	// logs rate-limits the repeatable warnings and errors. It lives here because a Cache and a Loader's
+	// engine both hold a stats of their own, and it is counters too: the lines dropped per kind.
+	logs logLimiter
 }
 
 // counterStripes is how many cache lines a striped counter spreads over: 1<<counterShift.
@@ -197,9 +201,10 @@ type StatsSource interface {
 // the difference between two snapshots.
 //
 // Every request is counted in Requests as it arrives and, once its outcome is decided, in exactly one
-// of Hits, StaleHits, Misses, Coalesced, Abandoned or Passes; a waiter whose run panicked is counted in
-// none of them. Counters are read one at a time, outcomes before Requests, so a snapshot taken under load
-// may count a request in Requests whose outcome it does not count yet, never the other way round.
+// of Hits, StaleHits, Misses, Coalesced, Abandoned, Failed or Passes, so that once nothing is in flight
+// Requests is their sum (and Passes the sum of PassReasons). Counters are read one at a time, outcomes
+// before Requests, so a snapshot taken under load may count a request in Requests whose outcome it does
+// not count yet, never the other way round.
 type Snapshot struct {
 	// Name is the cache's name, set by [WithName]; the key prefix by default. A [Loader]'s is the name
 	// given to [NewLoader].
@@ -214,10 +219,13 @@ type Snapshot struct {
 	Requests uint64 `json:"requests"`
 	// Hits counts requests served a fresh response from the store (X-Cache: HIT).
 	Hits uint64 `json:"hits"`
-	// StaleHits counts requests served an expired response from the store. Nothing is served stale
-	// yet, so it is zero; it is here so that dashboards need not change when stale serving comes.
+	// StaleHits counts requests served an expired response from the store without waiting for a run:
+	// within stale-while-revalidate (a background run refreshes it meanwhile), within the request's
+	// max-stale ([WithHonorRequestCacheControl]), or, within stale-if-error, a waiter released at the
+	// compute timeout. A request that led a run is a miss, even when stale-if-error answered it.
 	StaleHits uint64 `json:"stale_hits"`
-	// Misses counts requests that ran the handler for the others (X-Cache: MISS): one per run.
+	// Misses counts requests that ran the handler for the others: one per run (X-Cache: MISS, or HIT
+	// when the run failed and stale-if-error answered it with the stored response).
 	Misses uint64 `json:"misses"`
 	// Refreshes counts background runs that refreshed an entry nobody waited on (stale-while-revalidate,
 	// early refresh); Runs = Misses + Refreshes once nothing is in flight.
@@ -230,7 +238,8 @@ type Snapshot struct {
 	Abandoned uint64 `json:"abandoned"`
 	// Failed counts waiters that got no whole response from the run they waited on: it panicked (they
 	// answered 500 themselves), or its response broke off after part of it was sent (their connection
-	// was cut).
+	// was cut). For the function API: waiters whose load panicked, or passed the compute timeout with
+	// no stale value to serve.
 	Failed uint64 `json:"failed"`
 	// Passes counts requests that went to the handler untouched (X-Cache: BYPASS), and PassReasons
 	// counts them by reason ("method", "private", "hit-for-pass", ...). Waiters that ran the handler

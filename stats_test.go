@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -683,4 +684,154 @@ func TestReasonsListed(t *testing.T) {
 		assert.Contains(t, listed, value, "%s is not in the reasons list of stats.go", name)
 	}
 	assert.NotContains(t, listed, "other", "other appears only when a reason is missing")
+}
+
+// TestOutcomesSumToRequests: over a real server, a mix of traffic (hits, misses, coalesced waiters,
+// passes for several reasons, a panicking run with waiters, a waiter whose client leaves, stale hits,
+// a stale-if-error run, key-function refusals) counts every request in exactly one outcome, so that
+// Requests = Hits + StaleHits + Misses + Coalesced + Abandoned + Failed + Passes once nothing is in
+// flight, and Passes is the sum of PassReasons.
+func TestOutcomesSumToRequests(t *testing.T) {
+	t.Parallel()
+	type phase struct {
+		entered chan struct{} // each run of a held path sends here first
+		gate    chan struct{} // then waits for it to close
+	}
+	var held atomic.Pointer[phase]
+	var failing atomic.Bool // /sie answers 500
+	clock := newFakeClock()
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/held", "/held-panic", "/held-private":
+			p := held.Load()
+			p.entered <- struct{}{}
+			<-p.gate
+			switch r.URL.Path {
+			case "/held-panic":
+				panic("boom")
+			case "/held-private":
+				w.Header().Set("Cache-Control", "private")
+			}
+		case "/swr":
+			w.Header().Set("Cache-Control", "max-age=1")
+		case "/sie":
+			if failing.Load() {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=0, stale-if-error=600")
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	c := stampede.New(slog.New(slog.DiscardHandler), newMem(t), time.Minute, stampede.WithClock(clock.Now),
+		stampede.WithStaleWhileRevalidate(time.Minute),
+		stampede.WithKeyFunc(func(r *http.Request) (string, error) {
+			if r.Header.Get("X-Refuse") != "" {
+				return "", errors.New("refused")
+			}
+			return "", nil
+		}))
+	h := c.Handler(origin)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the panicking run's leader is logged by net/http
+	srv.Start()
+	t.Cleanup(srv.Close)
+	client := srv.Client()
+	// A connection per request: the transport would resend a GET whose reused connection was cut
+	// before it had a response (the panicking run's leader), which would be one request more.
+	client.Transport.(*http.Transport).DisableKeepAlives = true
+
+	var sent atomic.Int64 // requests sent
+	send := func(method, path string, mod func(*http.Request)) {
+		sent.Add(1)
+		req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, nil)
+		require.NoError(t, err)
+		if mod != nil {
+			mod(req)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return // the leader of the panicking run: its connection is cut
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	do := func(path string, mod func(*http.Request)) { send(http.MethodGet, path, mod); c.Wait() }
+	// coalesce sends a request for path and holds its run until waiters more have joined it and, when
+	// abandon, one more waiter (served directly, with a context that is then cancelled) has left; then it
+	// lets the run finish.
+	coalesce := func(path string, waiters int, abandon bool) {
+		p := &phase{entered: make(chan struct{}, 2*waiters+2), gate: make(chan struct{})}
+		held.Store(p)
+		joiners := int64(waiters)
+		if abandon {
+			joiners++
+		}
+		joins := newJoinCounter(joiners)
+		stampede.SetJoinHook(c, joins.hook)
+		var wg sync.WaitGroup
+		wg.Go(func() { send(http.MethodGet, path, nil) })
+		<-p.entered
+		for range waiters {
+			wg.Go(func() { send(http.MethodGet, path, nil) })
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		quit := make(chan struct{})
+		if abandon {
+			sent.Add(1)
+			go func() {
+				defer close(quit)
+				// The server's URL, so that its host, part of the key, is the other requests'.
+				serveDirect(h, httptest.NewRequest(http.MethodGet, srv.URL+path, nil).WithContext(ctx))
+			}()
+		} else {
+			close(quit)
+		}
+		<-joins.reached
+		cancel()
+		<-quit // the abandoning waiter has returned while the run is held
+		close(p.gate)
+		wg.Wait()
+		c.Wait()
+	}
+
+	do("/a", nil) // miss
+	do("/a", nil) // hit
+	do("/a", nil) // hit
+	coalesce("/held", 5, true)
+	do("/held", nil)                                                              // hit
+	coalesce("/held-panic", 4, false)                                             // a miss and 4 failed
+	coalesce("/held-private", 3, false)                                           // a miss and 3 passes (private)
+	do("/held-private", nil)                                                      // pass: hit-for-pass
+	send(http.MethodPost, "/a", nil)                                              // pass: method
+	do("/a", func(r *http.Request) { r.Header.Set("Cache-Control", "no-store") }) // pass: request-no-store
+	do("/a", func(r *http.Request) { r.Header.Set("Upgrade", "websocket") })      // pass: upgrade
+	do("/a", func(r *http.Request) { r.Header.Set("X-Refuse", "1") })             // pass: key-error
+	do("/a", func(r *http.Request) { r.Header.Set("X-Refuse", "1") })             // pass: key-error
+	do("/swr", nil)                                                               // miss
+	do("/sie", nil)                                                               // miss
+	clock.Advance(2 * time.Second)
+	do("/swr", nil) // stale hit, and a background refresh
+	do("/swr", nil) // hit: the refresh stored a fresh response
+	failing.Store(true)
+	do("/sie", nil) // the revalidation answers 500: the stale entry answers its leader
+	c.Wait()
+
+	s := c.Snapshot()
+	assert.EqualValues(t, sent.Load(), s.Requests, "every request reached the middleware")
+	assert.Equal(t, s.Requests, s.Hits+s.StaleHits+s.Misses+s.Coalesced+s.Abandoned+s.Failed+s.Passes,
+		"each request in exactly one outcome: %+v", countsOf(s))
+	var reasons uint64
+	for _, n := range s.PassReasons {
+		reasons += n
+	}
+	assert.Equal(t, s.Passes, reasons)
+	assert.EqualValues(t, 5, s.Coalesced)
+	assert.EqualValues(t, 1, s.Abandoned)
+	assert.EqualValues(t, 4, s.Failed)
+	assert.EqualValues(t, 1, s.StaleHits)
+	assert.EqualValues(t, 7, s.Misses, "/a, /held, /held-panic, /held-private, /swr, /sie twice")
+	assert.Equal(t, reasonCounts("private", 3, "hit-for-pass", 1, "method", 1, "request-no-store", 1,
+		"upgrade", 1, "key-error", 2), countsOf(s).PassReasons)
+	assert.Equal(t, s.Runs, s.Misses+s.Refreshes, "nothing in flight")
 }

@@ -2,6 +2,7 @@ package stampede
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -57,7 +58,8 @@ func (c *Cache) indexTagsLocal(header http.Header, keys []string, ttl time.Durat
 		return true
 	}
 	c.stats.setErrors.Add(1)
-	c.logger.Warn("stampede: tag index full; tagged response not stored", "cache", c.cfg.name, "pairs", c.tags.max)
+	c.stats.logs.log(context.Background(), c.logger, logTagIndexFull, slog.LevelWarn,
+		"stampede: tag index full; tagged response not stored", "cache", c.cfg.name, "pairs", c.tags.max)
 	return false
 }
 
@@ -79,7 +81,8 @@ func (c *Cache) indexTagsStore(header http.Header, keys []string, ttl time.Durat
 		cancel()
 		if err != nil {
 			c.stats.setErrors.Add(1)
-			c.logger.Warn("stampede: tag index write failed; the entry is removed", "cache", c.cfg.name, "error", err)
+			c.stats.logs.log(context.Background(), c.logger, logTagIndexWrite, slog.LevelWarn,
+				"stampede: tag index write failed; the entry is removed", "cache", c.cfg.name, "error", err)
 			for _, k := range keys {
 				_ = c.PurgeKey(context.Background(), k)
 			}
