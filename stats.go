@@ -273,7 +273,8 @@ type Snapshot struct {
 	BreakerOpen  bool   `json:"breaker_open"`
 	BreakerTrips uint64 `json:"breaker_trips"`
 	// FleetServed counts leaders that, with [WithFleetCoalescing], waited for another replica's run and
-	// replayed its stored response instead of running the handler; FleetFenced counts responses not
+	// replayed its stored response instead of running the handler (each is also a Hit: it was served
+	// from the store, and the requests waiting on it are Coalesced); FleetFenced counts responses not
 	// stored because their lease had expired (another replica had taken over).
 	FleetServed uint64 `json:"fleet_served"`
 	FleetFenced uint64 `json:"fleet_fenced"`
