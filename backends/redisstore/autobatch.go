@@ -25,10 +25,18 @@ const DefaultBatchSize = 128
 // maxBatchesInFlight bounds the batches (round trips) of one kind in flight at once.
 const maxBatchesInFlight = 8
 
+// maxBatchGrowth bounds how far a batch grows past the batch size while calls queue: a backlog is
+// split over the batches in flight, up to this many times the size each, so that a burst of look-ups is
+// sent in a few large MGETs rather than queueing behind many small ones until it times out.
+const maxBatchGrowth = 8
+
 // batcher runs batches of calls of one kind.
 type batcher[T any] struct {
 	size int
 	exec func([]T)
+	// gone, when set, reports a call whose caller has stopped waiting (its context ended): it is
+	// dropped from the queue rather than sent, so an overloaded store is not sent work nobody awaits.
+	gone func(T) bool
 
 	mu       sync.Mutex
 	pending  []T // waiting for the next batch; guarded by mu
@@ -50,12 +58,22 @@ func (b *batcher[T]) submit(t T) {
 	go b.run(batch)
 }
 
-// takeLocked removes up to size calls from pending. mu must be held.
+// takeLocked removes the next batch from pending: up to size calls, or, while more than a batch per
+// slot in flight is queued, an even share of the backlog (at most maxBatchGrowth times size). Calls
+// whose callers are gone are dropped on the way. mu must be held.
 func (b *batcher[T]) takeLocked() []T {
-	n := min(len(b.pending), b.size)
-	batch := make([]T, n)
-	copy(batch, b.pending[:n])
-	rest := copy(b.pending, b.pending[n:])
+	size := b.size
+	if size > 1 {
+		size = max(size, min(len(b.pending)/maxBatchesInFlight, size*maxBatchGrowth))
+	}
+	batch := make([]T, 0, min(len(b.pending), size))
+	i := 0
+	for ; i < len(b.pending) && len(batch) < size; i++ {
+		if t := b.pending[i]; b.gone == nil || !b.gone(t) {
+			batch = append(batch, t)
+		}
+	}
+	rest := copy(b.pending, b.pending[i:])
 	clear(b.pending[rest:])
 	b.pending = b.pending[:rest]
 	return batch
@@ -64,7 +82,9 @@ func (b *batcher[T]) takeLocked() []T {
 // run executes batch, then the next ones while calls are waiting.
 func (b *batcher[T]) run(batch []T) {
 	for {
-		b.exec(batch)
+		if len(batch) > 0 {
+			b.exec(batch)
+		}
 		b.mu.Lock()
 		if len(b.pending) == 0 {
 			b.inFlight--
@@ -79,8 +99,12 @@ func (b *batcher[T]) run(batch []T) {
 // getCall is one Get waiting for its batch.
 type getCall struct {
 	key  string // the Redis key
+	ctx  context.Context
 	done chan getResult
 }
+
+// getGone reports a Get whose caller no longer waits for it.
+func getGone(c *getCall) bool { return c.ctx.Err() != nil }
 
 type getResult struct {
 	value []byte
@@ -102,7 +126,7 @@ func (s *Store) batchedGet(ctx context.Context, key string) ([]byte, bool, error
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	c := &getCall{key: s.key(key), done: make(chan getResult, 1)}
+	c := &getCall{key: s.key(key), ctx: ctx, done: make(chan getResult, 1)}
 	s.gets.submit(c)
 	select {
 	case r := <-c.done:

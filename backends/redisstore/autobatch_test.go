@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +112,44 @@ func TestBatchingOff(t *testing.T) {
 		}
 	}()
 	New(newClient(t, relaxed(srv.Addr())), WithBatching(-1))
+}
+
+// TestBatcherTake: a batch is the batch size while the queue is short, an even share of a long queue
+// over the batches in flight (at most maxBatchGrowth times the size), and never carries a call whose
+// caller is gone.
+func TestBatcherTake(t *testing.T) {
+	queue := func(n int) []int {
+		p := make([]int, n)
+		for i := range p {
+			p[i] = i
+		}
+		return p
+	}
+	for _, tt := range []struct {
+		size, queued, want int
+	}{
+		{128, 10, 10},
+		{128, 128 * maxBatchesInFlight, 128},
+		{128, 256 * maxBatchesInFlight, 256},
+		{128, 1_000_000, 128 * maxBatchGrowth},
+		{1, 1000, 1}, // WithBatching(1): each call on its own, always
+	} {
+		b := batcher[int]{size: tt.size}
+		b.pending = queue(tt.queued)
+		if got := len(b.takeLocked()); got != tt.want {
+			t.Errorf("size %d, %d queued: batch of %d, want %d", tt.size, tt.queued, got, tt.want)
+		}
+		if len(b.pending) != tt.queued-tt.want {
+			t.Errorf("size %d, %d queued: %d left, want %d", tt.size, tt.queued, len(b.pending), tt.queued-tt.want)
+		}
+	}
+
+	b := batcher[int]{size: 4, gone: func(i int) bool { return i%2 == 0 }}
+	b.pending = queue(10)
+	if got := b.takeLocked(); !slices.Equal(got, []int{1, 3, 5, 7}) {
+		t.Errorf("batch %v, want the live calls 1 3 5 7", got)
+	}
+	if !slices.Equal(b.pending, []int{8, 9}) {
+		t.Errorf("left %v, want 8 9", b.pending)
+	}
 }

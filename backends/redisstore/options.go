@@ -44,10 +44,12 @@ func WithCompression(threshold int) Option {
 	}
 }
 
-// WithBatching sets how many concurrent Get (or SetEx) calls one round trip may carry: the default is
+// WithBatching sets how many concurrent Get (or SetEx) calls one round trip carries: the default is
 // DefaultBatchSize (128), also for zero; 1 sends each call on its own. Concurrent calls are combined
 // into one MGET per node (a pipeline of SETs) while up to 8 batches are in flight, so a burst of
 // look-ups does not queue for connections until it times out; a call that runs alone is sent at once.
+// While more calls queue than 8 batches hold, each batch takes an even share of the queue, up to 8 times
+// n, and a Get whose caller stopped waiting is dropped from the queue instead of being sent.
 // A negative n makes New panic.
 func WithBatching(n int) Option {
 	return func(c *config) { c.batch = n }

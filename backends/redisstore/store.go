@@ -71,7 +71,7 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		cfg.batch = DefaultBatchSize
 	}
 	s := &Store{client: client, cfg: cfg, guarded: true, batch: batchByTag}
-	s.gets = batcher[*getCall]{size: cfg.batch, exec: s.execGets}
+	s.gets = batcher[*getCall]{size: cfg.batch, exec: s.execGets, gone: getGone}
 	s.sets = batcher[*setCall]{size: cfg.batch, exec: s.execSets}
 	switch c := client.(type) {
 	case *redis.Client:
