@@ -28,6 +28,7 @@ func ExampleHandler() {
 
 	var runs atomic.Int64
 	r := chi.NewRouter()
+	// Every route of r: mount /metrics and the stats page on another router or group (ExampleWithKeyFunc).
 	r.Use(cache.Handler) // or r.Use(stampede.Handler(logger, store, time.Minute))
 	r.Get("/report", func(w http.ResponseWriter, _ *http.Request) {
 		runs.Add(1)
@@ -55,6 +56,8 @@ func ExampleHandler() {
 }
 
 // Give each tenant its own cache entries with a KeyFunc; requests it cannot classify pass through.
+// HandlerWithKey returns only the middleware; to read the cache's counters, build it with New and
+// WithKeyFunc instead (ExampleWithKeyFunc).
 func ExampleHandlerWithKey() {
 	store, _ := memstore.New(64 << 20)
 	defer store.Close()
@@ -88,6 +91,43 @@ func ExampleHandlerWithKey() {
 	// "acme" gets "dashboard of acme"
 	// "" gets "dashboard of "
 	//   (passed through: no tenant)
+}
+
+// A per-tenant cache that can be observed: New with WithKeyFunc gives a *Cache, whose Snapshot and stats
+// page show its figures. The cache is on one route; the stats page is on the router, outside it.
+func ExampleWithKeyFunc() {
+	store, _ := memstore.New(64 << 20)
+	defer store.Close()
+	tenantOf := func(r *http.Request) (string, error) {
+		if t := r.Header.Get("X-Tenant"); t != "" {
+			return t, nil
+		}
+		return "", errors.New("no tenant")
+	}
+	dashboards := stampede.New(nil, store, time.Minute, stampede.WithName("dashboards"),
+		stampede.WithKeyFunc(tenantOf))
+
+	r := chi.NewRouter()
+	r.Handle("/debug/stampede", stampede.StatsHandler(dashboards)) // not behind the cache
+	r.With(dashboards.Handler).Get("/dashboard", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "dashboard of %s", r.Header.Get("X-Tenant"))
+	})
+
+	for _, tenant := range []string{"acme", "globex", "acme"} {
+		req := httptest.NewRequest("GET", "/dashboard", nil)
+		req.Header.Set("X-Tenant", tenant)
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		dashboards.Wait() // let the store write finish, so acme's second request is a hit
+		fmt.Printf("%s: %s %s\n", tenant, rec.Header().Get("X-Cache"), rec.Body.String())
+	}
+	s := dashboards.Snapshot()
+	fmt.Printf("%s: %d requests, %d hits, %d misses\n", s.Name, s.Requests, s.Hits, s.Misses)
+	// Output:
+	// acme: MISS dashboard of acme
+	// globex: MISS dashboard of globex
+	// acme: HIT dashboard of acme
+	// dashboards: 3 requests, 1 hits, 2 misses
 }
 
 // Singleflight coalesces identical concurrent requests without storing anything: requests that arrive

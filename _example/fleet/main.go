@@ -2,11 +2,22 @@
 // argument "replica"; the replica itself is internal/fleetreplica, the server the fleet tests run) share
 // one Redis, each with a memory tier in front of it, and sit in front of one origin, which counts its
 // calls. A burst of concurrent requests for one cold key, spread over the replicas, calls the origin
-// once; without -fleet it is called once per replica. Then a purge by tag on one replica is seen by the
-// others.
+// once; with -fleet=false it is called once per replica. Then a purge by tag on one replica is seen by
+// the others.
 //
 //	go run ./_example/fleet -redis 127.0.0.1:6379
 //	go run ./_example/fleet -redis 127.0.0.1:6379 -fleet=false
+//
+// Each replica builds its cache as below (internal/fleetreplica/replica.go; -fleet=false leaves out
+// WithFleetCoalescing). The purge and stats routes are on the mux beside the cached catch-all, not
+// behind it:
+//
+//	rs := redisstore.New(client)
+//	store := tieredstore.New(mem, rs, tieredstore.WithL1TTL(5*time.Second)) // memstore in front of Redis
+//	cache := stampede.New(logger, store, time.Minute, stampede.WithFleetCoalescing(2*time.Second))
+//	mux.Handle("/", cache.Handler(proxy))
+//	mux.HandleFunc("/_purge/{what}", purge) // cache.Purge, cache.PurgeKey, cache.PurgeTag
+//	mux.HandleFunc("/_stats", stats)        // cache.Snapshot as JSON
 package main
 
 import (

@@ -5,6 +5,7 @@
 //	go run ./_example/redis -listen :3337 -redis localhost:6379
 //	curl -i -H 'Host: shop.example' localhost:3336/price?sku=42   # X-Cache: MISS
 //	curl -i -H 'Host: shop.example' localhost:3337/price?sku=42   # X-Cache: HIT, handler not run
+//	curl 'localhost:3337/debug/stampede?format=json'               # this replica's counters
 //
 // The Host header is part of the key; behind a load balancer all replicas see the public host, which
 // the -H flag stands in for here.
@@ -47,12 +48,17 @@ func main() {
 	defer client.Close()
 	store := redisstore.New(client, redisstore.WithKeyPrefix("example:"), redisstore.WithCompression(0))
 
+	cache := stampede.New(logger, store, 30*time.Second, stampede.WithName("prices"))
+
 	r := chi.NewRouter()
-	r.Use(stampede.Handler(logger, store, 30*time.Second))
-	r.Get("/price", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(150 * time.Millisecond) // a slow pricing service
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"sku":%q,"price":1999,"computed_by":%q}`+"\n", r.URL.Query().Get("sku"), *listen)
+	r.Handle("/debug/stampede", stampede.StatsHandler(cache)) // outside the cache: live figures
+	r.Group(func(r chi.Router) {
+		r.Use(cache.Handler) // every route of this group, and only those
+		r.Get("/price", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(150 * time.Millisecond) // a slow pricing service
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"sku":%q,"price":1999,"computed_by":%q}`+"\n", r.URL.Query().Get("sku"), *listen)
+		})
 	})
 	logger.Info("listening", "addr", *listen, "redis", *addr)
 	log.Fatal(http.ListenAndServe(*listen, r))

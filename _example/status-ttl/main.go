@@ -1,6 +1,10 @@
 // Command status-ttl stores responses for a time that depends on their status: successes for a minute,
 // not-found for ten seconds, server errors briefly (so an outage does not become a stampede), and
-// everything else not at all.
+// everything else not at all. The cache's counters are at /debug/stampede, outside the cache.
+//
+//	go run ./_example/status-ttl
+//	curl -i localhost:3334/items/0                       # 404, kept for 10 s
+//	curl 'localhost:3334/debug/stampede?format=json'
 package main
 
 import (
@@ -32,17 +36,23 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer store.Close()
+	cache := stampede.New(nil, store, time.Minute, stampede.WithName("items"), stampede.WithHTTPStatusTTL(statusTTL))
+
 	r := chi.NewRouter()
-	r.Use(stampede.Handler(nil, store, time.Minute, stampede.WithHTTPStatusTTL(statusTTL)))
-	r.Get("/items/{id}", func(w http.ResponseWriter, r *http.Request) {
-		switch chi.URLParam(r, "id") {
-		case "0":
-			http.Error(w, "no such item", http.StatusNotFound)
-		case "500":
-			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-		default:
-			_, _ = w.Write([]byte("item " + chi.URLParam(r, "id") + "\n"))
-		}
+	r.Handle("/debug/stampede", stampede.StatsHandler(cache)) // outside the cache: live figures
+	r.Group(func(r chi.Router) {
+		r.Use(cache.Handler)
+		r.Get("/items/{id}", func(w http.ResponseWriter, r *http.Request) {
+			switch chi.URLParam(r, "id") {
+			case "0":
+				http.Error(w, "no such item", http.StatusNotFound)
+			case "500":
+				http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			default:
+				_, _ = w.Write([]byte("item " + chi.URLParam(r, "id") + "\n"))
+			}
+		})
 	})
 	log.Println("listening on :3334")
 	log.Fatal(http.ListenAndServe(":3334", r))
