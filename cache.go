@@ -77,7 +77,7 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 	if fs, ok := store.(LeaseStore); ok && cfg.fleetLease > 0 {
 		c.fleet = fs
 	}
-	if _, ok := store.(TagStore); !ok && store != nil {
+	if _, ok := tagStoreOf(store); !ok && store != nil {
 		c.tags = newTagIndex(maxTaggedKeys)
 	}
 	return c

@@ -62,7 +62,7 @@ func (c *Cache) PurgeTag(ctx context.Context, tag string) error {
 	if c.store == nil {
 		return nil
 	}
-	if ts, ok := c.store.(TagStore); ok {
+	if ts, ok := tagStoreOf(c.store); ok {
 		_, err := ts.PurgeTag(ctx, tag)
 		return err
 	}

@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
-
-	"github.com/seed-a1426414/stampede/backends/memstore"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-a1426414/stampede"
+	"github.com/seed-a1426414/stampede/backends/memstore"
+	"github.com/seed-a1426414/stampede/backends/tieredstore"
 )
 
 // TestPurge: Purge removes one URL's entry (also when asked with another method), PurgeTag every entry
@@ -125,4 +126,28 @@ func BenchmarkTaggedMiss(b *testing.B) {
 			c.Wait()
 		})
 	}
+}
+
+// TestPurgeTagTieredWithoutTagIndex: over backends/tieredstore whose second tier keeps no tag index (a
+// memory store), the Cache keeps its own index, and PurgeTag purges what it tagged: tieredstore has the
+// tag methods, but says with KeepsTags that it cannot keep them.
+func TestPurgeTagTieredWithoutTagIndex(t *testing.T) {
+	t.Parallel()
+	store := tieredstore.New(newMem(t), newMem(t))
+	t.Cleanup(store.Close)
+	c := stampede.New(nil, store, time.Minute)
+	var runs atomic.Int64
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Tag", "product-42")
+		fmt.Fprintf(w, "run %d", runs.Add(1))
+	}))
+	serve := func() string {
+		rec := serveDirect(h, httptest.NewRequest("GET", "/p/42", nil))
+		c.Wait()
+		return rec.Header().Get("X-Cache") + " " + rec.Body.String()
+	}
+	require.Equal(t, "MISS run 1", serve())
+	require.Equal(t, "HIT run 1", serve())
+	require.NoError(t, c.PurgeTag(t.Context(), "product-42"))
+	assert.Equal(t, "MISS run 2", serve(), "the tagged entry is gone")
 }

@@ -88,6 +88,10 @@ type LeaseStore interface {
 // TagStore is a [Store] that keeps the tag index itself, shared by every replica (backends/redisstore
 // does, with Redis sets; backends/tieredstore passes it on). Without it a [Cache] keeps a bounded index
 // in memory, which only knows the responses this process stored.
+//
+// A store whose type has these methods but that cannot keep tags after all (backends/tieredstore over a
+// second tier without a tag index) says so with a method KeepsTags() bool that returns false: the Cache
+// then keeps its own index, as for a store without the methods.
 type TagStore interface {
 	// TagKeys records that the entry at key carries tags, for at least ttl.
 	TagKeys(ctx context.Context, key string, tags []string, ttl time.Duration) error
@@ -137,4 +141,16 @@ type SizedStore interface {
 // EvictionCounter is a store that counts the entries it evicted to stay within its budget.
 type EvictionCounter interface {
 	Evictions() uint64
+}
+
+// tagStoreOf returns store as a TagStore when it keeps tags (see [TagStore]).
+func tagStoreOf(store Store) (TagStore, bool) {
+	ts, ok := store.(TagStore)
+	if !ok {
+		return nil, false
+	}
+	if k, ok := store.(interface{ KeepsTags() bool }); ok && !k.KeepsTags() {
+		return nil, false
+	}
+	return ts, true
 }

@@ -67,7 +67,7 @@ func (c *Cache) indexTagsLocal(header http.Header, keys []string, ttl time.Durat
 // (backends/redisstore). When that fails the entries are deleted again, so that no entry PurgeTag
 // cannot find is left behind; it reports whether the index write succeeded.
 func (c *Cache) indexTagsStore(header http.Header, keys []string, ttl time.Duration) bool {
-	ts, ok := c.store.(TagStore)
+	ts, ok := tagStoreOf(c.store)
 	if !ok {
 		return true
 	}

@@ -57,6 +57,13 @@ func (s *Store) WaitRelease(ctx context.Context, key string) (string, error) {
 	return "gone", nil
 }
 
+// KeepsTags reports whether L2 keeps a tag index. When it does not, a stampede.Cache keeps its own
+// in-process index instead of asking this store.
+func (s *Store) KeepsTags() bool {
+	_, ok := s.l2.(tags)
+	return ok
+}
+
 // TagKeys records key's tags in L2's tag index; without one it does nothing.
 func (s *Store) TagKeys(ctx context.Context, key string, tagList []string, ttl time.Duration) error {
 	if t, ok := s.l2.(tags); ok {
