@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"time"
@@ -144,7 +145,8 @@ func ExamplePerCredential() {
 	for _, token := range []string{"Bar", "Bar", "Foo"} {
 		req, _ := http.NewRequest(http.MethodGet, "http://example.com/me", nil)
 		req.Header.Set("Authorization", token)
-		rec := serveDirect(h, req)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
 		cache.Wait()
 		fmt.Println(rec.Body.String(), rec.Header().Get("X-Cache"))
 	}
