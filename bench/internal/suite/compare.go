@@ -29,8 +29,8 @@ func (rep *report) peerColumns() []peerColumn {
 		cols = append(cols, peerColumn{title: title + " (stand-in map store)¹", hit: hitGoChi, wrk: wrkGoChi,
 			trace: cfgGoChi, doFn: doGoChi, hasDo: true})
 	}
-	// stampede's Do: added when the function API lands (doFn and hasDo here, a case in runDo).
-	return append(cols, peerColumn{title: "stampede", hit: hitMem, wrk: wrkStampede, trace: cfgMemory})
+	return append(cols, peerColumn{title: "stampede", hit: hitMem, wrk: wrkStampede, trace: cfgMemory,
+		doFn: doStampede, hasDo: true})
 }
 
 // peerSection is the side-by-side table of bare, floor, go-chi/stampede and stampede, from the rows the

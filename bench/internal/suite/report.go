@@ -223,7 +223,7 @@ func (rep *report) doSection(b *strings.Builder) {
 	if rep.gochi != nil {
 		p("go-chi/stampede is `NewStampede[[]byte](logger, store, WithTTL(1h)).Do` on the stand-in map\nstore. ")
 	}
-	p("stampede has no function API yet: its row is added when the API lands. × floor is the\nmedian of each round's ratio to the floor.\n\n")
+	p("stampede is `NewStampede[[]byte](logger, store, WithTTL(1h)).Do` on `memstore.NewValues` and on the\nstand-in map store. × floor is the median of each round's ratio to the floor.\n\n")
 	p("| variant | ns/op | × floor | × floor, range over rounds | B/op | allocs/op |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, h := range rep.do {
 		if h.variant == doFloor {

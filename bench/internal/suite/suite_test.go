@@ -87,7 +87,8 @@ func TestPeerSection(t *testing.T) {
 	for _, c := range []string{cfgNone, cfgFloor, cfgGoChi, cfgMemory} {
 		rep.traces = append(rep.traces, traceRow{config: c, res: trace.Result{Workers: 100, Runs: 10, Distinct: 10, Wall: time.Second}})
 	}
-	rep.do = []hitRow{{variant: doFloor, nsPerOp: 20}, {variant: doGoChi, nsPerOp: 200, ratio: 10}}
+	rep.do = []hitRow{{variant: doFloor, nsPerOp: 20}, {variant: doGoChi, nsPerOp: 200, ratio: 10},
+		{variant: doStampede, nsPerOp: 25, ratio: 1.25}}
 	var b strings.Builder
 	rep.peerSection(&b)
 	if !strings.Contains(b.String(), "go-chi/stampede: not measured, pass -gochi DIR") || strings.Contains(b.String(), "stand-in map store)¹") {
@@ -97,7 +98,7 @@ func TestPeerSection(t *testing.T) {
 	b.Reset()
 	rep.peerSection(&b)
 	for _, want := range []string{"| measurement | bare | floor | go-chi/stampede v0.9.1 (stand-in map store)¹ | stampede |",
-		"10.00× floor", "no function API yet", "**stand-in**"} {
+		"10.00× floor", "1.25× floor", "**stand-in**"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("with go-chi: no %q in\n%s", want, b.String())
 		}
