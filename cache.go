@@ -31,7 +31,7 @@ type Cache struct {
 	onJoin func()
 	stats  stats // see [Cache.Snapshot]
 	// fleet is the store's lease interface when WithFleetCoalescing is on and the store offers it.
-	fleet LeaseStore
+	fleet legacyLeaseStore
 	tags  *tagIndex      // in-process tag index, for stores that keep none (see [Cache.PurgeTag])
 	aux   AnnotatedStore // the store, when it keeps annotations (see [AnnotatedStore])
 }
@@ -74,7 +74,7 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 	if a, ok := store.(AnnotatedStore); ok {
 		c.aux = a
 	}
-	if fs, ok := store.(LeaseStore); ok && cfg.fleetLease > 0 {
+	if fs, ok := store.(legacyLeaseStore); ok && cfg.fleetLease > 0 {
 		c.fleet = fs
 	}
 	if _, ok := tagStoreOf(store); !ok && store != nil {

@@ -29,11 +29,11 @@ type engine[K comparable, V any] struct {
 	breaker breaker
 	stats   stats
 	calls   storeCalls
-	store   recordStore[V] // nil: coalesce only
-	plain   ValueStore[V]  // the store when it keeps bare values (store is then its plainRecords)
-	sizer   any            // the store reporting its size, for Snapshot.Memory; nil when none
-	fleet   LeaseStore     // nil unless fleet coalescing is on and the store offers leases
-	door    *doorkeeper    // nil unless WithMinUses asks for more than one use
+	store   recordStore[V]   // nil: coalesce only
+	plain   ValueStore[V]    // the store when it keeps bare values (store is then its plainRecords)
+	sizer   any              // the store reporting its size, for Snapshot.Memory; nil when none
+	fleet   legacyLeaseStore // nil unless fleet coalescing is on and the store offers leases
+	door    *doorkeeper      // nil unless WithMinUses asks for more than one use
 	errTTL  func(error) time.Duration
 
 	load   func(ctx context.Context, k K) (V, error) // nil for a Stampede: each call brings its own

@@ -100,7 +100,7 @@ func NewLoader[K comparable, V any](name string, load LoadFunc[K, V], opts ...Lo
 	e.setup(name, "loader", c.config, c.logger, store, sizer)
 	e.load, e.errTTL = load, c.errTTL
 	if bytes != nil && store != nil {
-		if fs, ok := c.store.(LeaseStore); ok && c.fleetLease > 0 {
+		if fs, ok := c.store.(legacyLeaseStore); ok && c.fleetLease > 0 {
 			bytes.fleet, e.fleet = fs, fs
 		}
 		if tiered, ok := store.(*tieredRecords[V]); ok {

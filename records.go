@@ -126,8 +126,8 @@ const (
 type bytesRecords[V any] struct {
 	store Store
 	codec Codec
-	batch BatchStore // nil when the store reads one key per call
-	fleet LeaseStore // for fenced writes; nil without fleet coalescing
+	batch BatchStore       // nil when the store reads one key per call
+	fleet legacyLeaseStore // for fenced writes; nil without fleet coalescing
 	bad   func(error)
 }
 

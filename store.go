@@ -19,8 +19,9 @@ import (
 //
 //   - [BatchStore]: many keys in one round trip (Loader.GetMany, the fleet's batched look-ups);
 //   - [LeaseStore]: leases for one handler run per key across replicas ([WithFleetCoalescing]);
+//   - [FencedStore]: writes fenced against invalidations from any replica;
 //   - [TagStore]: a tag index shared by every replica ([Cache.PurgeTag]);
-//   - [InvalidationStore]: deletions announced by every replica (a Loader's in-process tier);
+//   - [InvalidationStore], [TagInvalidationStore]: deletions and tag purges announced to every replica;
 //   - [AnnotatedStore]: an annotation kept beside each value (in-process hits skip re-validation);
 //   - [SelfBoundedStore]: the store bounds its own calls (no timer per call);
 //   - [SizedStore] and [EvictionCounter]: what it holds, for [Snapshot].Memory.
@@ -66,23 +67,59 @@ type ValueBatchStore[V any] interface {
 }
 
 // LeaseStore is what a [Store] offers for fleet coalescing ([WithFleetCoalescing]): a lease per key that
-// one replica holds while it runs the handler, a write that only the holder may make, and a notice that
-// wakes the other replicas when the holder is done. backends/redisstore implements it, and
-// backends/tieredstore passes it on to its second tier.
+// one replica holds while it runs the handler, and a notice that wakes the other replicas when the
+// holder is done. A LeaseStore is a [FencedStore] too: the lease's token is the holder's ticket, so only
+// the holder may write the key, and an invalidation revokes the lease like any ticket.
+// backends/redisstore implements it, and backends/tieredstore passes it on to its second tier.
 //
 // The outcome a holder announces is one of "stored" (the entry is in the store: read it), "pass" (the
 // response may not be shared: every replica runs its own handler) and "miss" (nothing was stored: try
-// the lease again); a store passes it through unchanged.
+// the lease again); a store passes it through unchanged. An invalidation that revokes a lease announces
+// "miss" to its waiters.
 type LeaseStore interface {
 	// TryLease takes key's lease for lease with a fresh token; held is false when another holds it.
+	// The token is a ticket for [FencedStore.SetFenced] while the lease is held.
 	TryLease(ctx context.Context, key string, lease time.Duration) (token string, held bool, err error)
-	// SetExFenced stores value under key only while token holds key's lease.
-	SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (stored bool, err error)
 	// Release gives up key's lease if token holds it and announces outcome to the waiting replicas.
 	Release(ctx context.Context, key, token, outcome string) error
 	// WaitRelease blocks until key's lease is released (returning the outcome announced) or gone, or
 	// ctx ends.
 	WaitRelease(ctx context.Context, key string) (outcome string, err error)
+}
+
+// FencedStore is a [Store] whose writes are fenced against the invalidations made through any replica
+// sharing it, so that a value computed before an invalidation never lands after it (docs/behaviour.md
+// §11). backends/redisstore implements it (Lua scripts), backends/tieredstore passes it on to its second
+// tier.
+//
+// The protocol, as the middleware and the function API use it:
+//   - Before a flight computes a value for key (a handler run, a load), it takes a ticket with Ticket;
+//     with fleet coalescing the lease token of [LeaseStore] is its ticket instead.
+//   - It writes what it computed with SetFenced, which writes nothing once the ticket is no longer
+//     valid: revoked, expired, or, for a lease token, no longer holding the lease.
+//   - Invalidate deletes key and revokes every ticket and lease of key taken before it returns.
+//   - A store that is also a [TagStore] fences by tag too: PurgeTag(tag) revokes the ticket of every
+//     write that carries tag, whether the write recorded its tags before the purge or after it, as long
+//     as its ticket was taken before the purge returned.
+//
+// Each check and the write it guards must be one atomic step (a script, a transaction), so that no
+// Invalidate can fall between them, and an Invalidate must not return before its deletion is as durable
+// as the store's writes (a Redis store with replicas waits for one to acknowledge it).
+//
+// Keys: key is the key a ticket is for; writeKey is key itself or a key that shares key's Redis Cluster
+// hash tag (the first {...}), such as the variants of a varying response and their index. A ticket of
+// key fences every write made with it, whatever its writeKey.
+type FencedStore interface {
+	// Ticket registers a writer of key and returns its ticket, valid for ttl unless revoked first.
+	Ticket(ctx context.Context, key string, ttl time.Duration) (ticket string, err error)
+	// SetFenced records writeKey under each of tags (as [TagStore.TagKeys] would, for ttl; tags is
+	// empty for a store without a tag index), then stores value under writeKey for ttl unless ticket is
+	// no longer valid for key or one of tags was purged after the ticket was taken. stored reports
+	// whether it wrote. The ticket stays valid for further writes until it expires or is revoked.
+	SetFenced(ctx context.Context, key, ticket, writeKey string, value []byte, ttl time.Duration, tags []string) (stored bool, err error)
+	// Invalidate deletes key, revokes every ticket and lease of key, and announces the deletion to every
+	// replica (see [InvalidationStore]). It returns nil only once the deletion is durable.
+	Invalidate(ctx context.Context, key string) error
 }
 
 // TagStore is a [Store] that keeps the tag index itself, shared by every replica (backends/redisstore
@@ -101,10 +138,18 @@ type TagStore interface {
 }
 
 // InvalidationStore is a store that announces the deletions made through any of its replicas
-// (backends/redisstore, with Pub/Sub), so that copies kept in this process can be dropped: fn is called
-// with each deleted key until stop is called.
+// (backends/redisstore, with Pub/Sub), so that copies kept in this process can be dropped and the flights
+// of this process that an invalidation elsewhere fenced are no longer joined: fn is called with each
+// deleted key until stop is called. Delivery is asynchronous (docs/behaviour.md §11 says what that
+// bounds across replicas).
 type InvalidationStore interface {
 	Invalidations(fn func(key string)) (stop func())
+}
+
+// TagInvalidationStore is a [TagStore] that announces each tag purged through any of its replicas, as
+// [InvalidationStore] announces keys: fn is called with each purged tag until stop is called.
+type TagInvalidationStore interface {
+	TagInvalidations(fn func(tag string)) (stop func())
 }
 
 // AnnotatedStore is a [Store] that keeps, beside each value, an annotation of its caller's, alive exactly
@@ -153,4 +198,11 @@ func tagStoreOf(store Store) (TagStore, bool) {
 		return nil, false
 	}
 	return ts, true
+}
+
+// legacyLeaseStore is the lease protocol as the engine used it before [FencedStore]: a LeaseStore
+// whose fenced write is SetExFenced. It goes once both front-ends take tickets.
+type legacyLeaseStore interface {
+	LeaseStore
+	SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (stored bool, err error)
 }

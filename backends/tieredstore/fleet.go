@@ -8,9 +8,13 @@ import (
 // fleet is what L2 offers for stampede.WithFleetCoalescing (backends/redisstore does).
 type fleet interface {
 	TryLease(ctx context.Context, key string, lease time.Duration) (token string, held bool, err error)
-	SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (bool, error)
 	Release(ctx context.Context, key, token, outcome string) error
 	WaitRelease(ctx context.Context, key string) (string, error)
+}
+
+// leaseFencer is L2's write fenced by a lease token, as the middleware used it before tickets.
+type leaseFencer interface {
+	SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (bool, error)
 }
 
 // tags is what L2 offers for stampede.Cache.PurgeTag.
@@ -30,7 +34,7 @@ func (s *Store) TryLease(ctx context.Context, key string, lease time.Duration) (
 
 // SetExFenced stores value in L2 while token holds key's lease there, and on success in L1 too.
 func (s *Store) SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (bool, error) {
-	f, ok := s.l2.(fleet)
+	f, ok := s.l2.(leaseFencer)
 	if !ok {
 		return true, s.SetEx(ctx, key, value, ttl)
 	}
