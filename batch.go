@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/seed-a1426414/stampede/internal/flight"
+	"github.com/seed-a1426414/stampede/internal/storecall"
 )
 
 // BatchLoadFunc loads the values of many keys in one call (one SQL query with IN, one RPC). A key the
@@ -16,53 +19,68 @@ type BatchLoadFunc[K comparable, V any] func(ctx context.Context, keys []K) (map
 
 // manySlot is one distinct key of a getMany call.
 type manySlot[K comparable, V any] struct {
-	k     K
-	ck    key
+	r     ref[K]
 	epoch uint64
 	stale *record[V]
-	f     *flight[record[V]]
+	f     *flight.Flight[K, record[V]]
 	role  joinRole
-	done  bool // answered from the store
+	done  bool // answered from what is kept
 	rec   record[V]
 }
 
-// getMany is get for many keys: one batched store read for all of them, then, for the keys it did not
-// answer, the loads in flight (whoever started them: a key that another call is loading, alone or in
-// a batch, is taken from that load) and one batch load for the rest. See docs/behaviour.md §8.
-func (e *engine[K, V]) getMany(ctx context.Context, ks []K, keyOf func(K) key) (map[K]V, error) {
-	slots := make([]*manySlot[K, V], 0, len(ks))
-	seen := make(map[K]bool, len(ks))
+// getMany is get for many keys: one read of what is kept for all of them (one batched store call),
+// then, for the keys it did not answer, the loads in flight (whoever started them: a key that another
+// call is loading, alone or in a batch, is taken from that load) and one batch load for the rest. See
+// docs/behaviour.md §8.
+func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
+	slots := make([]manySlot[K, V], 0, len(ks))
+	index := make(map[K]struct{}, len(ks))
 	for _, k := range ks {
-		if !seen[k] {
-			seen[k] = true
-			slots = append(slots, &manySlot[K, V]{k: k, ck: keyOf(k)})
+		if _, dup := index[k]; !dup {
+			index[k] = struct{}{}
+			slots = append(slots, manySlot[K, V]{r: e.ref(k)})
 		}
+	}
+	out := make(map[K]V, len(slots))
+	if e.local != nil {
+		// The in-process tier answers what it holds before anything else is set up: a batch of hits
+		// costs a look-up per key and nothing more.
+		e.readLocal(ctx, slots)
 	}
 
 	var waiting []*manySlot[K, V] // slots whose value comes from a flight
-	pending := slots
+	pending := make([]*manySlot[K, V], 0, len(slots))
+	for i := range slots {
+		if !slots[i].done {
+			pending = append(pending, &slots[i])
+		}
+	}
+	stored := e.local != nil || e.store != nil
 	for attempt := 0; len(pending) > 0; attempt++ {
 		var toRead []*manySlot[K, V]
 		for _, s := range pending {
-			if f := e.flights.lookup(s.ck); f != nil && !f.soft {
+			if f := e.flights.Lookup(s.r.k, s.r.hash); f != nil && !f.Soft() {
 				s.f = f
 				waiting = append(waiting, s)
 				continue
 			}
-			s.epoch = noEpoch
+			s.epoch = flight.NoEpoch
 			toRead = append(toRead, s)
 		}
-		if e.store != nil && attempt < maxLoadAttempts && len(toRead) > 0 {
+		if stored && attempt < maxLoadAttempts && len(toRead) > 0 {
 			e.readMany(ctx, toRead)
+		}
+		if ctx.Err() != nil {
+			break // a call that stopped waiting starts nothing
 		}
 		var retry, mine []*manySlot[K, V]
 		for _, s := range toRead {
 			if s.done {
 				continue
 			}
-			f, leader, again := e.flights.acquire(s.ck, s.epoch)
+			f, leader, again := e.flights.Acquire(e.spec(&s.r), s.epoch)
 			switch {
-			case again != noRetry:
+			case again != flight.NoRetry:
 				retry = append(retry, s)
 			case leader:
 				s.f, s.role = f, asLeader
@@ -79,31 +97,38 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K, keyOf func(K) key) (
 
 	defer func() {
 		for _, s := range waiting { // a call that returns early has stopped waiting for its loads too
-			if s.role == asLeader && s.f.lead != nil {
-				s.f.lead.leave()
+			if s.role == asLeader && s.f.Lead != nil {
+				s.f.Lead.Leave()
 			}
 		}
 	}()
-	out := make(map[K]V, len(slots))
 	var errs []error
-	for _, s := range slots {
-		if s.done {
-			if s.rec.err == nil {
-				out[s.k] = s.rec.val
-			} else if !errors.Is(s.rec.err, ErrNotFound) {
-				errs = append(errs, keyError(s.k, s.rec.err))
-			}
+	for i := range slots {
+		s := &slots[i]
+		if !s.done {
 			continue
+		}
+		if s.rec.err == nil {
+			out[s.r.k] = s.rec.val
+		} else if !errors.Is(s.rec.err, ErrNotFound) {
+			errs = append(errs, keyError(s.r.k, s.rec.err))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		for i := range slots {
+			if !slots[i].done && slots[i].f == nil {
+				e.stats.abandoned.Add(1)
+			}
 		}
 	}
 	for i, s := range waiting {
 		rec, err, again := e.join(ctx, s.f, s.stale, s.role)
 		if again { // the load called runtime.Goexit: this key alone, again
-			rec.val, err = e.lookupOrLoad(ctx, s.k, s.ck, e.defaultCall(), noEpoch)
+			rec.val, err = e.lookupOrLoad(ctx, &s.r, e.defaultCall(), flight.NoEpoch)
 		}
 		switch {
 		case err == nil:
-			out[s.k] = rec.val
+			out[s.r.k] = rec.val
 		case ctx.Err() != nil:
 			for _, rest := range waiting[i+1:] {
 				if rest.role == asWaiter { // the keys this call leads are counted as misses already
@@ -112,8 +137,11 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K, keyOf func(K) key) (
 			}
 			return out, ctx.Err()
 		case !errors.Is(err, ErrNotFound):
-			errs = append(errs, keyError(s.k, err))
+			errs = append(errs, keyError(s.r.k, err))
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return out, err
 	}
 	return out, errors.Join(errs...)
 }
@@ -121,41 +149,68 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K, keyOf func(K) key) (
 // keyError says which key an error of a getMany call is for.
 func keyError[K comparable](k K, err error) error { return fmt.Errorf("stampede: key %v: %w", k, err) }
 
+// readLocal answers from the in-process tier the slots whose record it holds, as readMany would.
+func (e *engine[K, V]) readLocal(ctx context.Context, slots []manySlot[K, V]) {
+	for i := range slots {
+		s := &slots[i]
+		it, ok := e.local.get(s.r.k)
+		if !ok {
+			continue
+		}
+		e.answer(ctx, s, &it.rec)
+	}
+}
+
+// answer settles s from a record read for it: a hit (fresh, or stale within stale-while-revalidate,
+// refreshed meanwhile), or a stale record kept for stale-if-error.
+func (e *engine[K, V]) answer(ctx context.Context, s *manySlot[K, V], rec *record[V]) {
+	switch rec.state(e.cfg.clock) {
+	case recFresh:
+		e.hit(rec)
+		s.done, s.rec = true, *rec
+		if rec.err == nil && e.cfg.xfetchBeta > 0 && e.early(rec) {
+			e.refresh(ctx, s.r, e.defaultCall())
+		}
+	case recStale:
+		e.stats.staleHits.Add(1)
+		s.done, s.rec = true, *rec
+		e.refresh(ctx, s.r, e.defaultCall())
+	case recStaleError:
+		kept := *rec
+		s.stale = &kept
+	}
+}
+
 // readMany reads the slots' keys in one batched store call and answers those it can. The epoch of each
-// is read before the store is, as get does.
+// is read before the store is, as get does (so the in-process tier is read again here after readLocal:
+// a value a load stored in between must not be missed).
 func (e *engine[K, V]) readMany(ctx context.Context, slots []*manySlot[K, V]) {
-	ok, probe := e.calls.begin()
+	if e.local != nil {
+		for _, s := range slots {
+			s.epoch = e.flights.Epoch(s.r.hash)
+			if it, ok := e.local.get(s.r.k); ok {
+				e.answer(ctx, s, &it.rec)
+			}
+		}
+		return
+	}
+	ok, probe := e.calls.Begin()
 	if !ok {
-		return // skipped: nothing read, the epochs stay noEpoch
+		return // skipped: nothing read, the epochs stay NoEpoch
 	}
 	keys := make([]string, len(slots))
 	for i, s := range slots {
-		s.epoch = e.flights.epoch(s.ck.shard)
-		keys[i] = s.ck.s
+		s.epoch = e.flights.Epoch(s.r.hash)
+		keys[i] = e.storeKey(&s.r).s
 	}
 	recs, found := make([]record[V], len(slots)), make([]bool, len(slots))
-	sctx, bound := e.calls.ctx(ctx)
+	sctx, bound := e.calls.Ctx(ctx)
 	err := e.store.getMany(sctx, keys, recs, found)
-	bound.release()
-	e.calls.endRead(ctx, probe, err)
+	bound.Release()
+	e.calls.EndRead(ctx, probe, err)
 	for i, s := range slots {
-		if !found[i] {
-			continue
-		}
-		rec := recs[i]
-		switch rec.state(e.cfg.clock) {
-		case recFresh:
-			e.hit(&rec)
-			s.done, s.rec = true, rec
-			if rec.err == nil && e.cfg.xfetchBeta > 0 && e.early(&rec) {
-				e.refresh(ctx, s.k, s.ck, e.defaultCall())
-			}
-		case recStale:
-			e.stats.staleHits.Add(1)
-			s.done, s.rec = true, rec
-			e.refresh(ctx, s.k, s.ck, e.defaultCall())
-		case recStaleError:
-			s.stale = &recs[i]
+		if found[i] {
+			e.answer(ctx, s, &recs[i])
 		}
 	}
 }
@@ -169,24 +224,24 @@ func (e *engine[K, V]) leadMany(ctx context.Context, mine []*manySlot[K, V]) {
 	co := e.defaultCall()
 	if e.batch == nil || len(mine) == 1 && e.load != nil {
 		for _, s := range mine {
-			e.lead(ctx, s.f, s.k, s.ck, co, s.stale, e.admit(s.ck))
+			e.lead(ctx, s.f, &s.r, co, s.stale, e.admit(&s.r))
 		}
 		return
 	}
-	b := &batchRun[K, V]{base: context.WithoutCancel(ctx), st: &leadState{done: make(chan struct{})}}
+	b := &batchRun[K, V]{base: context.WithoutCancel(ctx), st: flight.NewLead()}
 	for _, s := range mine {
 		e.stats.misses.Add(1)
-		b.add(s.k, s.ck, s.f, s.stale, e.admit(s.ck))
+		b.add(s.r, s.f, s.stale, e.admit(&s.r))
 	}
-	// One leadState for the batch: the first flight carries it, so the call re-raises a panic once.
-	mine[0].f.lead = b.st
-	e.background.Add(1)
+	// One Lead for the batch: the first flight carries it, so the call re-raises a panic once.
+	mine[0].f.Lead = b.st
+	e.background.Add()
 	go func() {
 		defer e.background.Done()
 		defer func() {
 			if p := recover(); p != nil {
-				<-b.st.done
-				if !b.st.repanicked.Load() {
+				<-b.st.Left()
+				if !b.st.Raised() {
 					e.stats.logs.log(context.Background(), e.logger, logBatchPanic, slog.LevelError,
 						"stampede: batch load panicked", "loader", e.name, "panic", p)
 				}
@@ -201,28 +256,38 @@ func (e *engine[K, V]) leadMany(ctx context.Context, mine []*manySlot[K, V]) {
 
 // batchRun is one call of the batch load function, for the flights of the keys it loads.
 type batchRun[K comparable, V any] struct {
-	base    context.Context
-	st      *leadState // nil for a buffered refresh, which nobody waits on
-	ks      []K
-	cks     []key
-	fs      []*flight[record[V]]
-	stale   []*record[V]
-	admit   []bool
-	started time.Time
+	base  context.Context
+	st    *flight.Lead // nil for a buffered refresh, which nobody waits on
+	refs  []ref[K]
+	fs    []*flight.Flight[K, record[V]]
+	stale []*record[V]
+	admit []bool
 }
 
-func (b *batchRun[K, V]) add(k K, ck key, f *flight[record[V]], stale *record[V], admitted bool) {
-	b.ks, b.cks, b.fs = append(b.ks, k), append(b.cks, ck), append(b.fs, f)
+func (b *batchRun[K, V]) add(r ref[K], f *flight.Flight[K, record[V]], stale *record[V], admitted bool) {
+	b.refs, b.fs = append(b.refs, r), append(b.fs, f)
 	b.stale, b.admit = append(b.stale, stale), append(b.admit, admitted)
 }
 
 // runBatch calls the batch load function once for b's keys, publishes each key's record and persists
-// them before the flights are forgotten.
+// them before the flights are forgotten. A batch takes tickets for its keys when the store fences
+// writes (one each: the store has no batched ticket), but no fleet leases: batch loads coalesce per
+// process.
 func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 	ctx, done := e.loadCtx(b.base, b.fs...)
 	defer done()
 	co := e.defaultCall()
-	e.flights.runMany(b.fs, func() ([]record[V], func()) {
+	leads := make([]storecall.Lead, len(b.refs))
+	if e.fenced != nil {
+		for i := range b.refs {
+			leads[i], _ = e.calls.Ticket(ctx, e.fenced, e.storeKey(&b.refs[i]).s, e.ticketTTL())
+		}
+	}
+	ks := make([]K, len(b.refs))
+	for i := range b.refs {
+		ks[i] = b.refs[i].k
+	}
+	e.flights.RunMany(b.fs, func() ([]record[V], func()) {
 		start := time.Now()
 		finished := false
 		defer func() {
@@ -231,13 +296,13 @@ func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 			}
 		}()
 		e.stats.batchLoads.Add(1)
-		m, err := e.batch(ctx, b.ks)
+		m, err := e.batch(ctx, ks)
 		d := time.Since(start)
 		finished = true
 		e.stats.ran(d, statusOf(err), true)
-		recs := make([]record[V], len(b.ks))
+		recs := make([]record[V], len(ks))
 		var works []func()
-		for i, k := range b.ks {
+		for i, k := range ks {
 			var v V
 			kerr := err
 			if kerr == nil {
@@ -252,7 +317,7 @@ func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 				continue
 			}
 			recs[i] = rec
-			if w := e.persistWork(b.fs[i], b.cks[i].s, rec, ttl, "", b.admit[i]); w != nil {
+			if w := e.persistWork(b.fs[i], &b.refs[i], rec, ttl, leads[i], b.admit[i]); w != nil {
 				works = append(works, w)
 			}
 		}
@@ -280,40 +345,40 @@ type refreshBuffer[K comparable, V any] struct {
 	timer *time.Timer     // guarded by mu; armed while batch is not empty
 }
 
-// add queues k's refresh; f is its soft flight, already acquired.
-func (r *refreshBuffer[K, V]) add(base context.Context, k K, ck key, f *flight[record[V]]) {
-	r.mu.Lock()
-	if r.batch == nil {
-		r.batch = &batchRun[K, V]{base: base}
-		r.timer = time.AfterFunc(r.wait, r.flush)
+// add queues r's refresh; f is its soft flight, already acquired.
+func (b *refreshBuffer[K, V]) add(base context.Context, r ref[K], f *flight.Flight[K, record[V]]) {
+	b.mu.Lock()
+	if b.batch == nil {
+		b.batch = &batchRun[K, V]{base: base}
+		b.timer = time.AfterFunc(b.wait, b.flush)
 	}
-	r.batch.add(k, ck, f, nil, true)
-	full := len(r.batch.ks) >= r.size
-	r.mu.Unlock()
+	b.batch.add(r, f, nil, true)
+	full := len(b.batch.refs) >= b.size
+	b.mu.Unlock()
 	if full {
-		r.flush()
+		b.flush()
 	}
 }
 
 // flush starts the load of the batch collected so far, if any.
-func (r *refreshBuffer[K, V]) flush() {
-	r.mu.Lock()
-	b := r.batch
-	r.batch = nil
-	if r.timer != nil {
-		r.timer.Stop()
-		r.timer = nil
+func (b *refreshBuffer[K, V]) flush() {
+	b.mu.Lock()
+	batch := b.batch
+	b.batch = nil
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
 	}
-	if b != nil {
-		r.e.background.Add(1) // under mu, so that a wait after this flush sees it
+	if batch != nil {
+		b.e.background.Add() // under mu, so that a wait after this flush sees it
 	}
-	r.mu.Unlock()
-	if b == nil {
+	b.mu.Unlock()
+	if batch == nil {
 		return
 	}
 	go func() {
-		defer r.e.background.Done()
-		defer r.e.recoverBackground()
-		r.e.runBatch(b)
+		defer b.e.background.Done()
+		defer b.e.recoverBackground()
+		b.e.runBatch(batch)
 	}()
 }

@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
-	"sync"
 	"time"
+
+	"github.com/seed-a1426414/stampede/internal/flight"
+	"github.com/seed-a1426414/stampede/internal/storecall"
 )
 
 // Cache owns one middleware's state: its configuration, the requests in flight, the keys in a pass
@@ -19,21 +21,25 @@ type Cache struct {
 	store   Store // nil when nothing is stored (coalesce only)
 	logger  *slog.Logger
 	keys    keyer
-	flights coalescer[*outcome]
+	flights flight.Group[string, *outcome] // keyed by store key, fenced by the URL's key
 	pass    passList
-	breaker breaker
-	// selfBounded is true when the store bounds its own calls (see [Store]), so no per-call deadline is
-	// added: that keeps a memory-store hit free of timer allocations.
-	selfBounded bool
-	door        *doorkeeper    // nil unless WithMinUses asks for more than one use
-	background  sync.WaitGroup // background refreshes in flight
+	calls   *storecall.Calls // the store-call convention: breaker, deadlines, leases, tickets
+	door    *doorkeeper      // nil unless WithMinUses asks for more than one use
+	// background counts background refreshes in flight.
+	background flight.Tracker
 	// onJoin, when set (by tests), is called as a request starts waiting on another's run.
 	onJoin func()
 	stats  stats // see [Cache.Snapshot]
 	// fleet is the store's lease interface when WithFleetCoalescing is on and the store offers it.
-	fleet legacyLeaseStore
-	tags  *tagIndex      // in-process tag index, for stores that keep none (see [Cache.PurgeTag])
-	aux   AnnotatedStore // the store, when it keeps annotations (see [AnnotatedStore])
+	fleet LeaseStore
+	// fenced is the store's fenced writes when it offers them (see [FencedStore]): every run takes a
+	// ticket (or uses its lease) and writes with it, and invalidations revoke them.
+	fenced FencedStore
+	tags   *tagIndex      // in-process tag index, for stores that keep none (see [Cache.PurgeTag])
+	tagged TagStore       // the store's tag index, when it keeps one
+	aux    AnnotatedStore // the store, when it keeps annotations (see [AnnotatedStore])
+	// unsubscribe ends the subscriptions to the store's announcements; nil when there are none.
+	unsubscribe []func()
 }
 
 // New builds a Cache. A nil logger means slog.Default(). A nil store, ttl == 0 or WithSkipCache(true)
@@ -69,18 +75,62 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 	if cfg.minUses > 1 {
 		c.door = &doorkeeper{minUses: cfg.minUses, window: cfg.minUsesWindow}
 	}
-	c.breaker = breaker{threshold: cfg.breakerFails, base: cfg.breakerBackoff, logger: logger, name: cfg.name}
-	c.selfBounded = selfBounded(store, cfg.storeTimeout)
+	c.calls = storecall.New(storecall.Config{
+		Timeout: cfg.storeTimeout, Bounded: storecall.SelfBounded(store, cfg.storeTimeout), Clock: cfg.clock,
+		Logger: logger, Name: cfg.name, Threshold: cfg.breakerFails, Backoff: cfg.breakerBackoff,
+		GetErrors: &c.stats.getErrors, SetErrors: &c.stats.setErrors, Fenced: &c.stats.fleetFenced,
+	})
+	if store == nil {
+		return c
+	}
 	if a, ok := store.(AnnotatedStore); ok {
 		c.aux = a
 	}
-	if fs, ok := store.(legacyLeaseStore); ok && cfg.fleetLease > 0 {
-		c.fleet = fs
+	if fs, ok := store.(FencedStore); ok {
+		c.fenced = fs
+		if ls, ok := store.(LeaseStore); ok && cfg.fleetLease > 0 {
+			c.fleet = ls
+		}
 	}
-	if _, ok := tagStoreOf(store); !ok && store != nil {
+	if ts, ok := tagStoreOf(store); ok {
+		c.tagged = ts
+	} else {
 		c.tags = newTagIndex(maxTaggedKeys)
 	}
+	c.subscribe(store)
 	return c
+}
+
+// subscribe follows the store's announcements of invalidations made through any replica: the runs of
+// this process that such an invalidation reached are no longer joined (their writes are refused by the
+// store already).
+func (c *Cache) subscribe(store Store) {
+	if inv, ok := store.(InvalidationStore); ok {
+		c.unsubscribe = append(c.unsubscribe, inv.Invalidations(c.invalidatedElsewhere))
+	}
+	if inv, ok := store.(TagInvalidationStore); ok {
+		c.unsubscribe = append(c.unsubscribe, inv.TagInvalidations(c.flights.InvalidateLabel))
+	}
+}
+
+// invalidatedElsewhere is told of a store key invalidated through any replica (this one included).
+func (c *Cache) invalidatedElsewhere(storeKey string) {
+	fence := primaryOf(storeKey)
+	c.flights.InvalidateFunc(func(f *flight.Flight[string, *outcome]) bool {
+		return f.Key() == storeKey || f.Fence() == fence
+	})
+}
+
+// Close ends the cache's subscriptions to its store's announcements (see [InvalidationStore]) and
+// waits for its background work, as [Cache.Wait] does. It closes no store. A Cache needs no Close unless
+// it is dropped while the program goes on (in tests, say); it keeps working afterwards, without
+// following other replicas' invalidations.
+func (c *Cache) Close() {
+	for _, stop := range c.unsubscribe {
+		stop()
+	}
+	c.unsubscribe = nil
+	c.Wait()
 }
 
 // Handler is the middleware: it wraps next so identical concurrent requests run it once, and storable
@@ -94,7 +144,7 @@ func (c *Cache) Handler(next http.Handler) http.Handler {
 // down, or in tests.
 func (c *Cache) Wait() {
 	c.background.Wait()
-	c.flights.wait()
+	c.flights.Wait()
 }
 
 // Handler returns middleware that coalesces identical concurrent requests and stores shareable responses

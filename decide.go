@@ -119,7 +119,7 @@ func (l *leader) decide(v *verdict, status int, own http.Header) {
 	for _, name := range names {
 		v.head.Vary = append(v.head.Vary, entry.VaryField{Name: name, Value: httpcache.VaryValue(l.r.Header, name)})
 	}
-	v.store = c.store != nil && l.o.admitted && fr.storeTTL > 0 && !c.breaker.isOpen.Load()
+	v.store = c.store != nil && l.o.admitted && fr.storeTTL > 0 && !c.calls.Breaker().Open()
 	if v.store {
 		v.storeTTL = fr.storeTTL
 		v.storeKey = l.o.k
@@ -171,7 +171,7 @@ func (l *leader) revalidated(v *verdict, own http.Header, now time.Time) {
 		return
 	}
 	*v = verdict{kind: verdictReplace, head: *e, replace: newCompleteRecording(view), lead: lead, waiters: waiters}
-	v.store = c.store != nil && l.o.admitted && fr.storeTTL > 0 && !c.breaker.isOpen.Load() &&
+	v.store = c.store != nil && l.o.admitted && fr.storeTTL > 0 && !c.calls.Breaker().Open() &&
 		httpcache.Share(s.view.Status, merged, &d, l.o.anonAuth) == httpcache.OK
 	if v.store {
 		v.sealed, v.storeTTL, v.storeKey = sealed, fr.storeTTL, l.o.k

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
+	"github.com/seed-a1426414/stampede/internal/flight"
 	"github.com/seed-a1426414/stampede/internal/httpcache"
 )
 
@@ -98,7 +99,7 @@ func (r *recording) waitComplete(cancel <-chan struct{}) ([]byte, error) {
 		case snap.state == recAborted:
 			return nil, snap.err
 		case snap.expired:
-			return nil, errComputeTimeout
+			return nil, flight.ErrExpired
 		}
 		select {
 		case <-changed:

@@ -55,6 +55,7 @@ func NewStampede[V any](logger *slog.Logger, store ValueStore[V], opts ...Option
 		s.e.plain = store
 	}
 	s.prefix = s.e.keys.memo.prefix([]byte{tagDo})
+	s.e.skeyOf = func(k string) key { return s.e.keys.keyOfPrefixed(&s.prefix, k) }
 	call := s.e.defaultCall()
 	s.call.Store(&call)
 	return s
@@ -82,31 +83,38 @@ func (s *Stampede[V]) Do(ctx context.Context, key string, fn func() (V, *time.Du
 	if len(opts) == 0 && s.e.plain != nil && !call.skip {
 		if ck := s.e.keys.memo.getPrefixed(&s.prefix, key); ck != nil {
 			// The hit path of a memoised key: nothing copied, nothing built.
-			v, ok, missedAt := s.e.hitPlain(ctx, ck)
+			r := ref[string]{k: key, hash: ck.id, sk: *ck, hasK: true}
+			v, ok, missedAt := s.e.hitPlain(ctx, &r)
 			if ok {
 				return v, nil
 			}
-			return s.miss(ctx, key, *ck, call, fn, missedAt)
+			return s.miss(ctx, &r, call, fn, missedAt)
 		}
 	}
-	return s.slow(ctx, key, s.e.keys.keyOfPrefixed(&s.prefix, key), call, fn, opts)
+	return s.slow(ctx, s.ref(key), call, fn, opts)
+}
+
+// ref returns the ref of key: its store key (memoised) gives its hash.
+func (s *Stampede[V]) ref(key string) *ref[string] {
+	ck := s.e.keys.keyOfPrefixed(&s.prefix, key)
+	return &ref[string]{k: key, hash: ck.id, sk: ck, hasK: true}
 }
 
 // miss is Do after hitPlain found nothing at epoch missedAt.
-func (s *Stampede[V]) miss(ctx context.Context, key string, ck key, call *callOpts[V], fn func() (V, *time.Duration, error), missedAt uint64) (V, error) {
+func (s *Stampede[V]) miss(ctx context.Context, r *ref[string], call *callOpts[V], fn func() (V, *time.Duration, error), missedAt uint64) (V, error) {
 	co := *call
 	co.fn = fn
-	return s.e.lookupOrLoad(ctx, key, ck, co, missedAt)
+	return s.e.lookupOrLoad(ctx, r, co, missedAt)
 }
 
 // slow is Do with options of its own, or on a store that is not a plain one.
-func (s *Stampede[V]) slow(ctx context.Context, key string, ck key, call *callOpts[V], fn func() (V, *time.Duration, error), opts []Option) (V, error) {
+func (s *Stampede[V]) slow(ctx context.Context, r *ref[string], call *callOpts[V], fn func() (V, *time.Duration, error), opts []Option) (V, error) {
 	co := *call
 	if len(opts) > 0 {
 		co = s.callWith(co, opts)
 	}
 	co.fn = fn
-	return s.e.get(ctx, key, ck, co)
+	return s.e.get(ctx, r, co)
 }
 
 // callWith returns the settings of a call with its own options.
@@ -136,11 +144,7 @@ func (s *Stampede[V]) SetOptions(o *Options) {
 
 // Invalidate removes what is stored for keys, so the next Do for each runs its function again.
 func (s *Stampede[V]) Invalidate(ctx context.Context, keys ...string) error {
-	cks := make([]key, len(keys))
-	for i, k := range keys {
-		cks[i] = s.e.keys.keyOfPrefixed(&s.prefix, k)
-	}
-	return s.e.invalidate(ctx, cks)
+	return s.e.invalidate(ctx, keys)
 }
 
 // Snapshot returns the Stampede's counters (see [Snapshot]; Kind is "function").

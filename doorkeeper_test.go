@@ -1,9 +1,16 @@
 package stampede
 
 import (
+	"hash/fnv"
 	"testing"
 	"time"
 )
+
+func testKey(s string) key {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return key{s: s, id: h.Sum64(), shard: uint8(len(s) % numShards)}
+}
 
 func TestDoorkeeper(t *testing.T) {
 	t.Parallel()

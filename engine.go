@@ -3,49 +3,58 @@ package stampede
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/seed-a1426414/stampede/internal/flight"
+	"github.com/seed-a1426414/stampede/internal/storecall"
 )
 
-// engine is the function API's core, shared by [Loader] (keys of type K, a load function fixed at build)
-// and [Stampede] (string keys, a function per call). It runs on the middleware's parts: the coalescer
-// and its epoch protocol (zero duplicate loads), the circuit breaker and store-call convention
-// (storeCalls), the stats type, the fleet lease protocol of the stores that offer it, and the
-// doorkeeper.
+// engine is the function API's front-end over the shared mechanisms, for [Loader] (keys of type K, a
+// load function fixed at build) and [Stampede] (string keys, a function per call): the flight group
+// (internal/flight: epochs, invalidation, panics), the store-call convention (internal/storecall:
+// breaker, deadlines, fleet leases, tickets), the stats type and the doorkeeper.
+//
+// Values live in one of two places, never both: the typed in-process tier (local, keyed by K: a Loader
+// without a store), or a store keyed by string store keys (records: values, bytes, or both tiered; a
+// Stampede's plain values).
 type engine[K comparable, V any] struct {
 	name   string
 	kind   string // Snapshot.Kind
 	cfg    config
 	logger *slog.Logger
-	keys   keyer // digests and memo only: its prefix is "<prefix>:<version>:{"
+	seed   maphash.Seed // hashes K for the flight group
+	keys   keyer        // store keys: digests and memo only; its prefix is "<prefix>:<version>:{"
 
-	flights coalescer[record[V]]
-	breaker breaker
+	flights flight.Group[K, record[V]]
+	calls   *storecall.Calls
 	stats   stats
-	calls   storeCalls
-	store   recordStore[V]   // nil: coalesce only
+	local   *localTier[K, V] // typed in-process tier; nil when values live in a store
+	store   recordStore[V]   // string-keyed store; nil when none
 	plain   ValueStore[V]    // the store when it keeps bare values (store is then its plainRecords)
-	sizer   any              // the store reporting its size, for Snapshot.Memory; nil when none
-	fleet   legacyLeaseStore // nil unless fleet coalescing is on and the store offers leases
+	sizer   any              // what reports the size of what is kept, for Snapshot.Memory; nil when none
+	fleet   LeaseStore       // nil unless fleet coalescing is on and the store offers leases
+	fenced  FencedStore      // the shared store's fenced writes; nil when it has none
 	door    *doorkeeper      // nil unless WithMinUses asks for more than one use
 	errTTL  func(error) time.Duration
+	skeyOf  func(K) key // k's store key: its digest under the key prefix
 
 	load   func(ctx context.Context, k K) (V, error) // nil for a Stampede: each call brings its own
 	batch  BatchLoadFunc[K, V]                       // nil: misses load one key at a time
 	buffer *refreshBuffer[K, V]                      // nil unless refreshes are buffered
 
-	background   sync.WaitGroup // loads and refreshes in flight, on goroutines of their own
+	background   flight.Tracker // loads and refreshes in flight, on goroutines of their own
 	decodeLogged atomic.Bool
-	stop         func() // ends the invalidation subscription; nil when none
+	stops        []func() // end the store subscriptions
 
 	// Test hooks, set before use: onJoin is called as a call starts waiting on another's load,
-	// onDropped as an announced invalidation has dropped a key from the in-process tier.
+	// onDropped as an announced invalidation has been applied.
 	onJoin    func()
 	onDropped atomic.Pointer[func(key string)]
 }
@@ -61,7 +70,7 @@ type callOpts[V any] struct {
 // while it looked; the last attempt waits on or leads a load whatever the store says.
 const maxLoadAttempts = 4
 
-// readResult is what one store read found.
+// readResult is what one read found.
 type readResult uint8
 
 const (
@@ -70,20 +79,54 @@ const (
 	readSkipped // the breaker skipped the store: nothing was read, no epoch to check
 )
 
-// read reads key through the breaker.
-func (e *engine[K, V]) read(ctx context.Context, key string) (record[V], readResult) {
-	ok, probe := e.calls.begin()
-	if !ok {
-		return record[V]{}, readSkipped
+// ref is one key of one call: the key, its hash, and its store key once computed.
+type ref[K comparable] struct {
+	k    K
+	hash uint64
+	sk   key
+	hasK bool // sk is computed
+}
+
+// ref returns the ref of k.
+func (e *engine[K, V]) ref(k K) ref[K] { return ref[K]{k: k, hash: maphash.Comparable(e.seed, k)} }
+
+// storeKey returns r's store key, computing it once.
+func (e *engine[K, V]) storeKey(r *ref[K]) key {
+	if !r.hasK {
+		r.sk, r.hasK = e.skeyOf(r.k), true
 	}
-	sctx, bound := e.calls.ctx(ctx)
-	rec, found, err := e.store.get(sctx, key)
-	bound.release()
-	e.calls.endRead(ctx, probe, err)
-	if err != nil || !found {
+	return r.sk
+}
+
+// spec describes r's flight; its alias is the store key when values live in a store, so that an
+// invalidation announced by store key finds it.
+func (e *engine[K, V]) spec(r *ref[K]) flight.Spec[K] {
+	s := flight.Spec[K]{Key: r.k, Hash: r.hash}
+	if e.store != nil {
+		s.Alias = e.storeKey(r).s
+	}
+	return s
+}
+
+// read reads r's record from where values live. The in-process tier needs no breaker: it is memory.
+func (e *engine[K, V]) read(ctx context.Context, r *ref[K]) (record[V], readResult) {
+	if e.local != nil {
+		if it, ok := e.local.get(r.k); ok {
+			return it.rec, readFound
+		}
 		return record[V]{}, readMiss
 	}
-	return rec, readFound
+	sk := e.storeKey(r).s
+	rec, res := storecall.Read(e.calls, ctx, func(ctx context.Context) (record[V], bool, error) {
+		return e.store.get(ctx, sk)
+	})
+	switch res {
+	case storecall.Skipped:
+		return rec, readSkipped
+	case storecall.Found:
+		return rec, readFound
+	}
+	return rec, readMiss
 }
 
 // badValue logs, once per engine, a stored value that does not decode; it counts as a miss.
@@ -103,45 +146,40 @@ func (e *engine[K, V]) hit(rec *record[V]) {
 	}
 }
 
-// get returns k's value: from the store when it holds a usable one, else from the load in flight for
-// k, else from a load this call starts. See docs/behaviour.md §8.
-func (e *engine[K, V]) get(ctx context.Context, k K, ck key, co callOpts[V]) (V, error) {
+// get returns k's value: the stored one when it is usable, else the value of the load in flight for
+// k, else the value of a load this call starts. See docs/behaviour.md §8.
+func (e *engine[K, V]) get(ctx context.Context, r *ref[K], co callOpts[V]) (V, error) {
 	if e.plain != nil && !co.skip {
-		v, ok, missedAt := e.hitPlain(ctx, &ck)
+		v, ok, missedAt := e.hitPlain(ctx, r)
 		if ok {
 			return v, nil
 		}
-		return e.lookupOrLoad(ctx, k, ck, co, missedAt)
+		return e.lookupOrLoad(ctx, r, co, missedAt)
 	}
-	return e.lookupOrLoad(ctx, k, ck, co, noEpoch)
+	return e.lookupOrLoad(ctx, r, co, flight.NoEpoch)
 }
 
-// hitPlain is the hit path of a store of bare values, whose every value is fresh: when no load of ck is
-// in flight it reads the store directly (no record, no state) and counts a hit. On a miss, missedAt is
-// the epoch it read at, for lookupOrLoad, or noEpoch when it read nothing.
-func (e *engine[K, V]) hitPlain(ctx context.Context, ck *key) (v V, ok bool, missedAt uint64) {
-	shard := &e.flights.shards[ck.shard]
-	if shard.n.Load() != 0 {
-		if f := e.flights.lookup(*ck); f != nil && !f.soft {
-			return v, false, noEpoch
-		}
+// hitPlain is the hit path of a store of bare values, whose every value is fresh: it reads the store
+// directly and counts a hit. On a miss, missedAt is the epoch it read at, for lookupOrLoad, or NoEpoch
+// when it read nothing.
+func (e *engine[K, V]) hitPlain(ctx context.Context, r *ref[K]) (v V, ok bool, missedAt uint64) {
+	epoch := e.flights.Epoch(r.hash)
+	allowed, probe := e.calls.Begin()
+	if !allowed {
+		return v, false, flight.NoEpoch
 	}
-	epoch := shard.epoch.Load()
-	ok, probe := e.calls.begin()
-	if !ok {
-		return v, false, noEpoch
-	}
+	sk := e.storeKey(r).s
 	var found bool
 	var err error
-	if e.calls.bounded {
-		v, found, err = e.plain.Get(ctx, ck.s)
+	if e.calls.Bounded() {
+		v, found, err = e.plain.Get(ctx, sk)
 	} else {
-		sctx, bound := e.calls.ctx(ctx)
-		v, found, err = e.plain.Get(sctx, ck.s)
-		bound.release()
+		sctx, bound := e.calls.Ctx(ctx)
+		v, found, err = e.plain.Get(sctx, sk)
+		bound.Release()
 	}
-	if err != nil || probe || e.breaker.troubled() {
-		e.calls.endRead(ctx, probe, err)
+	if err != nil || probe || e.calls.Breaker().Open() {
+		e.calls.EndRead(ctx, probe, err)
 	}
 	if err != nil || !found {
 		var zero V
@@ -151,44 +189,41 @@ func (e *engine[K, V]) hitPlain(ctx context.Context, ck *key) (v V, ok bool, mis
 	return v, true, 0
 }
 
-// lookupOrLoad is get. missedAt, unless noEpoch, says the caller has read the store at that epoch and
+// lookupOrLoad is get. missedAt, unless NoEpoch, says the caller has read the store at that epoch and
 // found nothing: the first attempt reads it no more. (The function API counts a call by its outcome
 // alone: see Snapshot.Requests.)
-func (e *engine[K, V]) lookupOrLoad(ctx context.Context, k K, ck key, co callOpts[V], missedAt uint64) (V, error) {
-	store := e.store
-	if co.skip {
-		store = nil
-	}
+func (e *engine[K, V]) lookupOrLoad(ctx context.Context, r *ref[K], co callOpts[V], missedAt uint64) (V, error) {
+	stored := (e.local != nil || e.store != nil) && !co.skip
 	var stale *record[V]
 	for attempt := 0; ; attempt++ {
-		if f := e.flights.lookup(ck); f != nil && !f.soft {
+		if f := e.flights.Lookup(r.k, r.hash); f != nil && !f.Soft() {
 			rec, err, again := e.join(ctx, f, stale, asWaiter)
 			if again {
-				missedAt = noEpoch
+				missedAt = flight.NoEpoch
 				continue
 			}
 			return rec.val, err
 		}
-		epoch := noEpoch
-		if attempt == 0 && missedAt != noEpoch {
+		epoch := flight.NoEpoch
+		if attempt == 0 && missedAt != flight.NoEpoch {
 			epoch = missedAt
-		} else if store != nil && attempt < maxLoadAttempts {
-			epoch = e.flights.epoch(ck.shard)
-			rec, res := e.read(ctx, ck.s)
+		} else if stored && attempt < maxLoadAttempts {
+			epoch = e.flights.Epoch(r.hash)
+			rec, res := e.read(ctx, r)
 			switch res {
 			case readSkipped:
-				epoch = noEpoch
+				epoch = flight.NoEpoch
 			case readFound:
 				switch rec.state(e.cfg.clock) {
 				case recFresh:
 					e.hit(&rec)
 					if rec.err == nil && e.cfg.xfetchBeta > 0 && e.early(&rec) {
-						e.refresh(ctx, k, ck, co)
+						e.refresh(ctx, *r, co)
 					}
 					return rec.val, rec.err
 				case recStale:
 					e.stats.staleHits.Add(1)
-					e.refresh(ctx, k, ck, co)
+					e.refresh(ctx, *r, co)
 					return rec.val, nil
 				case recStaleError:
 					kept := rec // only this path puts a record on the heap
@@ -196,12 +231,17 @@ func (e *engine[K, V]) lookupOrLoad(ctx context.Context, k K, ck key, co callOpt
 				}
 			}
 		}
-		f, leader, retry := e.flights.acquire(ck, epoch)
+		if err := ctx.Err(); err != nil {
+			e.stats.abandoned.Add(1)
+			var zero V
+			return zero, err // a caller that stopped waiting starts nothing
+		}
+		f, leader, retry := e.flights.Acquire(e.spec(r), epoch)
 		switch {
-		case retry != noRetry:
+		case retry != flight.NoRetry:
 			continue // a load for k may have stored its value since we looked: look again
 		case leader:
-			e.lead(ctx, f, k, ck, co, stale, e.admit(ck))
+			e.lead(ctx, f, r, co, stale, e.admit(r))
 		}
 		rec, err, again := e.join(ctx, f, stale, roleOf(leader))
 		if again {
@@ -227,78 +267,79 @@ func roleOf(leader bool) joinRole {
 	return asWaiter
 }
 
-// admit reports whether the doorkeeper lets k's value be stored.
-func (e *engine[K, V]) admit(ck key) bool { return e.door == nil || e.door.use(ck, e.cfg.clock()) }
+// admit reports whether the doorkeeper lets r's value be stored.
+func (e *engine[K, V]) admit(r *ref[K]) bool {
+	if e.door == nil {
+		return true
+	}
+	return e.door.use(key{s: e.storeKey(r).s, id: r.hash, shard: flight.ShardOf(r.hash)}, e.cfg.clock())
+}
 
-// xfetchAt is XFetch's test (see [WithEarlyRefresh]) for a value fresh until expiry whose load took
-// delta: refresh when now - delta*beta*ln(rand) >= expiry.
-func xfetchAt(expiry time.Time, delta time.Duration, now time.Time, beta float64) bool {
+// xfetch reports whether a fresh value should be refreshed early (Vattani, Chierichetti, Lowenstein,
+// "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015; see [WithEarlyRefresh]): refresh when
+// now - delta*beta*ln(rand) >= expiry, where delta is how long computing it took. The closer to expiry
+// and the slower the computation, the likelier; with many callers near expiry one of them refreshes the
+// value before it expires instead of all missing together. Both front-ends use it.
+func xfetch(expiry time.Time, delta time.Duration, now time.Time, beta float64) bool {
+	if delta <= 0 || beta <= 0 {
+		return false
+	}
 	gap := -float64(delta) * beta * math.Log(1-rand.Float64()) // rand in (0,1]: ln <= 0
 	return !now.Add(time.Duration(gap)).Before(expiry)
 }
 
 // early reports whether a fresh record should be refreshed now (XFetch, see [WithEarlyRefresh]).
 func (e *engine[K, V]) early(rec *record[V]) bool {
-	if rec.storedAt.IsZero() || rec.compute <= 0 {
+	if rec.storedAt.IsZero() {
 		return false
 	}
-	return xfetchAt(rec.storedAt.Add(rec.ttl), rec.compute, e.cfg.clock(), e.cfg.xfetchBeta)
+	return xfetch(rec.storedAt.Add(rec.ttl), rec.compute, e.cfg.clock(), e.cfg.xfetchBeta)
 }
-
-// leadState is what a leading call and its load's goroutine share, so that a panic is raised on the
-// leading call when it is still waiting, and logged when nobody was there to see it.
-type leadState struct {
-	done       chan struct{} // closed, by leave, when the leading call stopped waiting
-	once       sync.Once
-	repanicked atomic.Bool
-}
-
-// leave says the leading call stopped waiting.
-func (st *leadState) leave() { st.once.Do(func() { close(st.done) }) }
 
 // lead starts f's load on a goroutine of its own, so that the calling goroutine (and every other) may
-// stop waiting when its context ends while the load goes on, detached, for the others.
-func (e *engine[K, V]) lead(ctx context.Context, f *flight[record[V]], k K, ck key, co callOpts[V], stale *record[V], admitted bool) {
+// stop waiting when its context ends, or at the compute timeout, while the load goes on, detached, for
+// the others.
+func (e *engine[K, V]) lead(ctx context.Context, f *flight.Flight[K, record[V]], r *ref[K], co callOpts[V], stale *record[V], admitted bool) {
 	e.stats.misses.Add(1)
-	st := &leadState{done: make(chan struct{})}
-	f.lead = st
 	base := context.WithoutCancel(ctx)
-	e.background.Add(1)
+	st, rr := flight.NewLead(), *r
+	f.Lead = st
+	e.background.Add()
 	go func() {
 		defer e.background.Done()
 		defer func() {
 			if p := recover(); p != nil {
-				<-st.done
-				if !st.repanicked.Load() {
+				<-st.Left()
+				if !st.Raised() {
 					e.stats.logs.log(context.Background(), e.logger, logLoadPanic, slog.LevelError,
 						"stampede: load panicked", "loader", e.name, "panic", p)
 				}
 			}
 		}()
-		e.runLoad(base, f, k, ck, co, stale, admitted)
+		e.runLoad(base, f, &rr, co, stale, admitted)
 	}()
 }
 
 // join waits for f. again is true when the caller should look again: the load called runtime.Goexit.
 // A leading caller re-raises a panic of its load, with the same value.
-func (e *engine[K, V]) join(ctx context.Context, f *flight[record[V]], stale *record[V], role joinRole) (rec record[V], err error, again bool) {
+func (e *engine[K, V]) join(ctx context.Context, f *flight.Flight[K, record[V]], stale *record[V], role joinRole) (rec record[V], err error, again bool) {
 	leader := role == asLeader
-	var st *leadState
-	if leader && f.lead != nil {
-		st = f.lead
-		defer st.leave()
+	var st *flight.Lead
+	if leader && f.Lead != nil {
+		st = f.Lead
+		defer st.Leave()
 	}
 	if role == asWaiter && e.onJoin != nil {
 		e.onJoin()
 	}
-	rec, err = f.wait(ctx)
+	rec, err = f.Wait(ctx)
 	waiter := role == asWaiter // a leader's or member's call is counted as a miss already
 	count := func(c *atomic.Uint64) {
 		if waiter {
 			c.Add(1)
 		}
 	}
-	var pe *PanicError
+	var pe *flight.Panic
 	switch {
 	case err == nil:
 		count(&e.stats.coalesced)
@@ -306,41 +347,43 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight[record[V]], stale *re
 	case ctx.Err() != nil:
 		count(&e.stats.abandoned)
 		return record[V]{}, ctx.Err(), false
-	case errors.Is(err, errGoexit):
+	case errors.Is(err, flight.ErrGoexit):
 		if leader {
 			runtime.Goexit()
 		}
 		return rec, nil, true
-	case errors.Is(err, errComputeTimeout):
+	case errors.Is(err, flight.ErrExpired):
 		if stale != nil {
 			count(&e.stats.staleHits)
 			return *stale, nil, false
 		}
 		count(&e.stats.failed)
 		return record[V]{}, ErrComputeTimeout, false
-	case errors.As(err, &pe) || err == http.ErrAbortHandler: //nolint:errorlint // compared as the coalescer publishes it
+	case errors.As(err, &pe) || err == http.ErrAbortHandler: //nolint:errorlint // compared as the flight publishes it
 		if leader && st != nil {
-			st.repanicked.Store(true)
+			st.Repanicked()
 			if pe != nil {
 				panic(pe.Value)
 			}
 			panic(err)
 		}
 		count(&e.stats.failed)
+		if pe != nil {
+			return record[V]{}, &PanicError{Value: pe.Value, Stack: pe.Stack}, false
+		}
 		return record[V]{}, err, false
 	}
 	return record[V]{}, err, false
 }
 
 // loadCtx returns the context a load runs with: base (detached from the caller) bounded by the compute
-// timeout. At the timeout the flights are detached, so callers arriving later start loads of their own,
-// and their waiters told.
-func (e *engine[K, V]) loadCtx(base context.Context, fs ...*flight[record[V]]) (context.Context, func()) {
+// timeout. At the timeout the flights are expired, so callers arriving later start loads of their own,
+// and their waiters are told.
+func (e *engine[K, V]) loadCtx(base context.Context, fs ...*flight.Flight[K, record[V]]) (context.Context, func()) {
 	ctx, cancel := context.WithTimeout(base, e.cfg.computeTimeout)
 	timer := time.AfterFunc(e.cfg.computeTimeout, func() {
 		for _, f := range fs {
-			e.flights.detach(f)
-			f.publish(record[V]{}, errComputeTimeout)
+			e.flights.Expire(f)
 		}
 	})
 	return ctx, func() {
@@ -349,25 +392,64 @@ func (e *engine[K, V]) loadCtx(base context.Context, fs ...*flight[record[V]]) (
 	}
 }
 
-// runLoad is the body of a load's goroutine: the fleet step, then the load through the coalescer, which
-// publishes its record and persists it before the flight is forgotten.
-func (e *engine[K, V]) runLoad(base context.Context, f *flight[record[V]], k K, ck key, co callOpts[V], stale *record[V], admitted bool) {
+// leadStore is what a load does with a shared store before it starts: with fleet coalescing, the
+// fleet step (served: another replica's stored value was published to f); then, for a store that
+// fences writes, the ticket its write will carry, which must be taken before the load reads anything.
+func (e *engine[K, V]) leadStore(ctx context.Context, f *flight.Flight[K, record[V]], r *ref[K], co callOpts[V]) (ld storecall.Lead, served bool) {
+	if e.fenced == nil || co.skip {
+		return ld, false
+	}
+	sk := e.storeKey(r).s
+	if e.fleet != nil && !f.Soft() {
+		fctx, cancel := context.WithTimeout(ctx, e.cfg.fleetLease+e.cfg.storeTimeout)
+		defer cancel()
+		var res storecall.FleetResult
+		ld, res = e.calls.Fleet(fctx, e.fleet, sk, e.cfg.fleetLease, func(ctx context.Context) bool {
+			return e.fleetServe(ctx, f, r)
+		})
+		if res == storecall.FleetServed {
+			return ld, true
+		}
+		if ld.Leased {
+			return ld, false
+		}
+	}
+	ld, _ = e.calls.Ticket(ctx, e.fenced, sk, e.ticketTTL())
+	return ld, false
+}
+
+// ticketTTL is how long a load's ticket stays valid: longer than any load may take to write.
+func (e *engine[K, V]) ticketTTL() time.Duration {
+	return e.cfg.computeTimeout + 4*e.cfg.storeTimeout
+}
+
+// fleetServe publishes to f the fresh record another replica stored for r, when there is one.
+func (e *engine[K, V]) fleetServe(ctx context.Context, f *flight.Flight[K, record[V]], r *ref[K]) bool {
+	rec, res := e.read(ctx, r)
+	if res != readFound || rec.state(e.cfg.clock) != recFresh {
+		return false
+	}
+	e.flights.Run(f, func() (record[V], func()) { return rec, nil })
+	e.stats.fleetServed.Add(1)
+	return true
+}
+
+// runLoad runs a load: the store step, then the load through the flight group, which publishes its
+// record and persists it before the flight is forgotten.
+func (e *engine[K, V]) runLoad(base context.Context, f *flight.Flight[K, record[V]], r *ref[K], co callOpts[V], stale *record[V], admitted bool) {
 	ctx, done := e.loadCtx(base, f)
 	defer done()
-	var token string
-	handed := false
-	if e.fleet != nil && !f.soft && !co.skip {
-		var served bool
-		if token, served = e.fleetLead(ctx, f, ck); served {
-			return
-		}
-		defer func() {
-			if !handed {
-				e.release(ck.s, token, fleetMiss) // the load panicked or called Goexit
-			}
-		}()
+	ld, served := e.leadStore(ctx, f, r, co)
+	if served {
+		return
 	}
-	e.flights.run(f, func() (record[V], func()) {
+	handed := false
+	defer func() {
+		if !handed {
+			e.calls.Release(e.fleet, ld, storecall.OutcomeMiss) // the load panicked or called Goexit
+		}
+	}()
+	e.flights.Run(f, func() (record[V], func()) {
 		start := time.Now()
 		finished := false
 		defer func() {
@@ -381,7 +463,7 @@ func (e *engine[K, V]) runLoad(base context.Context, f *flight[record[V]], k K, 
 		if co.fn != nil {
 			v, ttl, err = co.fn()
 		} else {
-			v, err = e.load(ctx, k)
+			v, err = e.load(ctx, r.k)
 		}
 		d := time.Since(start)
 		finished = true
@@ -390,15 +472,12 @@ func (e *engine[K, V]) runLoad(base context.Context, f *flight[record[V]], k K, 
 		if co.skip {
 			storeTTL = 0 // this call coalesces only (WithSkipCache)
 		}
-		if err != nil && stale != nil {
-			handed = true
-			if token != "" {
-				return *stale, func() { e.release(ck.s, token, fleetMiss) }
-			}
-			return *stale, nil // stale-if-error: serve what the store has, keep it there
-		}
 		handed = true
-		return rec, e.persistWork(f, ck.s, rec, storeTTL, token, admitted)
+		if err != nil && stale != nil {
+			// stale-if-error: serve what the store has, keep it there
+			return *stale, func() { e.calls.Release(e.fleet, ld, storecall.OutcomeMiss) }
+		}
+		return rec, e.persistWork(f, r, rec, storeTTL, ld, admitted)
 	})
 }
 
@@ -432,79 +511,68 @@ func (e *engine[K, V]) newRecord(v V, err error, ttl *time.Duration, co callOpts
 	return rec, rec.usable()
 }
 
-// persistWork returns the store write of rec, run before the flight is forgotten (zero duplicate
-// loads), or nil when nothing is to be written. With a fleet lease it always returns work: the lease
-// must be released.
-func (e *engine[K, V]) persistWork(f *flight[record[V]], key string, rec record[V], ttl time.Duration, token string, admitted bool) func() {
-	if e.store == nil || ttl <= 0 || !admitted {
-		if token != "" {
-			return func() { e.release(key, token, fleetMiss) }
+// persistWork returns the write of rec, run before the flight is forgotten (zero duplicate loads), or
+// nil when nothing is to be written. With a fleet lease it always returns work: the lease must be
+// released.
+func (e *engine[K, V]) persistWork(f *flight.Flight[K, record[V]], r *ref[K], rec record[V], ttl time.Duration, ld storecall.Lead, admitted bool) func() {
+	if (e.local == nil && e.store == nil) || ttl <= 0 || !admitted {
+		if ld.Leased {
+			return func() { e.calls.Release(e.fleet, ld, storecall.OutcomeMiss) }
 		}
 		return nil
 	}
+	ref := *r
 	return func() {
-		outcome := fleetMiss
-		if token != "" {
-			defer func() { e.release(key, token, outcome) }()
-		}
-		if !f.invalidated.Load() && e.write(key, &rec, ttl, token) {
-			outcome = fleetStored
+		outcome := storecall.OutcomeMiss
+		defer func() { e.calls.Release(e.fleet, ld, outcome) }()
+		if e.flights.Write(f, func() bool { return e.write(&ref, &rec, ttl, ld) }) {
+			outcome = storecall.OutcomeStored
 		}
 	}
 }
 
-// write stores rec under key through the breaker and reports whether it was stored. A store that
-// panics does not take the process down: the write counts as failed.
-func (e *engine[K, V]) write(key string, rec *record[V], ttl time.Duration, token string) (stored bool) {
-	ok, probe := e.calls.begin()
-	if !ok {
-		return false
+// write stores rec for r where values live, and reports whether it was stored. The in-process tier
+// takes it at once; a store goes through the store-call convention, fenced by ld when the store fences
+// writes.
+func (e *engine[K, V]) write(r *ref[K], rec *record[V], ttl time.Duration, ld storecall.Lead) bool {
+	if e.local != nil {
+		e.local.set(r.k, rec, ttl)
+		return true
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			e.calls.endWrite(probe, errStorePanic)
-			e.stats.logs.log(context.Background(), e.logger, logStorePanic, slog.LevelError,
-				"stampede: store panicked on write", "loader", e.name, "panic", p)
-			stored = false
-		}
-	}()
-	ctx, bound := e.calls.ctx(context.Background())
-	defer bound.release()
-	stored, err := e.store.set(ctx, key, rec, ttl, token)
-	e.calls.endWrite(probe, err)
+	sk := e.storeKey(r).s
+	stored, err := e.calls.Write("set", func(ctx context.Context) (bool, error) {
+		return e.store.set(ctx, sk, rec, ttl, ld)
+	})
 	switch {
-	case err != nil:
-		e.logger.Debug("stampede: store write failed", "loader", e.name, "error", err)
-		return false
-	case !stored && token != "":
-		e.stats.fleetFenced.Add(1)
+	case errors.Is(err, storecall.ErrPanicked):
+		e.stats.logs.log(context.Background(), e.logger, logStorePanic, slog.LevelError,
+			"stampede: store panicked on write", "loader", e.name)
+	case err == nil && !stored && ld.Leased:
 		e.stats.logs.log(context.Background(), e.logger, logLeaseExpired, slog.LevelWarn,
-			"stampede: lease expired before the value was stored; another replica's value wins",
+			"stampede: lease expired or revoked before the value was stored; it is not stored",
 			"loader", e.name, "lease", e.cfg.fleetLease)
 	}
 	return stored
 }
 
-var errStorePanic = errors.New("stampede: store panicked")
-
-// refresh starts a background load of k unless a load of k is in flight; the stale or nearly expired
+// refresh starts a background load of r unless a load of it is in flight; the stale or nearly expired
 // value is served meanwhile. With refresh buffering the key joins the next batch instead.
-func (e *engine[K, V]) refresh(ctx context.Context, k K, ck key, co callOpts[V]) {
-	f, leader := e.flights.acquireSoft(ck)
+func (e *engine[K, V]) refresh(ctx context.Context, r ref[K], co callOpts[V]) {
+	f, leader := e.flights.AcquireSoft(e.spec(&r))
 	if !leader {
 		return
 	}
 	e.stats.refreshes.Add(1)
 	base := context.WithoutCancel(ctx)
 	if e.buffer != nil && co.fn == nil {
-		e.buffer.add(base, k, ck, f)
+		e.buffer.add(base, r, f)
 		return
 	}
-	e.background.Add(1)
+	e.background.Add()
 	go func() {
 		defer e.background.Done()
 		defer e.recoverBackground()
-		e.runLoad(base, f, k, ck, co, nil, true)
+		e.runLoad(base, f, &r, co, nil, true)
 	}()
 }
 
@@ -516,90 +584,35 @@ func (e *engine[K, V]) recoverBackground() {
 	}
 }
 
-// fleetLead is the fleet step of a load (see [WithFleetCoalescing]): it returns served when another
-// replica's stored value was published to f, so nothing is loaded; otherwise the lease this process now
-// holds ("" when none: load without one, as a per-process leader). Store errors only lead to the latter.
-func (e *engine[K, V]) fleetLead(ctx context.Context, f *flight[record[V]], ck key) (token string, served bool) {
-	fctx, cancel := context.WithTimeout(ctx, e.cfg.fleetLease+e.cfg.storeTimeout)
-	defer cancel()
-	for try := range 2 {
-		token, held, ok := e.tryLease(fctx, ck.s)
-		switch {
-		case !ok:
-			return "", false
-		case held:
-			if e.fleetServe(fctx, f, ck) {
-				e.release(ck.s, token, fleetStored)
-				return "", true
-			}
-			return token, false
-		case try == 1:
-			return "", false // lost the lease twice: load without one rather than wait again
-		}
-		if _, err := e.fleet.WaitRelease(fctx, ck.s); err != nil {
-			return "", false
-		}
-		if e.fleetServe(fctx, f, ck) {
-			return "", true
-		}
-	}
-	return "", false
-}
-
-// fleetServe publishes to f the fresh record another replica stored for ck, when there is one.
-func (e *engine[K, V]) fleetServe(ctx context.Context, f *flight[record[V]], ck key) bool {
-	rec, res := e.read(ctx, ck.s)
-	if res != readFound || rec.state(e.cfg.clock) != recFresh {
-		return false
-	}
-	e.flights.run(f, func() (record[V], func()) { return rec, nil })
-	e.stats.fleetServed.Add(1)
-	return true
-}
-
-// tryLease asks for key's lease through the breaker; ok is false when the store could not answer.
-func (e *engine[K, V]) tryLease(ctx context.Context, key string) (token string, held, ok bool) {
-	allowed, probe := e.calls.begin()
-	if !allowed {
-		return "", false, false
-	}
-	sctx, bound := e.calls.ctx(ctx)
-	token, held, err := e.fleet.TryLease(sctx, key, e.cfg.fleetLease)
-	bound.release()
-	e.calls.endRead(ctx, probe, err)
-	if err != nil {
-		e.logger.Debug("stampede: fleet lease failed, coalescing in this process only", "loader", e.name, "error", err)
-		return "", false, false
-	}
-	return token, held, true
-}
-
-// release gives up key's lease held with token, announcing outcome; "" holds none.
-func (e *engine[K, V]) release(key, token, outcome string) {
-	if token == "" {
-		return
-	}
-	ctx, bound := e.calls.ctx(context.Background())
-	defer bound.release()
-	if err := e.fleet.Release(ctx, key, token, outcome); err != nil {
-		e.logger.Debug("stampede: lease release failed", "loader", e.name, "error", err)
-	}
-}
-
-// set stores v for k now, as a load would have. A load of k in flight is not stored when it finishes:
-// its value is older than v.
-func (e *engine[K, V]) set(ck key, v V, co callOpts[V]) error {
-	if f := e.flights.lookup(ck); f != nil {
-		f.invalidated.Store(true)
-	}
-	if e.store == nil {
+// set stores v for k now, as a load would have. Once it returns, no read returns, and no write stores, a
+// value of a load that started before it (docs/behaviour.md §11).
+func (e *engine[K, V]) set(ctx context.Context, k K, v V, co callOpts[V]) error {
+	r := e.ref(k)
+	f := e.flights.Start(e.spec(&r)) // earlier loads of k are neither joined nor stored from now on
+	defer e.flights.End(f)
+	if e.local == nil && e.store == nil {
 		return nil
 	}
 	rec, ttl := e.newRecord(v, nil, nil, co, 0)
 	if ttl <= 0 {
-		return nil
+		return e.drop(ctx, &r)
 	}
-	if !e.write(ck.s, &rec, ttl, "") {
+	var ld storecall.Lead
+	if e.fenced != nil {
+		// Revoke the tickets of other replicas' loads of k, then write with a ticket of our own.
+		if err := e.dropStored(ctx, &r); err != nil {
+			return errors.Join(ErrNotStored, err)
+		}
+		var ok bool
+		if ld, ok = e.calls.Ticket(ctx, e.fenced, e.storeKey(&r).s, e.ticketTTL()); !ok {
+			return ErrNotStored
+		}
+	}
+	var stored bool
+	if !e.flights.Write(f, func() bool { stored = e.write(&r, &rec, ttl, ld); return stored }) {
+		return nil // an invalidation came after Set: it wins, as if it came after Set returned
+	}
+	if !stored {
 		return ErrNotStored
 	}
 	return nil
@@ -609,53 +622,81 @@ func (e *engine[K, V]) set(ck key, v V, co callOpts[V]) error {
 // or is skipped by the circuit breaker).
 var ErrNotStored = errors.New("stampede: value not stored")
 
-// invalidate removes what is stored for the keys; loads of them in flight are not stored when they
-// finish (their callers still get their values).
-func (e *engine[K, V]) invalidate(ctx context.Context, cks []key) error {
+// invalidate removes what is kept for the keys. Once it returns, no read returns, and no write stores,
+// a value of a load that started before it: loads in flight still answer the callers already waiting
+// on them (docs/behaviour.md §11).
+func (e *engine[K, V]) invalidate(ctx context.Context, ks []K) error {
 	var errs []error
-	for _, ck := range cks {
-		if f := e.flights.lookup(ck); f != nil {
-			f.invalidated.Store(true)
-		}
-		if e.store == nil {
-			continue
-		}
-		ok, probe := e.calls.begin()
-		if !ok {
-			errs = append(errs, ErrNotStored)
-			continue
-		}
-		sctx, bound := e.calls.ctx(ctx)
-		err := e.store.del(sctx, ck.s)
-		bound.release()
-		e.calls.endWrite(probe, err)
-		errs = append(errs, err)
+	for _, k := range ks {
+		r := e.ref(k)
+		errs = append(errs, e.drop(ctx, &r))
 	}
 	return errors.Join(errs...)
 }
 
-// forceLoad loads k now, whatever the store holds, unless a load of k is in flight, whose value it
-// returns.
-func (e *engine[K, V]) forceLoad(ctx context.Context, k K, ck key, co callOpts[V]) (V, error) {
+// drop invalidates r: its flights first (no longer joined, their writes refused, the writes in progress
+// waited for), then what is kept for it.
+func (e *engine[K, V]) drop(ctx context.Context, r *ref[K]) error {
+	e.flights.Invalidate(r.k, r.hash)
+	if e.local != nil {
+		e.local.del(r.k)
+		return nil
+	}
+	if e.store == nil {
+		return nil
+	}
+	return e.dropStored(ctx, r)
+}
+
+// dropStored deletes r from the store (revoking its tickets when the store fences writes).
+func (e *engine[K, V]) dropStored(ctx context.Context, r *ref[K]) error {
+	sk := e.storeKey(r).s
+	return e.calls.Delete(ctx, func(ctx context.Context) error { return e.store.del(ctx, sk) })
+}
+
+// invalidatedElsewhere is told of a store key invalidated through any replica (this one included): the
+// loads of this process it reaches are no longer joined.
+func (e *engine[K, V]) invalidatedElsewhere(storeKey string) {
+	e.flights.InvalidateFunc(func(f *flight.Flight[K, record[V]]) bool { return f.Alias() == storeKey })
+	if fn := e.onDropped.Load(); fn != nil {
+		(*fn)(storeKey)
+	}
+}
+
+// forceLoad loads k now, whatever is kept, and returns the value; the loads of k in flight when it is
+// called are neither joined nor stored (they started before it). A call that arrives while it loads
+// joins its load.
+func (e *engine[K, V]) forceLoad(ctx context.Context, k K, co callOpts[V]) (V, error) {
+	r := e.ref(k)
+	var zero V
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
 	for {
-		f, leader, _ := e.flights.acquire(ck, noEpoch)
-		if leader {
-			e.lead(ctx, f, k, ck, co, nil, true)
+		f := e.flights.StartJoinable(e.spec(&r))
+		if e.local != nil {
+			e.local.del(r.k) // a hit must not find the value this load replaces: it joins the load instead
 		}
-		rec, err, again := e.join(ctx, f, nil, roleOf(leader))
+		if e.fenced != nil && !co.skip {
+			// Other replicas' loads of k started before this one: revoke their tickets.
+			_ = e.dropStored(ctx, &r)
+		}
+		e.lead(ctx, f, &r, co, nil, true)
+		rec, err, again := e.join(ctx, f, nil, asLeader)
 		if !again {
 			return rec.val, err
 		}
 	}
 }
 
-// peek returns what get would serve from the store for ck without loading or refreshing anything.
-func (e *engine[K, V]) peek(ctx context.Context, ck key) (V, bool) {
+// peek returns what get would serve for k without loading or refreshing anything.
+func (e *engine[K, V]) peek(ctx context.Context, k K) (V, bool) {
 	var zero V
-	if e.store == nil {
+	if e.local == nil && e.store == nil {
 		return zero, false
 	}
-	rec, res := e.read(ctx, ck.s)
+	r := e.ref(k)
+	rec, res := e.read(ctx, &r)
 	if res != readFound || rec.err != nil {
 		return zero, false
 	}
@@ -676,19 +717,22 @@ func (e *engine[K, V]) wait() {
 		e.buffer.flush()
 	}
 	e.background.Wait()
-	e.flights.wait()
+	e.flights.Wait()
 }
 
-// close flushes buffered refreshes, waits for everything in flight and ends the invalidation
-// subscription.
+// close flushes buffered refreshes, waits for everything in flight and ends the store subscriptions.
 func (e *engine[K, V]) close() {
 	e.wait()
-	if e.stop != nil {
-		e.stop()
+	for _, stop := range e.stops {
+		stop()
+	}
+	e.stops = nil
+	if e.local != nil {
+		e.local.close()
 	}
 }
 
 // snapshot returns the engine's counters.
 func (e *engine[K, V]) snapshot() Snapshot {
-	return e.stats.snapshot(e.name, e.kind, &e.breaker, e.sizer)
+	return e.stats.snapshot(e.name, e.kind, e.calls.Breaker(), e.sizer)
 }

@@ -173,7 +173,7 @@ const (
 func newOutageRig(tb testing.TB, workers int) *outageRig {
 	srv := redistest.Start(tb)
 	logs := &logBuffer{}
-	store := redisstore.New(outageClient(tb, srv.Addr(), 64), redisstore.WithTimeout(outageStoreTimeout))
+	store := closing(tb, redisstore.New(outageClient(tb, srv.Addr(), 64), redisstore.WithTimeout(outageStoreTimeout)))
 	c := stampede.New(newLogger(logs), store, 2*time.Second, stampede.WithStoreTimeout(outageStoreTimeout),
 		stampede.WithCircuitBreaker(5, 100*time.Millisecond))
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,15 +1,10 @@
 package stampede
 
 import (
-	"math"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 	"unsafe"
-
-	"github.com/seed-a1426414/stampede/internal/entry"
 )
 
 // MaxAgePolicy says what a response's own freshness lifetime (s-maxage, max-age, Expires) does to the
@@ -28,20 +23,6 @@ const (
 	// freshness; no-store, private and the other sharing rules still count.
 	MaxAgeIgnore
 )
-
-// xfetch reports whether a fresh entry should be refreshed early (Vattani, Chierichetti, Lowenstein,
-// "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015): refresh when
-// now - delta*beta*ln(rand) >= expiry, where delta is how long the handler took to compute it. The
-// closer to expiry and the slower the handler, the likelier; with many requests near expiry one of them
-// refreshes the entry before it expires instead of all missing together.
-func xfetch(v *entry.View, now time.Time, beta float64) bool {
-	if beta <= 0 || v.ComputeTime <= 0 {
-		return false
-	}
-	expiry := v.FreshUntil()
-	gap := -float64(v.ComputeTime) * beta * math.Log(1-rand.Float64()) // rand in (0,1]: ln <= 0
-	return !now.Add(time.Duration(gap)).Before(expiry)
-}
 
 // replayHeaders are the values of Age and Cache-Status for one response, built in one allocation: the
 // two header slices and the bytes of both strings live in the same object.

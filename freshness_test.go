@@ -80,7 +80,7 @@ func TestXFetchProbability(t *testing.T) {
 	count := func(at time.Duration) int {
 		n := 0
 		for range 10_000 {
-			if xfetch(&v, t0.Add(at), 1) {
+			if xfetch(v.FreshUntil(), v.ComputeTime, t0.Add(at), 1) {
 				n++
 			}
 		}
@@ -91,7 +91,7 @@ func TestXFetchProbability(t *testing.T) {
 	if early != 0 || near < 5000 || near > 7000 {
 		t.Fatalf("early=%d near=%d of 10000", early, near)
 	}
-	if xfetch(&v, t0, 0) {
+	if xfetch(v.FreshUntil(), v.ComputeTime, t0, 0) {
 		t.Fatal("beta 0 turns it off")
 	}
 }
@@ -123,8 +123,8 @@ func TestParsedOnce(t *testing.T) {
 	b := entry.Encode(&entry.Entry{Status: 200, Header: http.Header{"A": {"b"}}, Body: []byte("x"), StoredAt: now, Lifetime: time.Minute})
 	_ = store.SetEx(ctx, "k", b, time.Minute)
 	get := func() (entry.View, *viewSlot, error) {
-		raw, slot, _, _ := c.storeGet(ctx, "k")
-		return c.parseStored("k", raw, slot)
+		got, _, _ := c.storeGet(ctx, "k")
+		return c.parseStored("k", got.b, got.slot)
 	}
 	v1, slot, err := get()
 	if err != nil || slot == nil {

@@ -2,7 +2,6 @@ package stampede
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
+	"github.com/seed-a1426414/stampede/internal/flight"
 	"github.com/seed-a1426414/stampede/internal/httpcache"
 )
 
@@ -74,27 +74,26 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		req = requestDirectives(r.Header)
 	}
 	o := runOpts{k: k, primary: k, anonAuth: anonAuth, admitted: c.door == nil || c.door.use(k, now)}
-	for attempt, unknown := 0, 0; ; {
+	for attempt, unknown := 0, 0; ; attempt++ {
 		if attempt == maxAttempts {
 			c.bypass(next, w, r, o.k.s, reasonContention) // runs for this key keep finishing unstored; stop waiting
 			return
 		}
-		if f := c.flights.lookup(o.k); f != nil && !f.soft {
+		if f := c.flights.Lookup(o.k.s, o.k.id); f != nil && !f.Soft() {
 			c.join(f, next, w, r, o)
 			return
 		}
-		epoch := c.flights.epoch(o.k.shard)
+		epoch := c.flights.Epoch(o.k.id)
 		o.stale = nil
 		if c.store == nil {
-			epoch = noEpoch
+			epoch = flight.NoEpoch
 		} else {
 			switch c.consultStore(next, w, r, &o, anonAuth, now, req) {
 			case stepServed:
 				return
 			case stepNoEpoch:
-				epoch = noEpoch
+				epoch = flight.NoEpoch
 			case stepVariant:
-				attempt++
 				continue // the response varies: look for this request's variant
 			}
 		}
@@ -103,15 +102,15 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 			return
 		}
 		if unknown == maxUnknownRetries {
-			epoch = noEpoch
+			epoch = flight.NoEpoch
 		}
-		f, leader, retry := c.flights.acquire(o.k, epoch)
+		f, leader, retry := c.flights.Acquire(o.spec(), epoch)
 		switch {
-		case retry == retryKey:
-			attempt++
+		case retry == flight.RetryKey:
 			continue // a run for this key may have stored its response since we looked: look again
-		case retry == retryUnknown:
+		case retry == flight.RetryUnknown:
 			unknown++
+			attempt--
 			continue // a run for it may have finished, the coalescer cannot tell: look again
 		case !leader:
 			c.join(f, next, w, r, o)
@@ -144,8 +143,6 @@ func (c *Cache) consultStore(next http.Handler, w http.ResponseWriter, r *http.R
 	switch found {
 	case lookupSkipped:
 		return stepNoEpoch
-	case lookupFailed:
-		o.recheck = true // the run's leader asks the store once more before running the handler
 	case lookupVariant:
 		o.k, o.index = variant, idx
 		return stepVariant
@@ -180,7 +177,7 @@ func (c *Cache) useStored(next http.Handler, w http.ResponseWriter, r *http.Requ
 		c.stats.hits.Add(1)
 		c.logDecision(r.Context(), o.k.s, "HIT", "")
 		c.replayEntry(w, r, v, delivery{xcache: xCacheHit, params: statusHit, fromStore: true, now: now, slot: slot})
-		if xfetch(v, now, c.cfg.xfetchBeta) {
+		if xfetch(v.FreshUntil(), v.ComputeTime, now, c.cfg.xfetchBeta) {
 			c.refresh(next, r, *o)
 		}
 		return true
@@ -247,26 +244,48 @@ func (c *Cache) passesThrough(r *http.Request) string {
 
 // key computes r's key; a non-empty reason means r must pass through instead.
 func (c *Cache) key(r *http.Request) (k key, anonAuth bool, reason string) {
-	var digest []byte
+	digest, fromFunc, reason := c.keyParts(r)
+	if reason != "" {
+		return k, false, reason
+	}
+	anonAuth = !c.keys.authKeyed && r.Header["Authorization"] != nil
+	return c.keys.build(r, digest, fromFunc, anonAuth), anonAuth, ""
+}
+
+// keyParts computes the parts of r's key material that take work: the digest of its body when the body
+// is keyed, and the key function's result. A non-empty reason means r cannot be keyed.
+func (c *Cache) keyParts(r *http.Request) (digest []byte, fromFunc, reason string) {
 	if c.cfg.keyBody || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		d, reason := c.readKeyBody(r)
 		if reason != "" {
-			return k, false, reason
+			return nil, "", reason
 		}
 		digest = d[:]
 	}
-	var fromFunc string
 	if c.cfg.keyFunc != nil {
 		s, err := c.cfg.keyFunc(r)
 		if err != nil {
 			c.stats.logs.log(r.Context(), c.logger, logKeyFunc, slog.LevelWarn,
 				"stampede: key function failed, request not cached", "cache", c.cfg.name, "error", err)
-			return k, false, reasonKeyError
+			return nil, "", reasonKeyError
 		}
 		fromFunc = s
 	}
-	anonAuth = !c.keys.authKeyed && r.Header["Authorization"] != nil
-	return c.keys.build(r, digest, fromFunc, anonAuth), anonAuth, ""
+	return digest, fromFunc, ""
+}
+
+// urlKeys returns the keys of r's URL in both key spaces (with and without an Authorization the key does
+// not include; one key when Authorization is keyed), for an invalidation of the URL. A non-empty reason
+// means r cannot be keyed.
+func (c *Cache) urlKeys(r *http.Request) ([]key, string) {
+	digest, fromFunc, reason := c.keyParts(r)
+	if reason != "" {
+		return nil, reason
+	}
+	if c.keys.authKeyed {
+		return []key{c.keys.build(r, digest, fromFunc, false)}, ""
+	}
+	return []key{c.keys.build(r, digest, fromFunc, false), c.keys.build(r, digest, fromFunc, true)}, ""
 }
 
 // readKeyBody reads r's body up to the key-body limit and puts back a body that reads the same bytes.
@@ -320,36 +339,28 @@ func (c *Cache) bypass(next http.Handler, w http.ResponseWriter, r *http.Request
 	next.ServeHTTP(w, r)
 }
 
-// storeCtx returns the context for a store call made for parent.
-func (c *Cache) storeCtx(parent context.Context) (context.Context, context.CancelFunc) {
-	if c.selfBounded {
-		return parent, func() {}
-	}
-	return context.WithTimeout(parent, c.cfg.storeTimeout)
-}
-
 // join waits for f and replays its response, or runs the handler itself when the response cannot be
 // shared with it.
-func (c *Cache) join(f *flight[*outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
+func (c *Cache) join(f *flight.Flight[string, *outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
 	if c.onJoin != nil {
 		c.onJoin()
 	}
-	out, err := f.wait(r.Context())
+	out, err := f.Wait(r.Context())
 	switch {
 	case err == nil:
 	case r.Context().Err() != nil:
 		c.stats.abandoned.Add(1)
 		return // this request's client left or timed out; the run goes on for the others
 	default:
-		c.waiterFallback(next, w, r, f.key, o, err)
+		c.waiterFallback(next, w, r, f.Key(), o, err)
 		return
 	}
 	if out.pass != "" {
-		c.bypass(next, w, r, f.key, out.pass)
+		c.bypass(next, w, r, f.Key(), out.pass)
 		return
 	}
 	if out.rec.head.HasVary() && !viewVaryMatches(r.Header, &out.rec.head) {
-		c.bypass(next, w, r, f.key, reasonVary)
+		c.bypass(next, w, r, f.Key(), reasonVary)
 		return
 	}
 	d := out.d
@@ -359,10 +370,10 @@ func (c *Cache) join(f *flight[*outcome], next http.Handler, w http.ResponseWrit
 	sent, err := c.deliver(w, r, out.rec, d)
 	switch {
 	case !sent:
-		c.waiterFallback(next, w, r, f.key, o, err)
+		c.waiterFallback(next, w, r, f.Key(), o, err)
 	case err == nil:
 		c.stats.coalesced.Add(1)
-		c.logDecision(r.Context(), f.key, "COALESCED", "")
+		c.logDecision(r.Context(), f.Key(), "COALESCED", "")
 	case errors.Is(err, errClientGone):
 		c.stats.abandoned.Add(1)
 	default:
@@ -375,7 +386,7 @@ func (c *Cache) join(f *flight[*outcome], next http.Handler, w http.ResponseWrit
 
 // waiterFallback serves a waiter whose run had nothing for it (err says why) and that was sent nothing.
 func (c *Cache) waiterFallback(next http.Handler, w http.ResponseWriter, r *http.Request, storeKey string, o runOpts, err error) {
-	var pe *PanicError
+	var pe *flight.Panic
 	switch {
 	case err == http.ErrAbortHandler: //nolint:errorlint // net/http and recoverers compare with ==
 		c.stats.failed.Add(1)
@@ -389,9 +400,9 @@ func (c *Cache) waiterFallback(next http.Handler, w http.ResponseWriter, r *http
 		c.setXCache(h, xCacheCoalesced)
 		c.setCacheStatus(h, fwdMiss+collapsedArg+"; detail=panic")
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-	case errors.Is(err, errComputeTimeout):
+	case errors.Is(err, flight.ErrExpired):
 		c.afterTimeout(next, w, r, o)
-	case errors.Is(err, errGoexit):
+	case errors.Is(err, flight.ErrGoexit):
 		c.bypass(next, w, r, storeKey, reasonGoexit)
 	case errors.Is(err, errClientGone):
 		c.stats.abandoned.Add(1)

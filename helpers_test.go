@@ -133,3 +133,10 @@ func (j *joinCounter) hook() {
 		j.once.Do(func() { close(j.reached) })
 	}
 }
+
+// closing registers s's Close to run when the test ends, and returns s: a Redis store's Pub/Sub
+// subscription (a cache or loader follows its invalidations) lives until the store is closed.
+func closing[S interface{ Close() error }](tb testing.TB, s S) S {
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}

@@ -67,23 +67,11 @@ func (c *Cache) serveUnsafe(next http.Handler, w http.ResponseWriter, r *http.Re
 // invalidate drops what is stored for the GET request g, in both key spaces (with and without an unkeyed
 // Authorization).
 func (c *Cache) invalidate(ctx context.Context, g *http.Request) {
-	var fromFunc string
-	if c.cfg.keyFunc != nil {
-		s, err := c.cfg.keyFunc(g)
-		if err != nil {
-			return
-		}
-		fromFunc = s
+	keys, reason := c.urlKeys(g)
+	if reason != "" {
+		return
 	}
-	var digest []byte
-	if c.cfg.keyBody {
-		d, _ := c.readKeyBody(g)
-		digest = d[:]
-	}
-	for _, anonAuth := range [...]bool{false, true} {
-		if anonAuth && c.keys.authKeyed {
-			continue
-		}
-		_ = c.drop(ctx, c.keys.build(g, digest, fromFunc, anonAuth))
+	for _, k := range keys {
+		_ = c.drop(ctx, k)
 	}
 }

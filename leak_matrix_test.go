@@ -137,7 +137,7 @@ func TestLeakMatrix(t *testing.T) {
 	}{
 		{"memory", func(t *testing.T) stampede.Store { return newMem(t) }},
 		{"redis", func(t *testing.T) stampede.Store {
-			return redisstore.New(redisClient(t, srv.Addr(), 4), redisstore.WithTimeout(2*time.Second))
+			return closing(t, redisstore.New(redisClient(t, srv.Addr(), 4), redisstore.WithTimeout(2*time.Second)))
 		}},
 	}
 	type cell struct {

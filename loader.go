@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"reflect"
 	"strconv"
+	"time"
 	"unsafe"
+
+	"github.com/seed-a1426414/stampede/internal/storecall"
 )
 
 // LoadFunc loads the value of one key: a database query, an RPC. It runs with a context detached from
@@ -31,11 +35,14 @@ type LoadFunc[K comparable, V any] func(ctx context.Context, k K) (V, error)
 // taken over the loader's name and the key's string form ([WithKeyString]): loaders with different
 // names never share a key, and each key has its own Redis Cluster slot.
 type Loader[K comparable, V any] struct {
-	e      engine[K, V]
-	prefix []byte // the key material every key of this loader starts with
-	kind   reflect.Kind
-	text   func(K) string // nil: kind says how
-	call   callOpts[V]
+	e    engine[K, V]
+	fast *localTier[K, V] // the in-process tier, for Get's hit path; nil when values live in a store
+	// windows: records outlive their freshness (stale windows), so a hit must read the clock.
+	windows bool
+	prefix  []byte // the key material every key of this loader starts with
+	kind    reflect.Kind
+	text    func(K) string // nil: kind says how
+	call    callOpts[V]
 }
 
 // NewLoader builds a Loader named name (its keys and its statistics carry the name: give each loader its
@@ -85,6 +92,7 @@ func NewLoader[K comparable, V any](name string, load LoadFunc[K, V], opts ...Lo
 	if storeGiven("NewLoader (WithStore)", c.store) {
 		bytes = &bytesRecords[V]{store: c.store, codec: c.codec, bad: e.badValue}
 		bytes.batch, _ = c.store.(BatchStore)
+		bytes.fenced, _ = c.store.(FencedStore)
 		store, sizer = bytes, c.store
 	}
 	if storeGiven("NewLoader (WithValues)", c.values) {
@@ -94,24 +102,37 @@ func NewLoader[K comparable, V any](name string, load LoadFunc[K, V], opts ...Lo
 			store, sizer = &tieredRecords[V]{l1: values, l2: bytes, maxAge: c.localTTL, clock: c.clock}, c.store
 		}
 	}
-	if c.skipCache || c.ttl == 0 {
+	off := c.skipCache || c.ttl == 0
+	if off {
 		store, sizer = nil, nil
 	}
 	e.setup(name, "loader", c.config, c.logger, store, sizer)
 	e.load, e.errTTL = load, c.errTTL
-	if bytes != nil && store != nil {
-		if fs, ok := c.store.(legacyLeaseStore); ok && c.fleetLease > 0 {
-			bytes.fleet, e.fleet = fs, fs
+	e.skeyOf = l.key
+	if store == nil && !off {
+		// No store given: the values are kept in this process, in a bounded tier keyed by K itself.
+		var clock func() time.Time
+		if c.customClock {
+			clock = c.clock
 		}
-		if tiered, ok := store.(*tieredRecords[V]); ok {
-			if inv, ok := c.store.(InvalidationStore); ok {
-				e.stop = inv.Invalidations(func(key string) {
-					_ = tiered.l1.del(context.Background(), key)
-					if fn := e.onDropped.Load(); fn != nil {
-						(*fn)(key)
-					}
-				})
-			}
+		e.local = newLocalTier[K, V](c.localEntries, clock)
+		e.sizer = e.local
+		l.fast = e.local
+		l.windows = c.staleWhileRevalidate > 0 || c.staleIfError > 0
+	}
+	if bytes != nil && store != nil {
+		e.fenced = bytes.fenced
+		if fs, ok := c.store.(LeaseStore); ok && c.fleetLease > 0 && e.fenced != nil {
+			e.fleet = fs
+		}
+		if inv, ok := c.store.(InvalidationStore); ok {
+			tiered, _ := store.(*tieredRecords[V])
+			e.stops = append(e.stops, inv.Invalidations(func(key string) {
+				if tiered != nil {
+					_ = tiered.dropL1(context.Background(), key)
+				}
+				e.invalidatedElsewhere(key)
+			}))
 		}
 	}
 	if c.bufSize > 0 {
@@ -127,13 +148,17 @@ func (e *engine[K, V]) setup(name, kind string, cfg config, logger *slog.Logger,
 		logger = slog.Default()
 	}
 	e.name, e.kind, e.cfg, e.logger, e.store, e.sizer = name, kind, cfg, logger, store, sizer
+	e.seed = maphash.MakeSeed()
 	e.keys = keyer{prefix: cfg.keyPrefix + ":" + cfg.keyVersion + ":{", memo: newKeyMemo()}
-	e.breaker = breaker{threshold: cfg.breakerFails, base: cfg.breakerBackoff, logger: logger, name: name}
-	e.calls = storeCalls{breaker: &e.breaker, stats: &e.stats, timeout: cfg.storeTimeout, clock: cfg.clock,
-		bounded: sizer == nil || selfBounded(sizer, cfg.storeTimeout)}
+	bounded := sizer == nil || storecall.SelfBounded(sizer, cfg.storeTimeout)
 	if _, ok := store.(*tieredRecords[V]); ok {
-		e.calls.bounded = selfBounded(sizer, cfg.storeTimeout)
+		bounded = storecall.SelfBounded(sizer, cfg.storeTimeout)
 	}
+	e.calls = storecall.New(storecall.Config{
+		Timeout: cfg.storeTimeout, Bounded: bounded, Clock: cfg.clock, Logger: logger, Name: name,
+		Threshold: cfg.breakerFails, Backoff: cfg.breakerBackoff,
+		GetErrors: &e.stats.getErrors, SetErrors: &e.stats.setErrors, Fenced: &e.stats.fleetFenced,
+	})
 	if cfg.minUses > 1 {
 		e.door = &doorkeeper{minUses: cfg.minUses, window: cfg.minUsesWindow}
 	}
@@ -193,7 +218,17 @@ func (l *Loader[K, V]) key(k K) key {
 // [WithErrorTTL] says so); a load that panics makes the call that started it panic with the same
 // value, and every other caller waiting on it get a [*PanicError].
 func (l *Loader[K, V]) Get(ctx context.Context, k K) (V, error) {
-	return l.e.get(ctx, k, l.key(k), l.call)
+	if t := l.fast; t != nil {
+		// The hit path of the in-process tier: one look-up. The tier drops a record once it is of no
+		// use; without stale windows a record it holds is fresh, so no clock is read.
+		if it, ok := t.get(k); ok && (!l.windows || it.rec.state(l.e.cfg.clock) == recFresh) &&
+			l.e.cfg.xfetchBeta == 0 {
+			l.e.hit(&it.rec)
+			return it.rec.val, it.rec.err
+		}
+	}
+	r := l.e.ref(k)
+	return l.e.get(ctx, &r, l.call)
 }
 
 // GetMany returns the values of ks (duplicates count once) in one map. It reads them all from the
@@ -206,38 +241,37 @@ func (l *Loader[K, V]) Get(ctx context.Context, k K) (V, error) {
 // that failed are left out too, and the error joins theirs, each naming its key. When ctx ends, GetMany
 // returns what it has with ctx's error; the loads go on.
 func (l *Loader[K, V]) GetMany(ctx context.Context, ks []K) (map[K]V, error) {
-	return l.e.getMany(ctx, ks, l.key)
+	return l.e.getMany(ctx, ks)
 }
 
-// Set stores v as k's value now, as if a load had returned it; a load of k in flight when Set is
-// called is not stored when it finishes. It returns [ErrNotStored] when the store did not take v.
+// Set stores v as k's value now, as if a load had returned it. Once it returns, no call returns, and no
+// write stores, a value of a load of k that started before it (docs/behaviour.md §11): loads of k in
+// flight still answer the callers already waiting on them. It returns [ErrNotStored] when the store did
+// not take v.
 func (l *Loader[K, V]) Set(ctx context.Context, k K, v V) error {
-	_ = ctx // writes are bounded by the store timeout, not by the caller's context, like the loads'
-	return l.e.set(l.key(k), v, l.call)
+	return l.e.set(ctx, k, v, l.call)
 }
 
-// Invalidate removes what is stored for ks, so the next call for each loads it again; loads in flight
-// for them are not stored when they finish (their callers still get their values). With
+// Invalidate removes what is kept for ks, so the next call for each loads it again. Once it returns, no
+// call returns, and no write stores, a value of a load that started before it (docs/behaviour.md §11):
+// loads in flight still answer the callers already waiting on them. With
 // backends/redisstore (or backends/tieredstore over it) the deletion is announced to every replica,
 // whose in-process tiers ([WithValues], tieredstore's L1) drop the keys at once.
 func (l *Loader[K, V]) Invalidate(ctx context.Context, ks ...K) error {
-	cks := make([]key, len(ks))
-	for i, k := range ks {
-		cks[i] = l.key(k)
-	}
-	return l.e.invalidate(ctx, cks)
+	return l.e.invalidate(ctx, ks)
 }
 
-// Refresh loads k now, whatever the store holds, stores the value and returns it; when a load of k is
-// in flight it returns that load's value instead of starting another.
+// Refresh loads k now, whatever is kept, stores the value and returns it. Loads of k in flight when it
+// is called started before it: they are neither joined nor stored, and calls that arrive while it loads
+// join its load.
 func (l *Loader[K, V]) Refresh(ctx context.Context, k K) (V, error) {
-	return l.e.forceLoad(ctx, k, l.key(k), l.call)
+	return l.e.forceLoad(ctx, k, l.call)
 }
 
 // Peek returns the value Get would return from the store for k, and whether there is one, without
 // loading or refreshing anything. A kept failure is no value.
 func (l *Loader[K, V]) Peek(ctx context.Context, k K) (V, bool) {
-	return l.e.peek(ctx, l.key(k))
+	return l.e.peek(ctx, k)
 }
 
 // Snapshot returns the loader's counters (see [Snapshot]; Kind is "loader").

@@ -78,7 +78,7 @@ func benchGet(b *testing.B, get func() ([]byte, error)) {
 // node (reported as mget/op), beside 100 Gets of the same keys.
 func BenchmarkLoaderGetMany(b *testing.B) {
 	srv := redistest.Start(b)
-	store := redisstore.New(redisClient(b, srv.Addr(), 8), redisstore.WithTimeout(2*time.Second))
+	store := closing(b, redisstore.New(redisClient(b, srv.Addr(), 8), redisstore.WithTimeout(2*time.Second)))
 	l := stampede.NewLoader("bench-many", func(_ context.Context, k int) (string, error) { return fmt.Sprint("v", k), nil },
 		stampede.WithStore(store), stampede.WithTTL(time.Hour))
 	defer l.Close()

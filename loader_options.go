@@ -41,6 +41,8 @@ type loaderConfig struct {
 	errTTL   func(error) time.Duration
 	bufSize  int
 	bufWait  time.Duration
+	// localEntries bounds the in-process tier of a loader without a store.
+	localEntries int
 }
 
 // WithStore keeps a [Loader]'s values in store, encoded with the loader's [Codec] (JSON by default)
@@ -111,6 +113,14 @@ func WithKeyString[K comparable](fn func(k K) string) LoaderOption {
 	return loaderOption(func(c *loaderConfig) { c.keyText = fn })
 }
 
+// WithLocalEntries bounds the in-process tier that keeps a [Loader]'s values when it has neither
+// [WithStore] nor [WithValues]: at most n values, the least useful evicted first (otter's W-TinyLFU);
+// the default is [DefaultLocalEntries], and zero means the default too. A loader with a store keeps its
+// values there instead, and this option does nothing for it.
+func WithLocalEntries(n int) LoaderOption {
+	return loaderOption(func(c *loaderConfig) { c.localEntries = n })
+}
+
 // WithLogger sets the logger of a [Loader]; the default is slog.Default().
 func WithLogger(logger *slog.Logger) LoaderOption {
 	return loaderOption(func(c *loaderConfig) { c.logger = logger })
@@ -125,12 +135,16 @@ func (c *loaderConfig) validate() {
 	if c.codec == nil {
 		c.codec = JSON
 	}
+	if c.localEntries == 0 {
+		c.localEntries = DefaultLocalEntries
+	}
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
 			panic(fmt.Sprintf("stampede: "+format, args...))
 		}
 	}
 	check(c.localTTL > 0, "WithLocalTTL expects d >= 0, got %v", c.localTTL)
+	check(c.localEntries > 0, "WithLocalEntries expects n >= 0, got %d", c.localEntries)
 	check(c.bufSize >= 0 && c.bufWait >= 0, "WithRefreshBuffering expects size > 0 and wait >= 0, got %d, %v", c.bufSize, c.bufWait)
 	check(c.bufSize == 0 || c.batch != nil, "WithRefreshBuffering needs WithBatchLoad")
 }

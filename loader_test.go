@@ -130,7 +130,7 @@ func TestLoaderZeroDuplicateLoads(t *testing.T) {
 				PoolTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
 			t.Cleanup(func() { _ = client.Close() })
 			return []stampede.LoaderOption{
-				stampede.WithStore(redisstore.New(client, redisstore.WithTimeout(30*time.Second), redisstore.WithKeyPrefix("zipf:"))),
+				stampede.WithStore(closing(t, redisstore.New(client, redisstore.WithTimeout(30*time.Second), redisstore.WithKeyPrefix("zipf:")))),
 				stampede.WithStoreTimeout(30 * time.Second),
 			}
 		}},
@@ -258,8 +258,8 @@ func TestLoaderGetManyBatches(t *testing.T) {
 				cs := &countingStore{Store: newMem(t)}
 				store, reads = cs, func() int { return int(cs.gets.Load() + cs.batchGets.Load()) }
 			case "redis":
-				store = redisstore.New(redisClient(t, srv.Addr(), 8), redisstore.WithTimeout(2*time.Second),
-					redisstore.WithKeyPrefix("many:"))
+				store = closing(t, redisstore.New(redisClient(t, srv.Addr(), 8), redisstore.WithTimeout(2*time.Second),
+					redisstore.WithKeyPrefix("many:")))
 				reads = func() int { return srv.CommandCalls(t, "mget") + srv.CommandCalls(t, "get") }
 			}
 			b := &batchRecorder{}
@@ -339,7 +339,7 @@ func TestLoaderInvalidateAcrossReplicas(t *testing.T) {
 	version.Store(1)
 	var loadsB atomic.Int64
 	replica := func(loads *atomic.Int64) *stampede.Loader[string, string] {
-		store := redisstore.New(redisClient(t, srv.Addr(), 4), redisstore.WithTimeout(2*time.Second))
+		store := closing(t, redisstore.New(redisClient(t, srv.Addr(), 4), redisstore.WithTimeout(2*time.Second)))
 		t.Cleanup(func() { _ = store.Close() })
 		return stampede.NewLoader("users", func(_ context.Context, k string) (string, error) {
 			if loads != nil {
@@ -635,7 +635,7 @@ func TestLoaderFleetCoalescing(t *testing.T) {
 	var loads atomic.Int64
 	entered, gate := make(chan struct{}, 2), make(chan struct{})
 	replica := func() *stampede.Loader[string, string] {
-		store := redisstore.New(redisClient(t, srv.Addr(), 4), redisstore.WithTimeout(2*time.Second))
+		store := closing(t, redisstore.New(redisClient(t, srv.Addr(), 4), redisstore.WithTimeout(2*time.Second)))
 		t.Cleanup(func() { _ = store.Close() })
 		return stampede.NewLoader("fleet", func(_ context.Context, k string) (string, error) {
 			loads.Add(1)

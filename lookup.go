@@ -5,24 +5,25 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
+	"github.com/seed-a1426414/stampede/internal/flight"
 	"github.com/seed-a1426414/stampede/internal/httpcache"
+	"github.com/seed-a1426414/stampede/internal/storecall"
 )
 
 // lookupResult is what a store look-up found for a request.
 type lookupResult int
 
 const (
-	lookupMiss    lookupResult = iota // nothing usable: run the handler
+	lookupMiss    lookupResult = iota // nothing usable (or an error, a timeout): run the handler
 	lookupEntry                       // an entry that is not past its usable life, in the view
 	lookupVariant                     // an index: the response varies; look again under the variant key
 	lookupSkipped                     // the circuit breaker skipped the store: nothing was read
-	lookupFailed                      // the store did not answer (an error, a timeout): nothing is known
 )
 
 // lookup reads k from the store and validates what it finds: errors, corrupt or foreign bytes, entries
@@ -37,35 +38,20 @@ func (c *Cache) lookup(r *http.Request, k key, anonAuth bool, now time.Time) (v 
 // lookupSlot is lookup that also returns the memo slot of the entry found (see [viewMemo]).
 func (c *Cache) lookupSlot(r *http.Request, k key, anonAuth bool, now time.Time) (v entry.View, res lookupResult, variant key,
 	idx *varyIndex, slot *viewSlot) {
-	ok, probe := c.breaker.allow(now)
-	if !ok {
+	got, read := storecall.Read(c.calls, r.Context(), func(ctx context.Context) (stored, bool, error) {
+		return c.storeGet(ctx, k.s)
+	})
+	switch read {
+	case storecall.Skipped:
 		return v, lookupSkipped, variant, nil, nil
-	}
-	ctx, cancel := c.storeCtx(r.Context())
-	b, slot, found, err := c.storeGet(ctx, k.s)
-	cancel()
-	if err != nil && r.Context().Err() != nil {
-		c.breaker.abandon(probe) // the client left; that says nothing about the store's health
+	case storecall.Miss:
 		return v, lookupMiss, variant, nil, nil
 	}
-	c.breaker.done(now, probe, err) // the request's time: a second clock read costs a hit ~40 ns
-	if err != nil {
-		c.stats.getErrors.Add(1)
-		if errors.Is(err, context.DeadlineExceeded) && c.breaker.answering() {
-			return v, lookupFailed, variant, nil, nil // timed out, but the store is answering: busy
-		}
-		return v, lookupMiss, variant, nil, nil
-	}
-	if !found {
-		return v, lookupMiss, variant, nil, nil
-	}
-	v, slot, err = c.parseStored(k.s, b, slot)
+	v, slot, err := c.parseStored(k.s, got.b, got.slot)
 	if err != nil {
 		c.stats.logs.log(r.Context(), c.logger, logUnusableEntry, slog.LevelWarn,
 			"stampede: unusable stored entry, treated as a miss and removed", "cache", c.cfg.name, "error", err)
-		ctx, cancel := c.storeCtx(r.Context())
-		_ = c.store.Delete(ctx, k.s)
-		cancel()
+		_ = c.calls.Delete(r.Context(), func(ctx context.Context) error { return c.store.Delete(ctx, k.s) })
 		return v, lookupMiss, variant, nil, nil
 	}
 	if v.Flags&entry.FlagVaryIndex != 0 {
@@ -119,7 +105,19 @@ func variantKeyFor(primary key, generation []byte, names []string, h http.Header
 	out = append(out, primary.s...)
 	out = append(out, '~')
 	out = hex.AppendEncode(out, sum[:digestLen])
-	return key{s: string(out), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
+	// The variant's hash keeps the primary's low bits, so its flight is in the primary's shard of the
+	// flight group, where an invalidation of the URL finds it (see [flight.Group.Invalidate]).
+	id := binary.LittleEndian.Uint64(sum[:8])&^(flight.NumShards-1) | primary.id&(flight.NumShards-1)
+	return key{s: string(out), id: id, shard: sum[digestLen] % numShards}
+}
+
+// primaryOf returns the key of the URL a store key belongs to: a variant's primary key, the key itself
+// otherwise.
+func primaryOf(storeKey string) string {
+	if i := strings.LastIndexByte(storeKey, '~'); i > 0 && strings.HasSuffix(storeKey[:i], "}") {
+		return storeKey[:i]
+	}
+	return storeKey
 }
 
 // encodeIndex returns the index entry that says the response at a primary key varies on names, with

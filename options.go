@@ -76,6 +76,7 @@ type config struct {
 	minUsesWindow        time.Duration
 	cacheStatusName      string
 	clock                func() time.Time
+	customClock          bool          // WithClock gave the clock
 	fleetLease           time.Duration // 0: fleet coalescing off
 	keep                 time.Duration
 	targets              []string // targeted Cache-Control fields (RFC 9213), canonical, in precedence order
@@ -282,7 +283,7 @@ func WithCacheStatusName(name string) Option {
 // WithClock replaces time.Now for every freshness decision (tests, simulations); the default is time.Now.
 // Stores keep their own clocks: a memory store still expires entries in real time.
 func WithClock(now func() time.Time) Option {
-	return func(c *config) { c.clock = now }
+	return func(c *config) { c.clock, c.customClock = now, now != nil }
 }
 
 // WithFleetCoalescing runs the handler once per key across every replica sharing the store, not just

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/seed-a1426414/stampede/internal/flight"
 )
 
 // ErrNotCached is returned by [Cache.Purge] for a request the cache never stores (it would pass through:
@@ -12,10 +14,14 @@ import (
 var ErrNotCached = errors.New("stampede: request is not cached")
 
 // Purge removes the stored response for r: the entry under r's key or, when the response varies, its
-// index, which makes every variant stored under it unreachable (a later response starts a new index).
-// r is keyed as it would be when served, Authorization included; a method the cache does not serve
-// counts as GET, so an incoming PURGE request for a URL can be passed as it is. A run in flight for the
-// key still answers the requests waiting on it but is not stored. With a store that announces deletions
+// index, which makes every variant stored under it unreachable (a later response starts a new index),
+// in both of the URL's key spaces (with and without an Authorization the key does not include). r is
+// keyed as it would be when served (key headers, the key function, the keyed body); a method the cache
+// does not serve counts as GET, so an incoming PURGE request for a URL can be passed as it is.
+//
+// Once Purge returns nil, no request is served a response from a run that started before it, and no
+// such run stores its response: runs in flight still answer the requests already waiting on them, and
+// later requests start a run of their own (docs/behaviour.md §11). With a store that announces deletions
 // (backends/redisstore) every replica's local tier drops the entry too.
 func (c *Cache) Purge(ctx context.Context, r *http.Request) error {
 	if c.store == nil {
@@ -29,46 +35,64 @@ func (c *Cache) Purge(ctx context.Context, r *http.Request) error {
 	if r.Header["Upgrade"] != nil {
 		return fmt.Errorf("%w: %s", ErrNotCached, reasonUpgrade)
 	}
-	k, _, reason := c.key(r)
+	keys, reason := c.urlKeys(r)
 	if reason != "" {
 		return fmt.Errorf("%w: %s", ErrNotCached, reason)
 	}
-	return c.drop(ctx, k)
-}
-
-// drop removes what is stored under k, and keeps a run in flight for k from storing its response.
-func (c *Cache) drop(ctx context.Context, k key) error {
-	if f := c.flights.lookup(k); f != nil {
-		f.invalidated.Store(true)
+	var errs []error
+	for _, k := range keys {
+		errs = append(errs, c.drop(ctx, k))
 	}
-	return c.PurgeKey(ctx, k.s)
+	return errors.Join(errs...)
 }
 
-// PurgeKey removes the entry stored under storeKey (as logged, or as [Cache.Purge] derives it).
+// drop invalidates what is stored for the URL key k (the entry, or the index of its variants): first the
+// runs of this process, which stop being joined and whose writes in progress are waited for, then the
+// store, which revokes the tickets of every replica's runs (see [FencedStore]).
+func (c *Cache) drop(ctx context.Context, k key) error {
+	c.flights.Invalidate(k.s, k.id)
+	return c.invalidateStored(ctx, k.s)
+}
+
+// invalidateStored deletes storeKey from the store, revoking its tickets when the store fences writes.
+func (c *Cache) invalidateStored(ctx context.Context, storeKey string) error {
+	return c.calls.Delete(ctx, func(ctx context.Context) error {
+		if c.fenced != nil {
+			return c.fenced.Invalidate(ctx, storeKey)
+		}
+		return c.store.Delete(ctx, storeKey)
+	})
+}
+
+// PurgeKey removes the entry stored under storeKey (as logged, or as [Cache.Purge] derives it). The key
+// of one variant of a varying response purges every variant of its URL (its index), since a variant's
+// runs are fenced by the URL.
 func (c *Cache) PurgeKey(ctx context.Context, storeKey string) error {
 	if c.store == nil {
 		return nil
 	}
-	ctx, cancel := c.storeCtx(ctx)
-	defer cancel()
-	return c.store.Delete(ctx, storeKey)
+	primary := primaryOf(storeKey)
+	c.flights.InvalidateFunc(func(f *flight.Flight[string, *outcome]) bool { return f.Fence() == primary })
+	return c.invalidateStored(ctx, primary)
 }
 
 // PurgeTag removes every stored response that carried tag in a Cache-Tag or Surrogate-Key response
 // header (values separated by spaces or commas). With a store that keeps the tag index
 // (backends/redisstore) the purge covers what every replica stored; with other stores it covers what
-// this process stored, as remembered by a bounded in-memory index.
+// this process stored, as remembered by a bounded in-memory index. As with Purge, no run that started
+// before it is joined or stored once it returned.
 func (c *Cache) PurgeTag(ctx context.Context, tag string) error {
 	if c.store == nil {
 		return nil
 	}
-	if ts, ok := tagStoreOf(c.store); ok {
-		_, err := ts.PurgeTag(ctx, tag)
+	c.flights.InvalidateLabel(tag)
+	if c.tagged != nil {
+		_, err := c.tagged.PurgeTag(ctx, tag)
 		return err
 	}
 	var errs []error
 	for _, k := range c.tags.take(tag) {
-		errs = append(errs, c.PurgeKey(ctx, k))
+		errs = append(errs, c.invalidateStored(ctx, k))
 	}
 	return errors.Join(errs...)
 }

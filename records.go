@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
+	"github.com/seed-a1426414/stampede/internal/storecall"
 )
 
 // ErrNotFound is what a load function returns (or wraps) to say that the record it was asked for does
@@ -107,9 +110,10 @@ type recordStore[V any] interface {
 	get(ctx context.Context, key string) (rec record[V], found bool, err error)
 	// getMany fills recs and found for keys in as few round trips as the store allows.
 	getMany(ctx context.Context, keys []string, recs []record[V], found []bool) error
-	// set stores rec under key for ttl; with a non-empty token, only while token holds key's fleet
-	// lease (stored is false when it no longer does).
-	set(ctx context.Context, key string, rec *record[V], ttl time.Duration, token string) (stored bool, err error)
+	// set stores rec under key for ttl; with a lead holding a ticket or lease (see [FencedStore]), only
+	// while it is valid (stored is false when it no longer is).
+	set(ctx context.Context, key string, rec *record[V], ttl time.Duration, lead storecall.Lead) (stored bool, err error)
+	// del deletes key; in a store that fences writes, it revokes key's tickets and leases.
 	del(ctx context.Context, key string) error
 }
 
@@ -124,11 +128,11 @@ const (
 
 // bytesRecords keeps records in a byte [Store], each value encoded with codec inside an entry.
 type bytesRecords[V any] struct {
-	store Store
-	codec Codec
-	batch BatchStore       // nil when the store reads one key per call
-	fleet legacyLeaseStore // for fenced writes; nil without fleet coalescing
-	bad   func(error)
+	store  Store
+	codec  Codec
+	batch  BatchStore  // nil when the store reads one key per call
+	fenced FencedStore // the store's fenced writes; nil when it has none
+	bad    func(error)
 }
 
 func (b *bytesRecords[V]) encode(rec *record[V]) ([]byte, error) {
@@ -206,19 +210,27 @@ func (b *bytesRecords[V]) getMany(ctx context.Context, keys []string, recs []rec
 	return err
 }
 
-func (b *bytesRecords[V]) set(ctx context.Context, key string, rec *record[V], ttl time.Duration, token string) (bool, error) {
+func (b *bytesRecords[V]) set(ctx context.Context, key string, rec *record[V], ttl time.Duration, lead storecall.Lead) (bool, error) {
 	raw, err := b.encode(rec)
 	if err != nil {
 		b.bad(fmt.Errorf("stampede: value not stored: %w", err))
 		return false, nil
 	}
-	if token != "" && b.fleet != nil {
-		return b.fleet.SetExFenced(ctx, key, raw, ttl, token)
+	if b.fenced != nil {
+		if lead.Token == "" {
+			return false, nil // no ticket: a write that could not be fenced is not made
+		}
+		return b.fenced.SetFenced(ctx, lead.Key, lead.Token, key, raw, ttl, nil)
 	}
 	return true, b.store.SetEx(ctx, key, raw, ttl)
 }
 
-func (b *bytesRecords[V]) del(ctx context.Context, key string) error { return b.store.Delete(ctx, key) }
+func (b *bytesRecords[V]) del(ctx context.Context, key string) error {
+	if b.fenced != nil {
+		return b.fenced.Invalidate(ctx, key)
+	}
+	return b.store.Delete(ctx, key)
+}
 
 // valueRecords keeps records as Go values, unencoded, in a [ValueStore] of any (backends/memstore's
 // Values): a hit is a map look-up and a type assertion.
@@ -250,7 +262,7 @@ func (s *valueRecords[V]) getMany(ctx context.Context, keys []string, recs []rec
 	return errors.Join(errs...)
 }
 
-func (s *valueRecords[V]) set(ctx context.Context, key string, rec *record[V], ttl time.Duration, _ string) (bool, error) {
+func (s *valueRecords[V]) set(ctx context.Context, key string, rec *record[V], ttl time.Duration, _ storecall.Lead) (bool, error) {
 	kept := *rec // the store keeps a pointer: it must never change
 	if kept.err != nil {
 		kept.err = cachedError(kept.err)
@@ -298,7 +310,7 @@ func (s *plainRecords[V]) getMany(ctx context.Context, keys []string, recs []rec
 	return nil
 }
 
-func (s *plainRecords[V]) set(ctx context.Context, key string, rec *record[V], _ time.Duration, _ string) (bool, error) {
+func (s *plainRecords[V]) set(ctx context.Context, key string, rec *record[V], _ time.Duration, _ storecall.Lead) (bool, error) {
 	if rec.err != nil || rec.ttl <= 0 {
 		return false, nil
 	}
@@ -321,25 +333,74 @@ type tieredRecords[V any] struct {
 	l2     *bytesRecords[V]
 	maxAge time.Duration
 	clock  func() time.Time
+	// fills orders the L1 copies that reads make with deletions: a read notes its shard's generation
+	// before it reads L2 and fills L1 only if no deletion in the shard came in between, so a value read
+	// before a deletion never lands in L1 after it.
+	fills [fillShards]struct {
+		mu  sync.Mutex
+		gen uint64 // guarded by mu
+	}
 }
+
+// fillShards is how many generations tieredRecords keeps: a deletion only stops concurrent fills of
+// keys in its shard.
+const fillShards = 64
+
+func (t *tieredRecords[V]) fillShard(key string) *struct {
+	mu  sync.Mutex
+	gen uint64
+} {
+	return &t.fills[maphash.String(fillSeed, key)%fillShards]
+}
+
+var fillSeed = maphash.MakeSeed()
 
 func (t *tieredRecords[V]) l1TTL(rec *record[V]) time.Duration {
 	return min(t.maxAge, rec.storedAt.Add(rec.ttl).Sub(t.clock()))
 }
 
+// generation returns key's fill generation, to be passed to fillAt after reading L2.
+func (t *tieredRecords[V]) generation(key string) uint64 {
+	sh := t.fillShard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.gen
+}
+
+// fillAt copies rec, read from L2 when key's fill generation was gen, into L1 unless a deletion came
+// since.
+func (t *tieredRecords[V]) fillAt(ctx context.Context, key string, rec *record[V], gen uint64) {
+	sh := t.fillShard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.gen == gen {
+		t.fill(ctx, key, rec)
+	}
+}
+
 func (t *tieredRecords[V]) fill(ctx context.Context, key string, rec *record[V]) {
 	if ttl := t.l1TTL(rec); ttl > 0 {
-		_, _ = t.l1.set(ctx, key, rec, ttl, "")
+		_, _ = t.l1.set(ctx, key, rec, ttl, storecall.Lead{})
 	}
+}
+
+// dropL1 removes key's L1 copy and stops the fills of reads in flight.
+func (t *tieredRecords[V]) dropL1(ctx context.Context, key string) error {
+	sh := t.fillShard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.gen++
+	return t.l1.del(ctx, key)
 }
 
 func (t *tieredRecords[V]) get(ctx context.Context, key string) (record[V], bool, error) {
 	if rec, found, err := t.l1.get(ctx, key); err == nil && found && rec.state(t.clock) == recFresh {
 		return rec, true, nil
 	}
+	gen := t.generation(key)
 	rec, found, err := t.l2.get(ctx, key)
 	if found {
-		t.fill(ctx, key, &rec)
+		t.fillAt(ctx, key, &rec, gen)
 	}
 	return rec, found, err
 }
@@ -357,27 +418,34 @@ func (t *tieredRecords[V]) getMany(ctx context.Context, keys []string, recs []re
 	if len(missing) == 0 {
 		return nil
 	}
+	gens := make([]uint64, len(missing))
+	for j, k := range missing {
+		gens[j] = t.generation(k)
+	}
 	r2, f2 := make([]record[V], len(missing)), make([]bool, len(missing))
 	err := t.l2.getMany(ctx, missing, r2, f2)
 	for j, i := range at {
 		if f2[j] {
 			recs[i], found[i] = r2[j], true
-			t.fill(ctx, keys[i], &r2[j])
+			t.fillAt(ctx, keys[i], &r2[j], gens[j])
 		}
 	}
 	return err
 }
 
-func (t *tieredRecords[V]) set(ctx context.Context, key string, rec *record[V], ttl time.Duration, token string) (bool, error) {
-	stored, err := t.l2.set(ctx, key, rec, ttl, token)
+func (t *tieredRecords[V]) set(ctx context.Context, key string, rec *record[V], ttl time.Duration, lead storecall.Lead) (bool, error) {
+	stored, err := t.l2.set(ctx, key, rec, ttl, lead)
 	if err == nil && stored {
 		t.fill(ctx, key, rec)
 	} else {
-		_ = t.l1.del(ctx, key) // no replica may serve from L1 what the shared tier does not hold
+		_ = t.dropL1(ctx, key) // no replica may serve from L1 what the shared tier does not hold
 	}
 	return stored, err
 }
 
 func (t *tieredRecords[V]) del(ctx context.Context, key string) error {
-	return errors.Join(t.l1.del(ctx, key), t.l2.del(ctx, key))
+	// L1 before and after L2: a read that filled L1 from L2 just before the deletion reached L2 does not
+	// outlive it.
+	err := errors.Join(t.dropL1(ctx, key), t.l2.del(ctx, key))
+	return errors.Join(err, t.dropL1(ctx, key))
 }

@@ -1,6 +1,7 @@
 package stampede
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -27,7 +28,7 @@ func FuzzRecordDecode(f *testing.F) {
 	now := time.Unix(1_700_000_000, 0)
 	seed(record[fuzzRow]{val: fuzzRow{ID: 1, Name: "a", Tags: []string{"x"}}, storedAt: now, ttl: time.Minute, swr: time.Second})
 	seed(record[fuzzRow]{err: ErrNotFound, storedAt: now, ttl: time.Minute})
-	seed(record[fuzzRow]{err: errStorePanic, storedAt: now, ttl: time.Second})
+	seed(record[fuzzRow]{err: errors.New("store panicked"), storedAt: now, ttl: time.Second})
 	f.Add([]byte("not an entry"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, raw []byte) {

@@ -51,7 +51,7 @@ func TestRedisReplicasShare(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	newReplica := func(name string) (*stampede.Cache, *origin) {
-		store := redisstore.New(redisClient(t, srv.Addr(), 10), redisstore.WithTimeout(patience))
+		store := closing(t, redisstore.New(redisClient(t, srv.Addr(), 10), redisstore.WithTimeout(patience)))
 		c := stampede.New(nil, store, time.Minute, stampede.WithName(name), stampede.WithStoreTimeout(patience))
 		return c, &origin{serve: func(w http.ResponseWriter, r *http.Request, _ int64) {
 			w.Header().Set("Content-Type", "application/json")
@@ -84,7 +84,7 @@ func TestRedisClusterReplicasShare(t *testing.T) {
 		client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs(), ContextTimeoutEnabled: true,
 			MaxRetries: -1, ReadTimeout: patience, WriteTimeout: patience})
 		t.Cleanup(func() { _ = client.Close() })
-		c := stampede.New(nil, redisstore.New(client, redisstore.WithTimeout(patience)), time.Minute,
+		c := stampede.New(nil, closing(t, redisstore.New(client, redisstore.WithTimeout(patience))), time.Minute,
 			stampede.WithStoreTimeout(patience))
 		return c, &origin{serve: func(w http.ResponseWriter, r *http.Request, _ int64) { fmt.Fprintf(w, "page %s", r.URL.Path) }}
 	}
@@ -118,7 +118,7 @@ func TestRedisKilled(t *testing.T) {
 	srv := redistest.Start(t)
 	var logs logBuffer
 	const storeTimeout, handlerTime = 100 * time.Millisecond, 20 * time.Millisecond
-	store := redisstore.New(outageClient(t, srv.Addr(), 64), redisstore.WithTimeout(storeTimeout))
+	store := closing(t, redisstore.New(outageClient(t, srv.Addr(), 64), redisstore.WithTimeout(storeTimeout)))
 	c := stampede.New(newLogger(&logs), store, time.Minute, stampede.WithCircuitBreaker(3, 50*time.Millisecond))
 	o := &origin{serve: func(w http.ResponseWriter, r *http.Request, _ int64) {
 		time.Sleep(handlerTime) // the origin's work
@@ -186,7 +186,7 @@ func TestRedisPaused(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	const storeTimeout = 100 * time.Millisecond
-	store := redisstore.New(redisClient(t, srv.Addr(), 16), redisstore.WithTimeout(storeTimeout))
+	store := closing(t, redisstore.New(redisClient(t, srv.Addr(), 16), redisstore.WithTimeout(storeTimeout)))
 	c := stampede.New(nil, store, time.Minute)
 	o := &origin{serve: func(w http.ResponseWriter, _ *http.Request, n int64) { fmt.Fprintf(w, "run %d", n) }}
 	h := c.Handler(o)
@@ -212,7 +212,7 @@ func TestRedisGarbage(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	client := redisClient(t, srv.Addr(), 10)
-	c := stampede.New(nil, redisstore.New(client, redisstore.WithTimeout(patience)), time.Minute,
+	c := stampede.New(nil, closing(t, redisstore.New(client, redisstore.WithTimeout(patience))), time.Minute,
 		stampede.WithStoreTimeout(patience))
 	o := &origin{serve: func(w http.ResponseWriter, r *http.Request, _ int64) { fmt.Fprintf(w, "good %s", r.URL.Path) }}
 	h := c.Handler(o)
@@ -258,7 +258,7 @@ func TestRedisZeroDuplicateLoads(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, PoolSize: 512,
 		PoolTimeout: patience, ReadTimeout: patience, WriteTimeout: patience})
 	t.Cleanup(func() { _ = client.Close() })
-	store := redisstore.New(client, redisstore.WithTimeout(patience))
+	store := closing(t, redisstore.New(client, redisstore.WithTimeout(patience)))
 	// Nor may a run outlast its compute timeout (see TestZeroDuplicateLoads).
 	c := stampede.New(nil, store, time.Hour, stampede.WithStoreTimeout(patience), stampede.WithComputeTimeout(time.Hour))
 	trace := zipfTrace(requests, 42)

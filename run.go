@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
+	"github.com/seed-a1426414/stampede/internal/flight"
+	"github.com/seed-a1426414/stampede/internal/storecall"
 )
 
 // outcome is what a run tells the requests waiting on it once its response header is decided.
@@ -42,11 +44,14 @@ type runOpts struct {
 	admitted   bool // the doorkeeper lets the response be stored
 	background bool // a refresh nobody waits on (stale-while-revalidate, early refresh)
 	forced     bool // the request's Cache-Control asked for it (WithHonorRequestCacheControl)
-	// recheck: the store did not answer the look-up (busy, slow), so it may hold the response after
-	// all: the leader asks again before running the handler, rather than load a stored key twice.
-	recheck bool
-	stale   *fallback
-	index   *varyIndex
+	stale      *fallback
+	index      *varyIndex
+}
+
+// spec describes the flight of o.k: keyed by the store key, fenced by the URL's key, so that purging
+// the URL reaches the runs of all its variants.
+func (o *runOpts) spec() flight.Spec[string] {
+	return flight.Spec[string]{Key: o.k.s, Hash: o.k.id, Fence: o.primary.s, HasFence: true}
 }
 
 // generation returns the generation a variant of a response varying on names is keyed under: the
@@ -68,7 +73,7 @@ const generationLen = 16
 // feeds the leading client from the recording like any other client, and persists the result.
 type leader struct {
 	c    *Cache
-	f    *flight[*outcome]
+	f    *flight.Flight[string, *outcome]
 	next http.Handler
 	w    http.ResponseWriter // the leading client's writer
 	r    *http.Request       // the leading request, as its client sent it; only its goroutine reads it
@@ -98,10 +103,14 @@ type leader struct {
 	// once the handler returned, which for most responses saves the goroutine.
 	pending  *recording
 	pendingD delivery
-	lease    *fleetLease
-	failed   bool // the handler panicked and a stale entry answered
-	ended    bool // the handler returned normally
-	returned bool // load returned normally (the handler did, or a stale entry answered its panic)
+	// lead is what the run holds to write to a shared store: its fleet lease, or a ticket (see
+	// [FencedStore]); writes is the ticket its writes use (the lease's, or one of the URL's key when the
+	// lease is a variant's).
+	lead, writes storecall.Lead
+	handed       atomic.Bool // the run's persist work took charge of releasing the lease
+	failed       bool        // the handler panicked and a stale entry answered // the handler panicked and a stale entry answered
+	ended        bool        // the handler returned normally
+	returned     bool        // load returned normally (the handler did, or a stale entry answered its panic)
 }
 
 // requestPreconditions are the request fields that make a response conditional or partial for one
@@ -110,17 +119,10 @@ var requestPreconditions = [...]string{"If-None-Match", "If-Modified-Since", "If
 
 // lead runs the handler for f on this goroutine, with a context detached from this client so that the
 // client leaving does not cancel the run the others wait on, and bounded by the compute timeout.
-func (c *Cache) lead(f *flight[*outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
-	if o.recheck && !o.background && c.serveFresh(f, w, r, o, "recheck") {
-		return // the store had it after all
-	}
-	var lease *fleetLease
-	if c.fleet != nil && !o.background {
-		var served bool
-		lease, served = c.fleetLead(f, w, r, o)
-		if served {
-			return // another replica ran the handler; its stored response was replayed
-		}
+func (c *Cache) lead(f *flight.Flight[string, *outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) {
+	ld, writes, served := c.leadStore(f, w, r, o)
+	if served {
+		return // another replica ran the handler; its stored response was replayed
 	}
 	if o.background {
 		c.stats.refreshes.Add(1)
@@ -130,14 +132,49 @@ func (c *Cache) lead(f *flight[*outcome], next http.Handler, w http.ResponseWrit
 		c.logDecision(r.Context(), o.k.s, "MISS", "")
 	}
 	l := c.newLeader(f, next, w, r, o)
-	l.lease = lease
+	l.lead, l.writes = ld, writes
 	defer l.close()
-	c.flights.run(f, l.load)
+	c.flights.Run(f, l.load)
+}
+
+// leadStore is what a run does with a shared store before the handler runs: with fleet coalescing,
+// the fleet step (served when another replica's stored response was replayed instead); then the ticket
+// its writes will carry (see [FencedStore]), which must be taken before the handler computes anything.
+// Without a store that fences writes, it holds nothing and writes are guarded in this process only.
+func (c *Cache) leadStore(f *flight.Flight[string, *outcome], w http.ResponseWriter, r *http.Request, o runOpts) (ld, writes storecall.Lead, served bool) {
+	if c.fenced == nil {
+		return ld, writes, false
+	}
+	if c.fleet != nil && !o.background {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.fleetLease+c.cfg.storeTimeout)
+		defer cancel()
+		detached := r.WithContext(ctx)
+		var res storecall.FleetResult
+		ld, res = c.calls.Fleet(ctx, c.fleet, o.k.s, c.cfg.fleetLease, func(context.Context) bool {
+			return c.fleetServe(f, w, detached, o)
+		})
+		switch res {
+		case storecall.FleetServed:
+			return ld, writes, true
+		case storecall.FleetPass:
+			c.pass.add(o.k, c.cfg.clock())
+		}
+		if ld.Leased && o.k.s == o.primary.s {
+			return ld, ld, false // the lease is the URL's: its token is the ticket
+		}
+	}
+	writes, _ = c.calls.Ticket(context.WithoutCancel(r.Context()), c.fenced, o.primary.s, c.ticketTTL())
+	return ld, writes, false
+}
+
+// ticketTTL is how long a run's ticket stays valid: longer than any run may take to write.
+func (c *Cache) ticketTTL() time.Duration {
+	return c.cfg.computeTimeout + 4*c.cfg.storeTimeout
 }
 
 // newLeader prepares a run: the request the handler gets (GET for a HEAD, without the leading client's
 // preconditions and Range, with the stored entry's validators when revalidating) and its context.
-func (c *Cache) newLeader(f *flight[*outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) *leader {
+func (c *Cache) newLeader(f *flight.Flight[string, *outcome], next http.Handler, w http.ResponseWriter, r *http.Request, o runOpts) *leader {
 	l := &leader{c: c, f: f, next: next, w: w, r: r, o: o, start: c.cfg.clock(), began: time.Now(), fwd: fwdMiss}
 	switch {
 	case o.stale != nil:
@@ -212,7 +249,7 @@ func (l *leader) load() (out *outcome, persist func()) {
 		p := recover()
 		switch {
 		case p == nil: // runtime.Goexit
-			l.abort(errGoexit)
+			l.abort(flight.ErrGoexit)
 		case p != http.ErrAbortHandler && l.out == nil && l.o.stale != nil && l.o.stale.onError: //nolint:errorlint // compared with ==
 			c.stats.logs.log(l.r.Context(), c.logger, logStaleOnPanic, slog.LevelError,
 				"stampede: handler panicked; serving the stale entry (stale-if-error)", "cache", c.cfg.name, "panic", p)
@@ -223,7 +260,7 @@ func (l *leader) load() (out *outcome, persist func()) {
 			out, persist = l.out, l.persistWork(nil)
 			l.returned = true
 		default:
-			l.abort(panicError(p))
+			l.abort(flight.PanicError(p))
 			panic(p)
 		}
 	}()
@@ -248,7 +285,13 @@ func (l *leader) publish(rec *recording, v *verdict) {
 	}
 	l.out = out
 	l.rec.Store(rec)
-	l.f.publish(out, nil)
+	if v.reason == "" && v.store {
+		// The response's tags are known now: a PurgeTag from here on finds the run by them.
+		if !l.c.flights.Label(l.f, responseTags(v.head.Header)) {
+			v.store = false
+		}
+	}
+	l.f.Publish(out, nil)
 	if l.expired.Load() {
 		rec.expire()
 	}
@@ -277,7 +320,7 @@ func (l *leader) streaming() {
 // run the handler themselves, and the key goes hit-for-pass.
 func (l *leader) pass(reason string) {
 	l.out = &outcome{pass: reason}
-	l.f.publish(l.out, nil)
+	l.f.Publish(l.out, nil)
 	l.unshared(reason)
 }
 
@@ -304,8 +347,7 @@ func (l *leader) abort(err error) {
 // late response is still stored if it may be.
 func (l *leader) expire() {
 	l.expired.Store(true)
-	l.c.flights.detach(l.f)
-	l.f.publish(nil, errComputeTimeout)
+	l.c.flights.Expire(l.f)
 	if rec := l.rec.Load(); rec != nil {
 		rec.expire()
 	}
@@ -339,8 +381,8 @@ func (l *leader) close() {
 		status = l.rw.status
 	}
 	l.c.stats.ran(time.Since(l.began), status, l.ended && !l.failed)
-	if l.lease != nil && !l.lease.handed.Load() {
-		l.c.fleetRelease(l.lease, fleetMiss) // the handler panicked or called Goexit: nothing stored
+	if !l.handed.Load() {
+		l.c.calls.Release(l.c.fleet, l.lead, storecall.OutcomeMiss) // the handler panicked or called Goexit: nothing stored
 	}
 }
 
@@ -352,40 +394,29 @@ func (l *leader) persistWork(buf []byte) func() {
 	v := l.rw.v
 	var sealed []byte
 	switch {
-	case !v.store || c.store == nil || c.breaker.isOpen.Load() || l.f.invalidated.Load():
+	case !v.store || c.store == nil || c.calls.Breaker().Open():
+	case c.fenced != nil && l.writes.Token == "": // no ticket: a write could not be fenced
 	case v.kind == verdictShare && buf != nil:
 		sealed = trimmed(entry.Seal(buf, max(0, c.cfg.clock().Sub(l.start))))
 	case v.kind == verdictReplace:
 		sealed = v.sealed
 	}
-	if sealed == nil && l.lease == nil {
+	if sealed == nil && !l.lead.Leased {
 		return nil
 	}
 	if rec := l.rec.Load(); rec != nil && sealed != nil {
 		rec.storing.Store(true)
 	}
-	outcome := fleetMiss
+	outcome := storecall.OutcomeMiss
 	if l.out != nil && l.out.pass != "" {
-		outcome = fleetPass
+		outcome = storecall.OutcomePass
 	}
-	lease := l.lease
-	if lease != nil {
-		lease.handed.Store(true)
-	}
+	l.handed.Store(true)
 	idx := l.o.index
 	return func() {
-		if lease != nil {
-			defer func() { c.fleetRelease(lease, outcome) }()
-		}
-		defer func() {
-			if p := recover(); p != nil { // a store that panics must not take the process down
-				c.stats.setErrors.Add(1)
-				c.stats.logs.log(context.Background(), c.logger, logStorePanic, slog.LevelError,
-					"stampede: store panicked on write", "cache", c.cfg.name, "panic", p)
-			}
-		}()
-		if sealed != nil && c.writeEntry(lease, v, sealed, idx) {
-			outcome = fleetStored
+		defer func() { c.calls.Release(c.fleet, l.lead, outcome) }()
+		if sealed != nil && c.flights.Write(l.f, func() bool { return c.writeEntry(l.writes, v, sealed, idx) }) {
+			outcome = storecall.OutcomeStored
 		}
 	}
 }
@@ -400,15 +431,16 @@ func trimmed(b []byte) []byte {
 }
 
 // writeEntry stores a run's sealed entry: the variant under its key and, for a varying response, the
-// index (its names and generation) at the primary key, then the tags. It reports whether all of it was
-// stored.
-func (c *Cache) writeEntry(lease *fleetLease, v verdict, sealed []byte, idx *varyIndex) bool {
+// index (its names and generation) at the primary key, with the tags. It reports whether all of it was
+// stored. ticket is the run's ticket when the store fences writes.
+func (c *Cache) writeEntry(ticket storecall.Lead, v verdict, sealed []byte, idx *varyIndex) bool {
 	keys := []string{v.storeKey.s}
 	if v.generation != nil {
 		keys = append(keys, v.indexKey.s)
 	}
 	header := v.head.Header
-	if !c.indexTagsLocal(header, keys, v.storeTTL) || !c.write(lease, v.storeKey, sealed, v.storeTTL) {
+	tags := responseTags(header)
+	if !c.indexTagsLocal(tags, keys, v.storeTTL) || !c.write(ticket, v.storeKey, sealed, v.storeTTL, tags) {
 		return false
 	}
 	if v.generation != nil {
@@ -417,54 +449,40 @@ func (c *Cache) writeEntry(lease *fleetLease, v verdict, sealed []byte, idx *var
 		if idx != nil && slices.Equal(idx.generation, v.generation) {
 			ttl = max(ttl, idx.until.Sub(now))
 		}
-		if !c.write(lease, v.indexKey, encodeIndex(v.names, v.generation, now, ttl), ttl) {
+		if !c.write(ticket, v.indexKey, encodeIndex(v.names, v.generation, now, ttl), ttl, nil) {
 			return false
 		}
 	}
-	return c.indexTagsStore(header, keys, v.storeTTL)
+	if c.fenced != nil {
+		return true // SetFenced recorded the tags
+	}
+	return c.indexTagsStore(tags, keys, v.storeTTL)
 }
 
-// write stores one value through the breaker, reporting whether it was stored. When lease is this key's
-// fleet lease, the write is fenced: it is refused once another replica took the lease over. A write
-// that timed out is tried once more: the run's flight, and so its response for the requests that
-// arrive meanwhile, stays until the write is done, and a busy store that loses a write would cost a
-// second load of the key.
-func (c *Cache) write(lease *fleetLease, k key, value []byte, ttl time.Duration) bool {
-	for attempt := 0; ; attempt++ {
-		stored, err := c.writeOnce(lease, k, value, ttl)
-		if stored || attempt == 1 || !errors.Is(err, context.DeadlineExceeded) {
-			return stored
+// write stores one value through the store-call convention, reporting whether it was stored: fenced by
+// the run's ticket when the store fences writes (refused once an invalidation revoked it), plainly
+// otherwise.
+func (c *Cache) write(ticket storecall.Lead, k key, value []byte, ttl time.Duration, tags []string) bool {
+	var tagged []string
+	if c.tagged != nil {
+		tagged = tags
+	}
+	stored, err := c.calls.Write("set", func(ctx context.Context) (bool, error) {
+		if c.fenced != nil {
+			return c.fenced.SetFenced(ctx, ticket.Key, ticket.Token, k.s, value, ttl, tagged)
 		}
-	}
-}
-
-func (c *Cache) writeOnce(lease *fleetLease, k key, value []byte, ttl time.Duration) (bool, error) {
-	ok, probe := c.breaker.allow(c.cfg.clock())
-	if !ok {
-		return false, nil
-	}
-	ctx, cancel := c.storeCtx(context.Background())
-	defer cancel()
-	stored, err := true, error(nil)
-	if lease != nil && k.s == lease.key {
-		stored, err = c.fleet.SetExFenced(ctx, k.s, value, ttl, lease.token)
-	} else {
-		err = c.store.SetEx(ctx, k.s, value, ttl)
-	}
-	c.breaker.done(c.cfg.clock(), probe, err)
+		return true, c.store.SetEx(ctx, k.s, value, ttl)
+	})
 	switch {
-	case err != nil:
-		c.stats.setErrors.Add(1)
-		c.logger.Debug("stampede: store write failed", "cache", c.cfg.name, "error", err)
-		return false, err
-	case !stored:
-		c.stats.fleetFenced.Add(1)
+	case errors.Is(err, storecall.ErrPanicked):
+		c.stats.logs.log(context.Background(), c.logger, logStorePanic, slog.LevelError,
+			"stampede: store panicked on write", "cache", c.cfg.name)
+	case err == nil && !stored && ticket.Leased:
 		c.stats.logs.log(context.Background(), c.logger, logLeaseExpired, slog.LevelWarn,
-			"stampede: lease expired before the response was stored; another replica's entry wins",
+			"stampede: lease expired or revoked before the response was stored; it is not stored",
 			"cache", c.cfg.name, "lease", c.cfg.fleetLease)
-		return false, nil
 	}
-	return true, nil
+	return stored
 }
 
 // refresh starts a background run for k unless one is in flight: the stale (or nearly expired) entry is
@@ -474,14 +492,14 @@ func (c *Cache) refresh(next http.Handler, r *http.Request, o runOpts) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return
 	}
-	f, leader := c.flights.acquireSoft(o.k)
+	f, leader := c.flights.AcquireSoft(o.spec())
 	if !leader {
 		return
 	}
 	bg := r.Clone(context.WithoutCancel(r.Context()))
 	bg.Body = http.NoBody
 	o.background = true
-	c.background.Add(1)
+	c.background.Add()
 	go func() {
 		defer c.background.Done()
 		defer func() {

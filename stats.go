@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/seed-a1426414/stampede/internal/storecall"
 )
 
 // cacheLine is the size the per-request counters are padded to, so that writing them does not
@@ -329,12 +331,12 @@ func (c *Cache) Snapshot() Snapshot {
 	if c.store != nil {
 		store = c.store
 	}
-	return c.stats.snapshot(c.cfg.name, "http", &c.breaker, store)
+	return c.stats.snapshot(c.cfg.name, "http", c.calls.Breaker(), store)
 }
 
 // snapshot builds the Snapshot of the counters s of a cache or loader named name, whose breaker is b
 // and whose store (nil when none) may report its size.
-func (s *stats) snapshot(name, kind string, b *breaker, store any) Snapshot {
+func (s *stats) snapshot(name, kind string, b *storecall.Breaker, store any) Snapshot {
 	snap := Snapshot{
 		Name:        name,
 		Kind:        kind,
@@ -398,7 +400,7 @@ func (s *stats) snapshot(name, kind string, b *breaker, store any) Snapshot {
 
 	snap.StoreGetErrors = s.getErrors.Load()
 	snap.StoreSetErrors = s.setErrors.Load()
-	snap.BreakerOpen, snap.BreakerTrips = b.state()
+	snap.BreakerOpen, snap.BreakerTrips = b.State()
 	snap.FleetServed, snap.FleetFenced = s.fleetServed.Load(), s.fleetFenced.Load()
 	snap.BatchLoads, snap.CachedErrors, snap.DecodeErrors = s.batchLoads.Load(), s.cachedErrors.Load(), s.decodeErrors.Load()
 	if m, ok := store.(SizedStore); ok {

@@ -46,11 +46,10 @@ func contains(list []string, s string) bool {
 // that keeps none; it reports false when the index is full, and the response must then not be stored:
 // an entry PurgeTag cannot find would outlive a purge. With a store that keeps its own index there is
 // nothing to do before the write.
-func (c *Cache) indexTagsLocal(header http.Header, keys []string, ttl time.Duration) bool {
+func (c *Cache) indexTagsLocal(tags, keys []string, ttl time.Duration) bool {
 	if c.tags == nil {
 		return true
 	}
-	tags := responseTags(header)
 	if len(tags) == 0 {
 		return true
 	}
@@ -66,21 +65,15 @@ func (c *Cache) indexTagsLocal(header http.Header, keys []string, ttl time.Durat
 // indexTagsStore records the tags of a stored response under keys in a store that keeps the tag index
 // (backends/redisstore). When that fails the entries are deleted again, so that no entry PurgeTag
 // cannot find is left behind; it reports whether the index write succeeded.
-func (c *Cache) indexTagsStore(header http.Header, keys []string, ttl time.Duration) bool {
-	ts, ok := tagStoreOf(c.store)
-	if !ok {
-		return true
-	}
-	tags := responseTags(header)
-	if len(tags) == 0 {
+func (c *Cache) indexTagsStore(tags, keys []string, ttl time.Duration) bool {
+	if c.tagged == nil || len(tags) == 0 {
 		return true
 	}
 	for _, k := range keys {
-		ctx, cancel := c.storeCtx(context.Background())
-		err := ts.TagKeys(ctx, k, tags, ttl)
-		cancel()
+		_, err := c.calls.Write("tag", func(ctx context.Context) (bool, error) {
+			return true, c.tagged.TagKeys(ctx, k, tags, ttl)
+		})
 		if err != nil {
-			c.stats.setErrors.Add(1)
 			c.stats.logs.log(context.Background(), c.logger, logTagIndexWrite, slog.LevelWarn,
 				"stampede: tag index write failed; the entry is removed", "cache", c.cfg.name, "error", err)
 			for _, k := range keys {

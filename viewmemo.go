@@ -26,13 +26,19 @@ type hitValues struct {
 	statusValue []string
 }
 
+// stored is what a look-up read: the entry's bytes, and the annotation an AnnotatedStore keeps for it.
+type stored struct {
+	b    []byte
+	slot *viewSlot
+}
+
 // storeGet reads key from the store, with the annotation an AnnotatedStore keeps for it.
-func (c *Cache) storeGet(ctx context.Context, key string) (b []byte, slot *viewSlot, found bool, err error) {
-	b, found, err = c.store.Get(ctx, key)
+func (c *Cache) storeGet(ctx context.Context, key string) (s stored, found bool, err error) {
+	s.b, found, err = c.store.Get(ctx, key)
 	if found && err == nil && c.aux != nil {
-		slot, _ = c.aux.AuxOf(key, b).(*viewSlot)
+		s.slot, _ = c.aux.AuxOf(key, s.b).(*viewSlot)
 	}
-	return b, slot, found, err
+	return s, found, err
 }
 
 // parseStored returns the View of b, stored under key: from its annotation when the store kept one, by

@@ -1,4 +1,4 @@
-package stampede
+package storecall
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 // its parent, or when released, and reports the earlier deadline.
 func TestBoundedCtx(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		calls := storeCalls{timeout: time.Second}
-		ctx, b := calls.ctx(context.Background())
+		calls := New(Config{Timeout: time.Second, Threshold: 1, Backoff: time.Second})
+		ctx, b := calls.Ctx(context.Background())
 		if d, ok := ctx.Deadline(); !ok || d != time.Now().Add(time.Second) {
 			t.Fatalf("deadline %v %v", d, ok)
 		}
@@ -31,20 +31,20 @@ func TestBoundedCtx(t *testing.T) {
 		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			t.Fatalf("Err = %v", ctx.Err())
 		}
-		b.release()
+		b.Release()
 
 		parent, cancel := context.WithCancel(context.Background())
-		ctx, b = calls.ctx(parent)
+		ctx, b = calls.Ctx(parent)
 		done = ctx.Done()
 		cancel()
 		<-done
 		if !errors.Is(ctx.Err(), context.Canceled) {
 			t.Fatalf("Err after the parent ended = %v", ctx.Err())
 		}
-		b.release()
+		b.Release()
 
-		ctx, b = calls.ctx(context.Background())
-		b.release()
+		ctx, b = calls.Ctx(context.Background())
+		b.Release()
 		<-ctx.Done()
 		if !errors.Is(ctx.Err(), context.Canceled) {
 			t.Fatalf("Err after release = %v", ctx.Err())
@@ -52,12 +52,12 @@ func TestBoundedCtx(t *testing.T) {
 
 		early, cancel2 := context.WithTimeout(context.Background(), time.Millisecond)
 		defer cancel2()
-		ctx, b = calls.ctx(early)
-		defer b.release()
+		ctx, b = calls.Ctx(early)
+		defer b.Release()
 		if d, _ := ctx.Deadline(); d != time.Now().Add(time.Millisecond) {
 			t.Fatalf("deadline %v, want the parent's", d)
 		}
-		var none *boundedCtx
-		none.release()
+		var none *BoundedCtx
+		none.Release()
 	})
 }

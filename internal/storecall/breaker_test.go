@@ -1,4 +1,4 @@
-package stampede
+package storecall
 
 import (
 	"bytes"
@@ -13,51 +13,51 @@ import (
 func TestBreaker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs bytes.Buffer
-		b := &breaker{threshold: 3, base: time.Second, logger: slog.New(slog.NewTextHandler(&logs, nil)), name: "t"}
+		b := NewBreaker(3, time.Second, slog.New(slog.NewTextHandler(&logs, nil)), "t")
 		errDown := errors.New("down")
-		allowed := func() bool { ok, _ := b.allow(time.Now()); return ok }
+		allowed := func() bool { ok, _ := b.Allow(time.Now()); return ok }
 		for i := range 3 {
 			if !allowed() {
 				t.Fatalf("closed breaker refused call %d", i)
 			}
 		}
 		for range 3 {
-			b.done(time.Now(), false, errDown)
+			b.Done(time.Now(), false, errDown)
 		}
 		if allowed() {
 			t.Fatal("breaker must open after 3 failures")
 		}
 		for range 50 { // calls that started before it opened fail late: they must not extend the back-off
-			b.done(time.Now(), false, errDown)
+			b.Done(time.Now(), false, errDown)
 		}
 		time.Sleep(time.Second) // fake clock: the back-off passes
-		ok, probe := b.allow(time.Now())
+		ok, probe := b.Allow(time.Now())
 		if !ok || !probe {
 			t.Fatal("one probe must be let through after the back-off")
 		}
 		if allowed() {
 			t.Fatal("only one probe at a time")
 		}
-		b.abandon(probe) // the probe's client left: the token comes back
-		ok, probe = b.allow(time.Now())
+		b.Abandon(probe) // the probe's client left: the token comes back
+		ok, probe = b.Allow(time.Now())
 		if !ok || !probe {
 			t.Fatal("an abandoned probe must not block the next one")
 		}
-		b.done(time.Now(), probe, errDown) // failed probe: back-off doubles
+		b.Done(time.Now(), probe, errDown) // failed probe: back-off doubles
 		time.Sleep(time.Second)
 		if allowed() {
 			t.Fatal("back-off must have doubled to 2s")
 		}
 		time.Sleep(time.Second)
-		ok, probe = b.allow(time.Now())
+		ok, probe = b.Allow(time.Now())
 		if !ok || !probe {
 			t.Fatal("probe after doubled back-off")
 		}
-		b.done(time.Now(), probe, nil)
+		b.Done(time.Now(), probe, nil)
 		if !allowed() {
 			t.Fatal("successful probe closes the breaker")
 		}
-		open, trips := b.state()
+		open, trips := b.State()
 		if open || trips != 1 {
 			t.Fatalf("state open=%v trips=%d", open, trips)
 		}

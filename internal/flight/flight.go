@@ -1,0 +1,690 @@
+// Package flight is the life of a key in one process, shared by the middleware and the function API:
+// at most one flight (a handler run, a load) per key in progress, the callers that wait for it, the
+// epochs that give zero duplicate loads, and the invalidation protocol that keeps a flight started
+// before an invalidation from being joined, or stored, after the invalidation returned
+// (docs/behaviour.md §5.2, §11).
+//
+// It knows nothing of HTTP, stores or values: a flight's result is a V, and storing it is work the
+// front-end hands to [Group.Run], which calls [Group.Write] for each store write.
+//
+// The protocol of a key, in order:
+//
+//  1. A caller reads the key's [Group.Epoch], looks in the store, and on a miss calls [Group.Acquire]
+//     with that epoch. It leads a new flight, joins the one in progress, or is told to look again when a
+//     flight of its key was forgotten since its epoch (its look-up may predate that flight's write).
+//  2. The leader runs the flight ([Group.Run]): the value is published to the waiters, then the
+//     flight's persist work runs, and only then is the flight forgotten, so a caller arriving meanwhile
+//     joins it instead of loading again.
+//  3. Every store write of a flight goes through [Group.Write], which refuses a flight that an
+//     invalidation reached, and makes an invalidation that arrives while the write is on its way wait
+//     for it to return before it deletes anything.
+//  4. An invalidation ([Group.Invalidate], [Group.InvalidateLabel], [Group.InvalidateFunc]) marks every
+//     live flight of its key (detached or persisting ones too), takes them out of the set callers may
+//     join, and waits for their writes in progress. Once it returns, no caller joins a flight that
+//     started before it, and no such flight's write starts.
+package flight
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// NumShards is how many independent locks the flights of a Group are spread over. A key's shard is
+// the low bits of its hash.
+const NumShards = 64
+
+// ShardOf returns the shard of a key whose hash is hash.
+func ShardOf(hash uint64) uint8 { return uint8(hash % NumShards) }
+
+// ErrGoexit is the error of a flight whose leader called runtime.Goexit: its waiters run on their own.
+var ErrGoexit = errors.New("stampede: coalesced run called runtime.Goexit")
+
+// ErrExpired is the error of a flight that passed its compute timeout before it had a result: its
+// waiters stop waiting (see [Group.Expire]).
+var ErrExpired = errors.New("stampede: run passed the compute timeout")
+
+// Panic is the error of a flight whose leader panicked with a value other than http.ErrAbortHandler.
+// Front-ends turn it into their public error type at their boundary.
+type Panic struct {
+	Value any
+	Stack []byte
+}
+
+func (p *Panic) Error() string { return fmt.Sprintf("stampede: coalesced run panicked: %v", p.Value) }
+
+// PanicError returns what the waiters of a flight whose leader panicked with p are told:
+// http.ErrAbortHandler itself (net/http and recoverers compare it with ==), or a *Panic with the stack.
+func PanicError(p any) error {
+	if p == http.ErrAbortHandler { //nolint:errorlint // net/http compares with ==
+		return http.ErrAbortHandler
+	}
+	return &Panic{Value: p, Stack: debug.Stack()}
+}
+
+// Flight is one run of a loader for one key, and what it produced.
+type Flight[K comparable, V any] struct {
+	key   K
+	fence K      // the key an invalidation of which reaches this flight (a varying response's URL key)
+	hash  uint64 // the key's hash: its shard, and its identity in the shard's record of forgotten keys
+	alias string // the store key, when the front-end's keys are not strings (see InvalidateFunc)
+	soft  bool   // a background refresh: a caller may be served from the store instead of joining
+
+	done chan struct{} // closed once val and err are final
+	once sync.Once
+	val  V
+	err  error
+
+	// Lead is the leading call's state, set by the front-end before the flight's run starts (the
+	// function API's); nil when the front-end needs none.
+	Lead *Lead
+
+	// Guarded by the shard's mu.
+	joinable    bool          // in the shard's map: callers may join it
+	invalidated bool          // an invalidation reached it: none of its writes may start
+	ended       bool          // forgotten: its persist work is over
+	writing     chan struct{} // non-nil while one of its writes is on its way; closed when it returns
+	labelled    bool          // labels are known
+	labels      []string      // a varying response's tags, once its header is decided
+	pending     []string      // labels purged while they were not known yet
+	prev, next  *Flight[K, V] // the shard's list of live flights
+}
+
+// Key returns the flight's key.
+func (f *Flight[K, V]) Key() K { return f.key }
+
+// Fence returns the key whose invalidation reaches the flight.
+func (f *Flight[K, V]) Fence() K { return f.fence }
+
+// Hash returns the hash the flight's key was acquired with.
+func (f *Flight[K, V]) Hash() uint64 { return f.hash }
+
+// Soft reports whether the flight is a background refresh.
+func (f *Flight[K, V]) Soft() bool { return f.soft }
+
+// Alias returns the store key the flight was acquired with, or "".
+func (f *Flight[K, V]) Alias() string { return f.alias }
+
+// Publish makes v (or err) the flight's result and wakes every waiter. Only the first call counts, so
+// a loader may publish early (a streaming handler releases its waiters at its header).
+func (f *Flight[K, V]) Publish(v V, err error) {
+	f.once.Do(func() {
+		f.val, f.err = v, err
+		close(f.done)
+	})
+}
+
+// Done returns a channel closed once the flight has a result.
+func (f *Flight[K, V]) Done() <-chan struct{} { return f.done }
+
+// Wait blocks until the flight has a result or ctx ends, whichever is first.
+func (f *Flight[K, V]) Wait(ctx context.Context) (V, error) {
+	select {
+	case <-f.done:
+		return f.val, f.err
+	case <-ctx.Done():
+		var zero V
+		return zero, ctx.Err()
+	}
+}
+
+// Lead is what a leading call and its load's goroutine share (the function API runs a load on a
+// goroutine of its own), so that a panic is raised on the leading call while it waits, and logged when
+// nobody was there to see it.
+type Lead struct {
+	done       chan struct{} // closed, by Leave, when the leading call stopped waiting
+	once       sync.Once
+	repanicked atomic.Bool
+}
+
+// NewLead returns the state of a leading call that is waiting.
+func NewLead() *Lead { return &Lead{done: make(chan struct{})} }
+
+// Leave says the leading call stopped waiting.
+func (l *Lead) Leave() { l.once.Do(func() { close(l.done) }) }
+
+// Left returns a channel closed once the leading call stopped waiting.
+func (l *Lead) Left() <-chan struct{} { return l.done }
+
+// Repanicked records that the leading call raised the load's panic itself.
+func (l *Lead) Repanicked() { l.repanicked.Store(true) }
+
+// Raised reports whether the leading call raised the load's panic itself.
+func (l *Lead) Raised() bool { return l.repanicked.Load() }
+
+// Group lets at most one flight per key run at a time in this process; callers that arrive while it runs
+// wait for its result. Its state is sharded by key hash, so unrelated keys do not contend. The zero Group
+// is ready to use.
+type Group[K comparable, V any] struct {
+	shards  [NumShards]shard[K, V]
+	persist Tracker        // background persist-then-forget goroutines
+	pending atomic.Int64   // of those, how many are running
+	live    atomic.Int64   // flights started and not yet forgotten
+}
+
+type shard[K comparable, V any] struct {
+	mu      sync.Mutex
+	flights map[K]*Flight[K, V] // the joinable flights; guarded by mu
+	n       atomic.Int32        // len(flights), read without mu to skip the shard when nothing is in flight
+	epoch   atomic.Uint64       // bumped under mu each time a flight stops being joinable
+	// recent[e%recentLen] is the hash of the key that stopped being joinable when the epoch went from e
+	// to e+1, so Acquire can tell whether the flights forgotten since a caller's look-up were for its key
+	// or for unrelated ones. Allocated at the first forget, so idle shards cost nothing. Guarded by mu.
+	recent *[recentLen]uint64
+	head   *Flight[K, V] // the live flights (joinable, detached or persisting); guarded by mu
+}
+
+// maxPendingPersists caps the background persist goroutines: past it the leader persists on its own
+// goroutine before returning, so a store slower than the miss rate slows the leaders down (backpressure)
+// instead of piling up goroutines and encoded entries without bound.
+const maxPendingPersists = 128
+
+// recentLen is how many forgotten keys a shard remembers. A look-up that takes long enough for more
+// flights than that to finish in its shard (a store round trip under heavy load) looks again to be safe;
+// 256 covers about a second at 10,000 concurrent requests on two cores.
+const recentLen = 256
+
+func (g *Group[K, V]) shard(hash uint64) *shard[K, V] { return &g.shards[ShardOf(hash)] }
+
+// Epoch returns the forget counter of hash's shard, to be passed to Acquire.
+func (g *Group[K, V]) Epoch(hash uint64) uint64 { return g.shard(hash).epoch.Load() }
+
+// Busy reports whether any flight of hash's shard may be joined; one atomic load.
+func (g *Group[K, V]) Busy(hash uint64) bool { return g.shard(hash).n.Load() != 0 }
+
+// Live returns how many flights are in progress (running or persisting).
+func (g *Group[K, V]) Live() int64 { return g.live.Load() }
+
+// Lookup returns the joinable flight of k, or nil. It takes no lock when the shard is idle.
+func (g *Group[K, V]) Lookup(k K, hash uint64) *Flight[K, V] {
+	s := g.shard(hash)
+	if s.n.Load() == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	f := s.flights[k]
+	s.mu.Unlock()
+	return f
+}
+
+// NoEpoch, passed to Acquire, says the caller read nothing from the store (there is none, or the
+// breaker skipped it): there is no look-up that a finished flight could have made stale, so no retry.
+const NoEpoch = ^uint64(0)
+
+// Retry is why Acquire asks its caller to look in the store again.
+type Retry uint8
+
+const (
+	NoRetry      Retry = iota
+	RetryKey           // a flight of this key (or one with the same hash) stopped being joinable since
+	RetryUnknown       // more flights stopped in the shard than it remembers: it cannot tell
+)
+
+// Spec describes the flight Acquire starts: its key, the key whose invalidation reaches it (the zero
+// value means key itself), its hash, and for front-ends whose keys are not strings, the store key.
+type Spec[K comparable] struct {
+	Key   K
+	Fence K
+	Hash  uint64
+	Alias string
+	// HasFence says Fence is set (K's zero value may be a real key).
+	HasFence bool
+}
+
+// Acquire returns the flight of s.Key. leader is true when the caller created it and must run it.
+// retry is set (and f nil) when a flight in the shard stopped being joinable since epoch was read, and
+// it may have been this key's: the caller's store look-up may have missed a value persisted meanwhile,
+// so it must look again. RetryKey says it was this key's; RetryUnknown that the shard cannot tell (the
+// look-up took so long that more than recentLen flights finished), which says nothing about this key: a
+// caller that keeps getting it should stop passing an epoch (lead or join) rather than give up.
+func (g *Group[K, V]) Acquire(s Spec[K], epoch uint64) (f *Flight[K, V], leader bool, retry Retry) {
+	sh := g.shard(s.Hash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if f := sh.flights[s.Key]; f != nil {
+		return f, false, NoRetry
+	}
+	if now := sh.epoch.Load(); epoch != NoEpoch && now != epoch {
+		if r := forgottenSince(sh.recent, epoch, now, s.Hash); r != NoRetry {
+			return nil, false, r
+		}
+	}
+	return g.startLocked(sh, s, false, true), true, NoRetry
+}
+
+// AcquireSoft starts a soft flight (a background refresh) for s.Key unless a flight of it is joinable;
+// leader is true when it started one. No epoch check: a refresh of an entry that is still there needs
+// none.
+func (g *Group[K, V]) AcquireSoft(s Spec[K]) (f *Flight[K, V], leader bool) {
+	sh := g.shard(s.Hash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if f := sh.flights[s.Key]; f != nil {
+		return f, false
+	}
+	return g.startLocked(sh, s, true, true), true
+}
+
+// Start starts a flight for s.Key that nobody may join, after marking every live flight of its fence
+// invalidated (as Invalidate does): the flight of a call that must not return, or be overwritten by, a
+// value computed before it (Refresh, Set). It waits for the invalidated flights' writes in progress.
+// The caller runs it (Run) or ends it (End).
+func (g *Group[K, V]) Start(s Spec[K]) *Flight[K, V] {
+	sh := g.shard(s.Hash)
+	sh.mu.Lock()
+	wait := sh.invalidateLocked(fenceOf(s), nil)
+	f := g.startLocked(sh, s, false, false)
+	sh.mu.Unlock()
+	for _, c := range wait {
+		<-c
+	}
+	return f
+}
+
+// StartJoinable is Start for a flight that callers arriving from now on join (a Refresh's load).
+func (g *Group[K, V]) StartJoinable(s Spec[K]) *Flight[K, V] {
+	sh := g.shard(s.Hash)
+	sh.mu.Lock()
+	wait := sh.invalidateLocked(fenceOf(s), nil)
+	f := g.startLocked(sh, s, false, true)
+	sh.mu.Unlock()
+	for _, c := range wait {
+		<-c
+	}
+	return f
+}
+
+func fenceOf[K comparable](s Spec[K]) K {
+	if s.HasFence {
+		return s.Fence
+	}
+	return s.Key
+}
+
+// startLocked makes a live flight for s, joinable or not. sh.mu is held.
+func (g *Group[K, V]) startLocked(sh *shard[K, V], s Spec[K], soft, joinable bool) *Flight[K, V] {
+	f := &Flight[K, V]{key: s.Key, fence: fenceOf(s), hash: s.Hash, alias: s.Alias, soft: soft, done: make(chan struct{})}
+	if joinable {
+		if sh.flights == nil {
+			sh.flights = make(map[K]*Flight[K, V])
+		}
+		sh.flights[s.Key] = f
+		sh.n.Add(1)
+		f.joinable = true
+	}
+	f.next = sh.head
+	if sh.head != nil {
+		sh.head.prev = f
+	}
+	sh.head = f
+	g.live.Add(1)
+	return f
+}
+
+// detachLocked makes f unjoinable, recording in the shard's epoch that a flight of its key stopped
+// being joinable (a caller whose look-up predates this looks again). sh.mu is held.
+func (sh *shard[K, V]) detachLocked(f *Flight[K, V]) {
+	if !f.joinable {
+		return
+	}
+	f.joinable = false
+	if sh.flights[f.key] == f {
+		delete(sh.flights, f.key)
+		sh.n.Add(-1)
+	}
+	e := sh.epoch.Load()
+	if sh.recent == nil {
+		sh.recent = new([recentLen]uint64)
+	}
+	sh.recent[e%recentLen] = f.hash
+	sh.epoch.Store(e + 1)
+}
+
+// End forgets f: it is no longer joinable nor live, and the next caller for its key starts a new
+// flight. Ending an ended flight does nothing.
+func (g *Group[K, V]) End(f *Flight[K, V]) {
+	sh := g.shard(f.hash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if f.ended {
+		return
+	}
+	f.ended = true
+	sh.detachLocked(f)
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else {
+		sh.head = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	}
+	f.prev, f.next = nil, nil
+	g.live.Add(-1)
+}
+
+// Detach makes f unjoinable without ending it, so that callers arriving from now on start a flight of
+// their own (its run passed the compute timeout). Its writes are still allowed.
+func (g *Group[K, V]) Detach(f *Flight[K, V]) {
+	sh := g.shard(f.hash)
+	sh.mu.Lock()
+	sh.detachLocked(f)
+	sh.mu.Unlock()
+}
+
+// Expire is what the compute timeout does to a flight that has no result yet: it is detached, and its
+// waiters are released with ErrExpired. The run goes on; what it writes late is still allowed.
+func (g *Group[K, V]) Expire(f *Flight[K, V]) {
+	g.Detach(f)
+	var zero V
+	f.Publish(zero, ErrExpired)
+}
+
+// forgottenSince reports whether the key with hash may have stopped being joinable between epochs from
+// and to: RetryKey when it did (or another key with the same hash, which only costs a look-up),
+// RetryUnknown when more flights stopped than recent remembers.
+func forgottenSince(recent *[recentLen]uint64, from, to, hash uint64) Retry {
+	if to-from > recentLen || recent == nil {
+		return RetryUnknown
+	}
+	for e := from; e < to; e++ {
+		if recent[e%recentLen] == hash {
+			return RetryKey
+		}
+	}
+	return NoRetry
+}
+
+// Invalidate reaches every live flight whose fence is fence (in the shard of hash): none of them is
+// joined, and none of their writes starts, from now on. It returns once their writes in progress have
+// returned, so that a deletion made afterwards cannot be overtaken by one of them.
+func (g *Group[K, V]) Invalidate(fence K, hash uint64) {
+	sh := g.shard(hash)
+	sh.mu.Lock()
+	wait := sh.invalidateLocked(fence, nil)
+	sh.mu.Unlock()
+	for _, c := range wait {
+		<-c
+	}
+}
+
+// invalidateLocked marks the live flights of fence and appends the writes to wait for. sh.mu is held.
+func (sh *shard[K, V]) invalidateLocked(fence K, wait []chan struct{}) []chan struct{} {
+	for f := sh.head; f != nil; f = f.next {
+		if f.fence == fence {
+			wait = sh.markLocked(f, wait)
+		}
+	}
+	return wait
+}
+
+// markLocked invalidates f. sh.mu is held.
+func (sh *shard[K, V]) markLocked(f *Flight[K, V], wait []chan struct{}) []chan struct{} {
+	f.invalidated = true
+	sh.detachLocked(f)
+	if f.writing != nil {
+		wait = append(wait, f.writing)
+	}
+	return wait
+}
+
+// InvalidateFunc is Invalidate for every live flight, in any shard, that match reports (for an
+// invalidation known by a store key that the flights' keys do not show, such as an announcement from
+// another replica).
+func (g *Group[K, V]) InvalidateFunc(match func(f *Flight[K, V]) bool) {
+	var wait []chan struct{}
+	for i := range g.shards {
+		sh := &g.shards[i]
+		sh.mu.Lock()
+		for f := sh.head; f != nil; f = f.next {
+			if match(f) {
+				wait = sh.markLocked(f, wait)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	for _, c := range wait {
+		<-c
+	}
+}
+
+// InvalidateLabel reaches every live flight that carries label (a response's tag): as Invalidate for
+// those whose labels are known; those whose labels are not known yet are detached at once (nobody joins
+// them any more) and remember the label, so that their writes are refused if it turns out to be theirs
+// (see Label).
+func (g *Group[K, V]) InvalidateLabel(label string) {
+	var wait []chan struct{}
+	for i := range g.shards {
+		sh := &g.shards[i]
+		sh.mu.Lock()
+		for f := sh.head; f != nil; f = f.next {
+			switch {
+			case f.labelled && contains(f.labels, label):
+				wait = sh.markLocked(f, wait)
+			case !f.labelled:
+				sh.detachLocked(f)
+				f.pending = append(f.pending, label)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	for _, c := range wait {
+		<-c
+	}
+}
+
+// Label records f's labels once they are known, and reports whether f is still allowed to write: false
+// when one of them was purged while they were not known.
+func (g *Group[K, V]) Label(f *Flight[K, V], labels []string) bool {
+	sh := g.shard(f.hash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	f.labelled, f.labels = true, labels
+	for _, p := range f.pending {
+		if contains(labels, p) {
+			sh.markLocked(f, nil)
+			break
+		}
+	}
+	f.pending = nil
+	return !f.invalidated
+}
+
+// Invalidated reports whether an invalidation reached f.
+func (g *Group[K, V]) Invalidated(f *Flight[K, V]) bool {
+	sh := g.shard(f.hash)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return f.invalidated
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Write runs write, one store write of f, unless an invalidation reached f, and reports what write
+// returned (false when it did not run). An invalidation that arrives while write runs waits for it to
+// return. Writes of one flight are made one at a time.
+func (g *Group[K, V]) Write(f *Flight[K, V], write func() bool) bool {
+	sh := g.shard(f.hash)
+	sh.mu.Lock()
+	if f.invalidated {
+		sh.mu.Unlock()
+		return false
+	}
+	done := make(chan struct{})
+	f.writing = done
+	sh.mu.Unlock()
+	defer func() {
+		sh.mu.Lock()
+		f.writing = nil
+		close(done)
+		sh.mu.Unlock()
+	}()
+	return write()
+}
+
+// Run calls load on the caller's goroutine as f's leader and publishes the value it returns (load may
+// have published it earlier itself: a streaming handler's waiters are released at its header). Then
+// persist, the work load returned (nil when none), runs on a goroutine of its own, so the leader's
+// response is not delayed by a store write, and only after it returns is f forgotten. Callers that
+// arrive meanwhile join f and get its value at once instead of loading again.
+//
+// A panic in load is published to the waiters and re-raised on the caller's goroutine with the same
+// value; a runtime.Goexit in load is published as ErrGoexit. In both cases f is forgotten at once and
+// nothing is persisted. The double defer tells the two apart, as x/sync/singleflight does.
+func (g *Group[K, V]) Run(f *Flight[K, V], load func() (V, func())) V {
+	var v V
+	var work func()
+	normalReturn, recovered := false, false
+	defer func() {
+		if !normalReturn && !recovered { // load called runtime.Goexit
+			f.Publish(v, ErrGoexit)
+			g.End(f)
+		}
+	}()
+	func() {
+		defer func() {
+			if normalReturn {
+				return
+			}
+			if r := recover(); r != nil {
+				recovered = true
+				f.Publish(v, PanicError(r))
+				g.End(f)
+				panic(r)
+			}
+		}()
+		v, work = load()
+		normalReturn = true
+	}()
+
+	f.Publish(v, nil)
+	g.persistThenEnd(work, f)
+	return v
+}
+
+// RunMany is Run for a batch of flights whose values one call produces: load, on the caller's
+// goroutine, returns the values of fs in order and the work that persists all of them. Each flight is
+// published its value; the work runs in the background and only then are the flights forgotten. A
+// panic or runtime.Goexit in load is published to every flight of the batch (the panic re-raised on the
+// caller's goroutine), and nothing is persisted.
+func (g *Group[K, V]) RunMany(fs []*Flight[K, V], load func() ([]V, func())) {
+	var vs []V
+	var work func()
+	var zero V
+	normalReturn, recovered := false, false
+	defer func() {
+		if !normalReturn && !recovered { // load called runtime.Goexit
+			for _, f := range fs {
+				f.Publish(zero, ErrGoexit)
+				g.End(f)
+			}
+		}
+	}()
+	func() {
+		defer func() {
+			if normalReturn {
+				return
+			}
+			if r := recover(); r != nil {
+				recovered = true
+				err := PanicError(r)
+				for _, f := range fs {
+					f.Publish(zero, err)
+					g.End(f)
+				}
+				panic(r)
+			}
+		}()
+		vs, work = load()
+		normalReturn = true
+	}()
+
+	for i, f := range fs {
+		f.Publish(vs[i], nil)
+	}
+	g.persistThenEnd(work, fs...)
+}
+
+// persistThenEnd runs work, then ends fs: on a goroutine of its own while fewer than
+// maxPendingPersists are running, on the caller's otherwise (backpressure).
+func (g *Group[K, V]) persistThenEnd(work func(), fs ...*Flight[K, V]) {
+	end := func() {
+		for _, f := range fs {
+			g.End(f)
+		}
+	}
+	if work == nil {
+		end()
+		return
+	}
+	if g.pending.Add(1) > maxPendingPersists {
+		g.pending.Add(-1)
+		defer end()
+		work()
+		return
+	}
+	g.persist.Add()
+	go func() {
+		defer g.persist.Done()
+		defer g.pending.Add(-1)
+		defer end()
+		work()
+	}()
+}
+
+// Wait blocks until every background persist started so far has finished; for tests and graceful
+// shutdown.
+func (g *Group[K, V]) Wait() { g.persist.Wait() }
+
+// Tracker counts work in progress (goroutines of background loads, refreshes, persists) and waits for
+// it. Unlike a sync.WaitGroup it may be added to while another goroutine waits: Wait returns once the
+// count was zero at some moment after it was called. The zero Tracker is ready to use.
+type Tracker struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n next reaches zero; nil while nobody waits
+}
+
+// Add counts one more piece of work.
+func (t *Tracker) Add() {
+	t.mu.Lock()
+	t.n++
+	t.mu.Unlock()
+}
+
+// Done counts one piece of work as finished.
+func (t *Tracker) Done() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 && t.zero != nil {
+		close(t.zero)
+		t.zero = nil
+	}
+	t.mu.Unlock()
+}
+
+// Wait blocks until no work is counted.
+func (t *Tracker) Wait() {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.mu.Unlock()
+		return
+	}
+	if t.zero == nil {
+		t.zero = make(chan struct{})
+	}
+	c := t.zero
+	t.mu.Unlock()
+	<-c
+}
