@@ -161,9 +161,9 @@ func (l *Lead) Raised() bool { return l.repanicked.Load() }
 // is ready to use.
 type Group[K comparable, V any] struct {
 	shards  [NumShards]shard[K, V]
-	persist Tracker        // background persist-then-forget goroutines
-	pending atomic.Int64   // of those, how many are running
-	live    atomic.Int64   // flights started and not yet forgotten
+	persist Tracker      // background persist-then-forget goroutines
+	pending atomic.Int64 // of those, how many are running
+	live    atomic.Int64 // flights started and not yet forgotten
 }
 
 type shard[K comparable, V any] struct {
