@@ -199,10 +199,3 @@ func tagStoreOf(store Store) (TagStore, bool) {
 	}
 	return ts, true
 }
-
-// legacyLeaseStore is the lease protocol as the engine used it before [FencedStore]: a LeaseStore
-// whose fenced write is SetExFenced. It goes once both front-ends take tickets.
-type legacyLeaseStore interface {
-	LeaseStore
-	SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (stored bool, err error)
-}
