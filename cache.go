@@ -40,6 +40,7 @@ type Cache struct {
 	aux    AnnotatedStore // the store, when it keeps annotations (see [AnnotatedStore])
 	// unsubscribe ends the subscriptions to the store's announcements; nil when there are none.
 	unsubscribe []func()
+	echoes      storecall.Echoes // this process's own invalidations, whose announcements come back
 }
 
 // New builds a Cache. A nil logger means slog.Default(). A nil store, ttl == 0 or WithSkipCache(true)
@@ -109,16 +110,23 @@ func (c *Cache) subscribe(store Store) {
 		c.unsubscribe = append(c.unsubscribe, inv.Invalidations(c.invalidatedElsewhere))
 	}
 	if inv, ok := store.(TagInvalidationStore); ok {
-		c.unsubscribe = append(c.unsubscribe, inv.TagInvalidations(c.flights.InvalidateLabel))
+		c.unsubscribe = append(c.unsubscribe, inv.TagInvalidations(func(tag string) {
+			if !c.echoes.Own("\x00tag:" + tag) {
+				c.flights.InvalidateLabel(tag, nil)
+			}
+		}))
 	}
 }
 
 // invalidatedElsewhere is told of a store key invalidated through any replica (this one included).
 func (c *Cache) invalidatedElsewhere(storeKey string) {
+	if c.echoes.Own(storeKey) {
+		return
+	}
 	fence := primaryOf(storeKey)
 	c.flights.InvalidateFunc(func(f *flight.Flight[string, *outcome]) bool {
 		return f.Key() == storeKey || f.Fence() == fence
-	})
+	}, nil)
 }
 
 // Close ends the cache's subscriptions to its store's announcements (see [InvalidationStore]) and

@@ -51,7 +51,8 @@ type engine[K comparable, V any] struct {
 
 	background   flight.Tracker // loads and refreshes in flight, on goroutines of their own
 	decodeLogged atomic.Bool
-	stops        []func() // end the store subscriptions
+	stops        []func()         // end the store subscriptions
+	echoes       storecall.Echoes // this process's own invalidations, whose announcements come back
 
 	// Test hooks, set before use: onJoin is called as a call starts waiting on another's load,
 	// onDropped as an announced invalidation has been applied.
@@ -352,6 +353,8 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight.Flight[K, record[V]],
 			runtime.Goexit()
 		}
 		return rec, nil, true
+	case errors.Is(err, flight.ErrSuperseded):
+		return rec, nil, true
 	case errors.Is(err, flight.ErrExpired):
 		if stale != nil {
 			count(&e.stats.staleHits)
@@ -588,14 +591,32 @@ func (e *engine[K, V]) recoverBackground() {
 // value of a load that started before it (docs/behaviour.md §11).
 func (e *engine[K, V]) set(ctx context.Context, k K, v V, co callOpts[V]) error {
 	r := e.ref(k)
-	f := e.flights.Start(e.spec(&r)) // earlier loads of k are neither joined nor stored from now on
-	defer e.flights.End(f)
+	// Earlier loads of k are neither joined nor stored from now on; callers arriving while Set runs wait
+	// for its value. Unless it is published, they look again.
+	f := e.flights.Start(e.spec(&r))
+	published := false
+	defer func() {
+		if !published {
+			f.Publish(record[V]{}, flight.ErrSuperseded)
+		}
+		e.flights.End(f)
+	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if e.local == nil && e.store == nil {
 		return nil
 	}
 	rec, ttl := e.newRecord(v, nil, nil, co, 0)
 	if ttl <= 0 {
 		return e.drop(ctx, &r)
+	}
+	if e.local != nil {
+		if e.flights.Write(f, func() bool { e.local.set(r.k, &rec, ttl); return true }) {
+			f.Publish(rec, nil)
+			published = true
+		}
+		return nil
 	}
 	var ld storecall.Lead
 	if e.fenced != nil {
@@ -615,6 +636,8 @@ func (e *engine[K, V]) set(ctx context.Context, k K, v V, co callOpts[V]) error 
 	if !stored {
 		return ErrNotStored
 	}
+	f.Publish(rec, nil)
+	published = true
 	return nil
 }
 
@@ -637,30 +660,32 @@ func (e *engine[K, V]) invalidate(ctx context.Context, ks []K) error {
 // drop invalidates r: its flights first (no longer joined, their writes refused, the writes in progress
 // waited for), then what is kept for it.
 func (e *engine[K, V]) drop(ctx context.Context, r *ref[K]) error {
-	e.flights.Invalidate(r.k, r.hash)
-	if e.local != nil {
-		e.local.del(r.k)
-		return nil
-	}
-	if e.store == nil {
-		return nil
-	}
-	return e.dropStored(ctx, r)
+	var err error
+	e.flights.Invalidate(r.k, r.hash, func() {
+		switch {
+		case e.local != nil:
+			e.local.del(r.k)
+		case e.store != nil:
+			err = e.dropStored(ctx, r)
+		}
+	})
+	return err
 }
 
 // dropStored deletes r from the store (revoking its tickets when the store fences writes).
 func (e *engine[K, V]) dropStored(ctx context.Context, r *ref[K]) error {
 	sk := e.storeKey(r).s
+	e.echoes.Expect(sk)
 	return e.calls.Delete(ctx, func(ctx context.Context) error { return e.store.del(ctx, sk) })
 }
 
 // invalidatedElsewhere is told of a store key invalidated through any replica (this one included): the
 // loads of this process it reaches are no longer joined.
 func (e *engine[K, V]) invalidatedElsewhere(storeKey string) {
-	e.flights.InvalidateFunc(func(f *flight.Flight[K, record[V]]) bool { return f.Alias() == storeKey })
-	if fn := e.onDropped.Load(); fn != nil {
-		(*fn)(storeKey)
+	if e.echoes.Own(storeKey) {
+		return
 	}
+	e.flights.InvalidateFunc(func(f *flight.Flight[K, record[V]]) bool { return f.Alias() == storeKey }, nil)
 }
 
 // forceLoad loads k now, whatever is kept, and returns the value; the loads of k in flight when it is
@@ -673,7 +698,7 @@ func (e *engine[K, V]) forceLoad(ctx context.Context, k K, co callOpts[V]) (V, e
 		return zero, err
 	}
 	for {
-		f := e.flights.StartJoinable(e.spec(&r))
+		f := e.flights.Start(e.spec(&r))
 		if e.local != nil {
 			e.local.del(r.k) // a hit must not find the value this load replaces: it joins the load instead
 		}

@@ -132,6 +132,9 @@ func NewLoader[K comparable, V any](name string, load LoadFunc[K, V], opts ...Lo
 					_ = tiered.dropL1(context.Background(), key)
 				}
 				e.invalidatedElsewhere(key)
+				if fn := e.onDropped.Load(); fn != nil {
+					(*fn)(key)
+				}
 			}))
 		}
 	}

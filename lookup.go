@@ -51,7 +51,7 @@ func (c *Cache) lookupSlot(r *http.Request, k key, anonAuth bool, now time.Time)
 	if err != nil {
 		c.stats.logs.log(r.Context(), c.logger, logUnusableEntry, slog.LevelWarn,
 			"stampede: unusable stored entry, treated as a miss and removed", "cache", c.cfg.name, "error", err)
-		_ = c.calls.Delete(r.Context(), func(ctx context.Context) error { return c.store.Delete(ctx, k.s) })
+		_ = c.invalidateStored(r.Context(), k.s)
 		return v, lookupMiss, variant, nil, nil
 	}
 	if v.Flags&entry.FlagVaryIndex != 0 {

@@ -50,12 +50,14 @@ func (c *Cache) Purge(ctx context.Context, r *http.Request) error {
 // runs of this process, which stop being joined and whose writes in progress are waited for, then the
 // store, which revokes the tickets of every replica's runs (see [FencedStore]).
 func (c *Cache) drop(ctx context.Context, k key) error {
-	c.flights.Invalidate(k.s, k.id)
-	return c.invalidateStored(ctx, k.s)
+	var err error
+	c.flights.Invalidate(k.s, k.id, func() { err = c.invalidateStored(ctx, k.s) })
+	return err
 }
 
 // invalidateStored deletes storeKey from the store, revoking its tickets when the store fences writes.
 func (c *Cache) invalidateStored(ctx context.Context, storeKey string) error {
+	c.echoes.Expect(storeKey)
 	return c.calls.Delete(ctx, func(ctx context.Context) error {
 		if c.fenced != nil {
 			return c.fenced.Invalidate(ctx, storeKey)
@@ -72,8 +74,10 @@ func (c *Cache) PurgeKey(ctx context.Context, storeKey string) error {
 		return nil
 	}
 	primary := primaryOf(storeKey)
-	c.flights.InvalidateFunc(func(f *flight.Flight[string, *outcome]) bool { return f.Fence() == primary })
-	return c.invalidateStored(ctx, primary)
+	var err error
+	c.flights.InvalidateFunc(func(f *flight.Flight[string, *outcome]) bool { return f.Fence() == primary },
+		func() { err = c.invalidateStored(ctx, primary) })
+	return err
 }
 
 // PurgeTag removes every stored response that carried tag in a Cache-Tag or Surrogate-Key response
@@ -85,14 +89,17 @@ func (c *Cache) PurgeTag(ctx context.Context, tag string) error {
 	if c.store == nil {
 		return nil
 	}
-	c.flights.InvalidateLabel(tag)
-	if c.tagged != nil {
-		_, err := c.tagged.PurgeTag(ctx, tag)
-		return err
-	}
 	var errs []error
-	for _, k := range c.tags.take(tag) {
-		errs = append(errs, c.invalidateStored(ctx, k))
-	}
+	c.flights.InvalidateLabel(tag, func() {
+		if c.tagged != nil {
+			c.echoes.Expect("\x00tag:" + tag)
+			_, err := c.tagged.PurgeTag(ctx, tag)
+			errs = append(errs, err)
+			return
+		}
+		for _, k := range c.tags.take(tag) {
+			errs = append(errs, c.invalidateStored(ctx, k))
+		}
+	})
 	return errors.Join(errs...)
 }

@@ -17,7 +17,9 @@
 //     joins it instead of loading again.
 //  3. Every store write of a flight goes through [Group.Write], which refuses a flight that an
 //     invalidation reached, and makes an invalidation that arrives while the write is on its way wait
-//     for it to return before it deletes anything.
+//     for it to return before it deletes anything. The writes of one key are made one at a time, in the
+//     order their flights started: a flight's write that lands reaches every older flight of its key
+//     as an invalidation does, so an older value never overwrites a newer one.
 //  4. An invalidation ([Group.Invalidate], [Group.InvalidateLabel], [Group.InvalidateFunc]) marks every
 //     live flight of its key (detached or persisting ones too), takes them out of the set callers may
 //     join, and waits for their writes in progress. Once it returns, no caller joins a flight that
@@ -73,6 +75,7 @@ type Flight[K comparable, V any] struct {
 	hash  uint64 // the key's hash: its shard, and its identity in the shard's record of forgotten keys
 	alias string // the store key, when the front-end's keys are not strings (see InvalidateFunc)
 	soft  bool   // a background refresh: a caller may be served from the store instead of joining
+	seq   uint64 // when it started, in the group's order of starts
 
 	done chan struct{} // closed once val and err are final
 	once sync.Once
@@ -84,14 +87,16 @@ type Flight[K comparable, V any] struct {
 	Lead *Lead
 
 	// Guarded by the shard's mu.
-	joinable    bool          // in the shard's map: callers may join it
-	invalidated bool          // an invalidation reached it: none of its writes may start
-	ended       bool          // forgotten: its persist work is over
-	writing     chan struct{} // non-nil while one of its writes is on its way; closed when it returns
-	labelled    bool          // labels are known
-	labels      []string      // a varying response's tags, once its header is decided
-	pending     []string      // labels purged while they were not known yet
-	prev, next  *Flight[K, V] // the shard's list of live flights
+	joinable    bool            // in the shard's map: callers may join it
+	invalidated bool            // an invalidation reached it: none of its writes may start
+	ended       bool            // forgotten: its persist work is over
+	writing     chan struct{}   // non-nil while one of its writes is on its way; closed when it returns
+	blockers    []chan struct{} // the invalidations that reached it, closed once each is done
+	supersedes  chan struct{}   // Start's: closed when it ends, releasing the writes it refused
+	labelled    bool            // labels are known
+	labels      []string        // a varying response's tags, once its header is decided
+	pending     []pendingLabel  // labels purged while they were not known yet
+	prev, next  *Flight[K, V]   // the shard's list of live flights
 }
 
 // Key returns the flight's key.
@@ -161,9 +166,10 @@ func (l *Lead) Raised() bool { return l.repanicked.Load() }
 // is ready to use.
 type Group[K comparable, V any] struct {
 	shards  [NumShards]shard[K, V]
-	persist Tracker      // background persist-then-forget goroutines
-	pending atomic.Int64 // of those, how many are running
-	live    atomic.Int64 // flights started and not yet forgotten
+	persist Tracker       // background persist-then-forget goroutines
+	pending atomic.Int64  // of those, how many are running
+	live    atomic.Int64  // flights started and not yet forgotten
+	seq     atomic.Uint64 // the order in which flights start
 }
 
 type shard[K comparable, V any] struct {
@@ -269,34 +275,39 @@ func (g *Group[K, V]) AcquireSoft(s Spec[K]) (f *Flight[K, V], leader bool) {
 	return g.startLocked(sh, s, true, true), true
 }
 
-// Start starts a flight for s.Key that nobody may join, after marking every live flight of its fence
-// invalidated (as Invalidate does): the flight of a call that must not return, or be overwritten by, a
-// value computed before it (Refresh, Set). It waits for the invalidated flights' writes in progress.
-// The caller runs it (Run) or ends it (End).
+// Start starts the flight of a call that supersedes every flight of its key in progress (a Set, a
+// Refresh): those are reached as by an invalidation (no longer joined; their writes refused), and the
+// new flight becomes the key's joinable flight at once, so that a caller arriving from now on waits for
+// its value rather than reading what it replaces. The caller runs it (Run) or publishes its value and
+// ends it (End); the writes it refused return once it has ended. Start waits for the reached flights'
+// writes in progress first.
 func (g *Group[K, V]) Start(s Spec[K]) *Flight[K, V] {
 	sh := g.shard(s.Hash)
+	inv := make(chan struct{})
 	sh.mu.Lock()
-	wait := sh.invalidateLocked(fenceOf(s), nil)
-	f := g.startLocked(sh, s, false, false)
-	sh.mu.Unlock()
-	for _, c := range wait {
-		<-c
+	// A flight whose write is on its way keeps its place until the write lands: its value is the key's
+	// current one until then (a caller may have been given it), and callers go on joining it.
+	for busy := sh.writingLocked(fenceOf(s)); busy != nil; busy = sh.writingLocked(fenceOf(s)) {
+		sh.mu.Unlock()
+		<-busy
+		sh.mu.Lock()
 	}
+	if old := sh.flights[s.Key]; old != nil {
+		sh.detachLocked(old) // the key's joinable flight is about to be this one
+	}
+	marked, _ := sh.invalidateLocked(fenceOf(s), inv, nil, nil) // no write is in progress: waited above
+	for _, old := range marked {
+		sh.detachLocked(old) // the new flight is the key's current one from now on
+	}
+	f := g.startLocked(sh, s, false, true)
+	f.supersedes = inv
+	sh.mu.Unlock()
 	return f
 }
 
-// StartJoinable is Start for a flight that callers arriving from now on join (a Refresh's load).
-func (g *Group[K, V]) StartJoinable(s Spec[K]) *Flight[K, V] {
-	sh := g.shard(s.Hash)
-	sh.mu.Lock()
-	wait := sh.invalidateLocked(fenceOf(s), nil)
-	f := g.startLocked(sh, s, false, true)
-	sh.mu.Unlock()
-	for _, c := range wait {
-		<-c
-	}
-	return f
-}
+// ErrSuperseded is the error of a flight whose value was superseded before it was kept (a Set that an
+// invalidation overtook): its waiters look again.
+var ErrSuperseded = errors.New("stampede: superseded")
 
 func fenceOf[K comparable](s Spec[K]) K {
 	if s.HasFence {
@@ -307,7 +318,8 @@ func fenceOf[K comparable](s Spec[K]) K {
 
 // startLocked makes a live flight for s, joinable or not. sh.mu is held.
 func (g *Group[K, V]) startLocked(sh *shard[K, V], s Spec[K], soft, joinable bool) *Flight[K, V] {
-	f := &Flight[K, V]{key: s.Key, fence: fenceOf(s), hash: s.Hash, alias: s.Alias, soft: soft, done: make(chan struct{})}
+	f := &Flight[K, V]{key: s.Key, fence: fenceOf(s), hash: s.Hash, alias: s.Alias, soft: soft, done: make(chan struct{}),
+		seq: g.seq.Add(1)}
 	if joinable {
 		if sh.flights == nil {
 			sh.flights = make(map[K]*Flight[K, V])
@@ -354,6 +366,9 @@ func (g *Group[K, V]) End(f *Flight[K, V]) {
 		return
 	}
 	f.ended = true
+	if f.supersedes != nil {
+		close(f.supersedes)
+	}
 	sh.detachLocked(f)
 	if f.prev != nil {
 		f.prev.next = f.next
@@ -399,64 +414,92 @@ func forgottenSince(recent *[recentLen]uint64, from, to, hash uint64) Retry {
 	return NoRetry
 }
 
-// Invalidate reaches every live flight whose fence is fence (in the shard of hash): none of them is
-// joined, and none of their writes starts, from now on. It returns once their writes in progress have
-// returned, so that a deletion made afterwards cannot be overtaken by one of them.
-func (g *Group[K, V]) Invalidate(fence K, hash uint64) {
+// Invalidate reaches every live flight whose fence is fence (in the shard of hash): none of their writes
+// starts from now on, and once Invalidate returns, none of them is joined. It waits for their writes in
+// progress to return, then runs apply (the deletion in the store), so that the deletion cannot be
+// overtaken by one of them; only then are they detached, so that until the deletion has taken effect a
+// caller gets their value (the key's current one: callers may have been given it already) rather than
+// what the store held before them. A write it refused returns only once it is done.
+func (g *Group[K, V]) Invalidate(fence K, hash uint64, apply func()) {
 	sh := g.shard(hash)
+	inv := make(chan struct{})
 	sh.mu.Lock()
-	wait := sh.invalidateLocked(fence, nil)
+	marked, wait := sh.invalidateLocked(fence, inv, nil, nil)
 	sh.mu.Unlock()
+	g.finish(marked, wait, inv, apply)
+}
+
+// finish waits for the writes in progress, applies an invalidation, detaches the flights it marked and
+// says it is done.
+func (g *Group[K, V]) finish(marked []*Flight[K, V], wait []chan struct{}, inv chan struct{}, apply func()) {
+	defer close(inv)
 	for _, c := range wait {
 		<-c
 	}
+	if apply != nil {
+		apply()
+	}
+	for _, f := range marked {
+		g.Detach(f)
+	}
 }
 
-// invalidateLocked marks the live flights of fence and appends the writes to wait for. sh.mu is held.
-func (sh *shard[K, V]) invalidateLocked(fence K, wait []chan struct{}) []chan struct{} {
+// invalidateLocked marks the live flights of fence, appending them to marked and their writes in
+// progress to wait. sh.mu is held.
+func (sh *shard[K, V]) invalidateLocked(fence K, inv chan struct{}, marked []*Flight[K, V], wait []chan struct{}) ([]*Flight[K, V], []chan struct{}) {
 	for f := sh.head; f != nil; f = f.next {
 		if f.fence == fence {
-			wait = sh.markLocked(f, wait)
+			marked, wait = sh.markLocked(f, inv, marked, wait)
 		}
 	}
-	return wait
+	return marked, wait
 }
 
-// markLocked invalidates f. sh.mu is held.
-func (sh *shard[K, V]) markLocked(f *Flight[K, V], wait []chan struct{}) []chan struct{} {
+// markLocked invalidates f on behalf of the invalidation inv: its writes are refused (and return once
+// inv is closed), and it is appended to marked, to be detached once the invalidation has taken effect.
+// sh.mu is held.
+func (sh *shard[K, V]) markLocked(f *Flight[K, V], inv chan struct{}, marked []*Flight[K, V], wait []chan struct{}) ([]*Flight[K, V], []chan struct{}) {
 	f.invalidated = true
-	sh.detachLocked(f)
+	f.blockers = append(f.blockers, inv)
 	if f.writing != nil {
 		wait = append(wait, f.writing)
 	}
-	return wait
+	return append(marked, f), wait
 }
 
 // InvalidateFunc is Invalidate for every live flight, in any shard, that match reports (for an
 // invalidation known by a store key that the flights' keys do not show, such as an announcement from
 // another replica).
-func (g *Group[K, V]) InvalidateFunc(match func(f *Flight[K, V]) bool) {
+func (g *Group[K, V]) InvalidateFunc(match func(f *Flight[K, V]) bool, apply func()) {
+	inv := make(chan struct{})
+	var marked []*Flight[K, V]
 	var wait []chan struct{}
 	for i := range g.shards {
 		sh := &g.shards[i]
 		sh.mu.Lock()
 		for f := sh.head; f != nil; f = f.next {
 			if match(f) {
-				wait = sh.markLocked(f, wait)
+				marked, wait = sh.markLocked(f, inv, marked, wait)
 			}
 		}
 		sh.mu.Unlock()
 	}
-	for _, c := range wait {
-		<-c
-	}
+	g.finish(marked, wait, inv, apply)
+}
+
+// pendingLabel is a label purged while a flight's labels were not known, and that purge.
+type pendingLabel struct {
+	label string
+	inv   chan struct{}
 }
 
 // InvalidateLabel reaches every live flight that carries label (a response's tag): as Invalidate for
-// those whose labels are known; those whose labels are not known yet are detached at once (nobody joins
-// them any more) and remember the label, so that their writes are refused if it turns out to be theirs
-// (see Label).
-func (g *Group[K, V]) InvalidateLabel(label string) {
+// those whose labels are known; those whose labels are not known yet remember the label, so that their
+// writes are refused if it turns out to be theirs (see Label), and are detached as well once apply (the
+// purge in the store) has returned: nobody joins a flight that may carry the label after the purge.
+func (g *Group[K, V]) InvalidateLabel(label string, apply func()) {
+	inv := make(chan struct{})
+	var marked []*Flight[K, V]
 	var wait []chan struct{}
 	for i := range g.shards {
 		sh := &g.shards[i]
@@ -464,17 +507,15 @@ func (g *Group[K, V]) InvalidateLabel(label string) {
 		for f := sh.head; f != nil; f = f.next {
 			switch {
 			case f.labelled && contains(f.labels, label):
-				wait = sh.markLocked(f, wait)
+				marked, wait = sh.markLocked(f, inv, marked, wait)
 			case !f.labelled:
-				sh.detachLocked(f)
-				f.pending = append(f.pending, label)
+				f.pending = append(f.pending, pendingLabel{label: label, inv: inv})
+				marked = append(marked, f)
 			}
 		}
 		sh.mu.Unlock()
 	}
-	for _, c := range wait {
-		<-c
-	}
+	g.finish(marked, wait, inv, apply)
 }
 
 // Label records f's labels once they are known, and reports whether f is still allowed to write: false
@@ -485,9 +526,9 @@ func (g *Group[K, V]) Label(f *Flight[K, V], labels []string) bool {
 	defer sh.mu.Unlock()
 	f.labelled, f.labels = true, labels
 	for _, p := range f.pending {
-		if contains(labels, p) {
-			sh.markLocked(f, nil)
-			break
+		if contains(labels, p.label) {
+			f.invalidated = true
+			f.blockers = append(f.blockers, p.inv)
 		}
 	}
 	f.pending = nil
@@ -512,25 +553,64 @@ func contains(list []string, s string) bool {
 }
 
 // Write runs write, one store write of f, unless an invalidation reached f, and reports what write
-// returned (false when it did not run). An invalidation that arrives while write runs waits for it to
-// return. Writes of one flight are made one at a time.
+// returned (false when it did not run). Writes of one key (of one fence) are made one at a time: a write
+// waits for the one in progress. An invalidation that arrives while write runs waits for it to return.
+// A write that stores (write returned true) reaches every older live flight of its key as an
+// invalidation does: their values are older than the one just stored. A refused write returns once the
+// invalidations that refused it are done, so that a caller who returns then (Set) never returns before
+// the invalidation that superseded it took effect.
 func (g *Group[K, V]) Write(f *Flight[K, V], write func() bool) bool {
 	sh := g.shard(f.hash)
 	sh.mu.Lock()
-	if f.invalidated {
+	for {
+		if f.invalidated {
+			blockers := f.blockers // invalidations in progress (newer writes add none)
+			sh.mu.Unlock()
+			for _, c := range blockers {
+				<-c
+			}
+			return false
+		}
+		busy := sh.writingLocked(f.fence)
+		if busy == nil {
+			break
+		}
 		sh.mu.Unlock()
-		return false
+		<-busy
+		sh.mu.Lock()
 	}
 	done := make(chan struct{})
 	f.writing = done
 	sh.mu.Unlock()
+	stored := false
 	defer func() {
 		sh.mu.Lock()
+		if stored {
+			// The value just stored is newer than those of the key's older flights: they are neither
+			// joined nor stored any more.
+			for o := sh.head; o != nil; o = o.next {
+				if o != f && o.fence == f.fence && o.seq < f.seq {
+					o.invalidated = true
+					sh.detachLocked(o)
+				}
+			}
+		}
 		f.writing = nil
 		close(done)
 		sh.mu.Unlock()
 	}()
-	return write()
+	stored = write()
+	return stored
+}
+
+// writingLocked returns the channel of a write of fence in progress, or nil. sh.mu is held.
+func (sh *shard[K, V]) writingLocked(fence K) chan struct{} {
+	for o := sh.head; o != nil; o = o.next {
+		if o.fence == fence && o.writing != nil {
+			return o.writing
+		}
+	}
+	return nil
 }
 
 // Run calls load on the caller's goroutine as f's leader and publishes the value it returns (load may

@@ -183,7 +183,7 @@ func TestInvalidateDetachesAndFencesPersistingFlight(t *testing.T) {
 	})
 	<-inPersist
 	epoch := g.Epoch(k.Hash)
-	g.Invalidate(k.Key, k.Hash)
+	g.Invalidate(k.Key, k.Hash, nil)
 	if g.Lookup(k.Key, k.Hash) != nil {
 		t.Fatal("an invalidated flight must not be joinable")
 	}
@@ -213,7 +213,7 @@ func TestInvalidateWaitsForWriteInProgress(t *testing.T) {
 		})
 		<-writing
 		invalidated := make(chan struct{})
-		go func() { g.Invalidate(k.Key, k.Hash); close(invalidated) }()
+		go func() { g.Invalidate(k.Key, k.Hash, nil); close(invalidated) }()
 		synctest.Wait() // every goroutine of the bubble is blocked: Invalidate is waiting, or returned
 		select {
 		case <-invalidated:
@@ -240,7 +240,7 @@ func TestInvalidateByFence(t *testing.T) {
 	other := inShard("other", url)
 	fv, _, _ := g.Acquire(variant, NoEpoch)
 	fo, _, _ := g.Acquire(other, NoEpoch)
-	g.Invalidate(url.Key, url.Hash)
+	g.Invalidate(url.Key, url.Hash, nil)
 	if g.Lookup(variant.Key, variant.Hash) != nil || !g.Invalidated(fv) {
 		t.Fatal("the URL's invalidation must reach its variant's flight")
 	}
@@ -261,7 +261,7 @@ func TestInvalidateLabel(t *testing.T) {
 	if !g.Label(fc, []string{"other"}) {
 		t.Fatal("labelling a fresh flight must allow its writes")
 	}
-	g.InvalidateLabel("t")
+	g.InvalidateLabel("t", nil)
 	if g.Lookup(a.Key, a.Hash) != nil || g.Lookup(b.Key, b.Hash) != nil {
 		t.Fatal("flights whose labels are unknown must be detached by a label purge")
 	}
@@ -276,20 +276,19 @@ func TestInvalidateLabel(t *testing.T) {
 	}
 }
 
-// Start invalidates the live flights of its key and starts one nobody joins; StartJoinable one that
-// later callers join.
+// Start invalidates the live flights of its key and becomes the key's joinable flight.
 func TestStart(t *testing.T) {
 	t.Parallel()
 	var g Group[string, int]
 	k := spec("k")
 	old, _, _ := g.Acquire(k, NoEpoch)
 	f := g.Start(k)
-	if !g.Invalidated(old) || g.Invalidated(f) || g.Lookup(k.Key, k.Hash) != nil {
-		t.Fatal("Start must invalidate the old flight and start an unjoinable one")
+	if !g.Invalidated(old) || g.Invalidated(f) || g.Lookup(k.Key, k.Hash) != f {
+		t.Fatal("Start must invalidate the old flight and be joined")
 	}
-	j := g.StartJoinable(k)
+	j := g.Start(k)
 	if !g.Invalidated(f) || g.Lookup(k.Key, k.Hash) != j {
-		t.Fatal("StartJoinable must invalidate earlier flights and be joined")
+		t.Fatal("a second Start must supersede the first")
 	}
 	g.End(old)
 	g.End(f)

@@ -1,0 +1,187 @@
+package linearizable
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// recorder records a history: every operation with its call and return stamps, from one logical clock
+// (an operation that returned before another was called has the smaller stamp).
+type recorder struct {
+	clock atomic.Int64
+	mu    sync.Mutex
+	ops   []porcupine.Operation
+}
+
+// do runs f as client's operation in and records it with the output f returns.
+func (r *recorder) do(client int, in op, f func() any) {
+	call := r.clock.Add(1)
+	out := f()
+	ret := r.clock.Add(1)
+	r.mu.Lock()
+	r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+	r.mu.Unlock()
+}
+
+// source is the versions of the keys the test changes, read by the loads and handlers.
+type source struct {
+	mu       sync.Mutex
+	versions map[string]int
+}
+
+func newSource() *source { return &source{versions: map[string]int{}} }
+
+// read returns key's version now.
+func (s *source) read(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.versions[key]
+}
+
+// change moves key to its next version and returns it.
+func (s *source) change(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.versions[key]++
+	return s.versions[key]
+}
+
+// init gives every key version 1.
+func (s *source) init(keys []string) {
+	for _, k := range keys {
+		s.versions[k] = 1
+	}
+}
+
+// jitter delays the caller by a little, now and then: it lets other goroutines in between any two steps
+// of a store call, a load or a handler, where a real deployment's network and scheduler would.
+func jitter(rng *rand.Rand) {
+	switch n := rng.IntN(10); {
+	case n < 6:
+		runtime.Gosched()
+	case n < 9:
+		time.Sleep(time.Duration(rng.IntN(50)) * time.Microsecond)
+	default:
+		time.Sleep(time.Duration(50+rng.IntN(300)) * time.Microsecond)
+	}
+}
+
+// lockedRand is a rand.Rand shared by goroutines.
+type lockedRand struct {
+	mu    sync.Mutex
+	rng   *rand.Rand
+	trace *trace // where the stores of the history record their calls; nil: nowhere
+}
+
+func (l *lockedRand) jitter() {
+	l.mu.Lock()
+	seed := l.rng.Uint64()
+	l.mu.Unlock()
+	jitter(rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)))
+}
+
+// settings says how many histories a test checks, and from which seed.
+type settings struct {
+	histories int
+	seed      uint64
+}
+
+// testSettings reads LINEARIZABLE_HISTORIES (default: short) and LINEARIZABLE_SEED (default: the clock).
+func testSettings(t *testing.T, short int) settings {
+	s := settings{histories: short, seed: uint64(time.Now().UnixNano())}
+	if v := os.Getenv("LINEARIZABLE_HISTORIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("LINEARIZABLE_HISTORIES=%q: want a positive number", v)
+		}
+		s.histories = n
+	}
+	if v := os.Getenv("LINEARIZABLE_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("LINEARIZABLE_SEED=%q: want a number", v)
+		}
+		s.seed = n
+	}
+	return s
+}
+
+// check checks one history and reports a failure with the seed, a minimised history and its
+// operations.
+func check(t *testing.T, name string, seed uint64, ops []porcupine.Operation) bool {
+	t.Helper()
+	res, info := porcupine.CheckOperationsVerbose(model, ops, time.Minute)
+	switch res {
+	case porcupine.Ok:
+		return true
+	case porcupine.Unknown:
+		t.Errorf("%s: seed %d: the checker timed out on a history of %d operations", name, seed, len(ops))
+		return false
+	}
+	minimal := minimise(ops)
+	var failing []porcupine.Operation
+	for _, part := range model.Partition(ops) {
+		if !porcupine.CheckOperations(model, part) {
+			failing = part
+			break
+		}
+	}
+	t.Errorf("%s: seed %d: history not linearizable (%d operations; minimised to %d):\n%s\nthe key's whole history:\n%s",
+		name, seed, len(ops), len(minimal), describe(minimal), describe(failing))
+	if dir := os.Getenv("LINEARIZABLE_VISUALIZE"); dir != "" {
+		f, err := os.Create(fmt.Sprintf("%s/%s-%d.html", dir, name, seed))
+		if err == nil {
+			_ = porcupine.Visualize(model, info, f)
+			_ = f.Close()
+		}
+	}
+	return false
+}
+
+// minimise removes operations from a history that is not linearizable as long as what is left is not
+// linearizable either (whole keys first, then single reads and invalidations; every change and set is
+// kept, since the values the reads saw come from them): the witness to keep.
+func minimise(ops []porcupine.Operation) []porcupine.Operation {
+	fails := func(h []porcupine.Operation) bool { return !porcupine.CheckOperations(model, h) }
+	// Keep only the keys that fail.
+	for _, part := range model.Partition(ops) {
+		if fails(part) {
+			ops = part
+			break
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for i := len(ops) - 1; i >= 0; i-- {
+			if k := ops[i].Input.(op).Kind; k == "change" || k == "set" {
+				continue
+			}
+			smaller := slices.Delete(slices.Clone(ops), i, i+1)
+			if len(smaller) > 0 && fails(smaller) {
+				ops, changed = smaller, true
+			}
+		}
+	}
+	return ops
+}
+
+// describe prints a history in call order.
+func describe(ops []porcupine.Operation) string {
+	ops = slices.Clone(ops)
+	slices.SortFunc(ops, func(a, b porcupine.Operation) int { return int(a.Call - b.Call) })
+	var out string
+	for _, o := range ops {
+		out += fmt.Sprintf("  client %d [%d, %d] %s\n", o.ClientId, o.Call, o.Return, model.DescribeOperation(o.Input, o.Output))
+	}
+	return out
+}
