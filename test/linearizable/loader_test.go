@@ -69,7 +69,9 @@ func loaderKinds(t *testing.T) []loaderKind {
 		t.Cleanup(s.Close)
 		return s
 	}
-	one := func(l *stampede.Loader[string, int]) []*stampede.Loader[string, int] { return []*stampede.Loader[string, int]{l} }
+	one := func(l *stampede.Loader[string, int]) []*stampede.Loader[string, int] {
+		return []*stampede.Loader[string, int]{l}
+	}
 	return []loaderKind{
 		{"in-process", func(t *testing.T, load stampede.LoadFunc[string, int], _ *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			return one(stampede.NewLoader("lin", load, loaderOptions(prefix)...))
