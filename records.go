@@ -378,6 +378,21 @@ func (t *tieredRecords[V]) fillAt(ctx context.Context, key string, rec *record[V
 	}
 }
 
+// wroteAt records a write of rec to L2, begun at key's fill generation gen: it copies rec into L1 when
+// nothing else in the shard changed L2 meanwhile, drops key's L1 copy otherwise (it may be older than
+// what L2 holds), and stops the copies of reads in progress (they may be older than rec).
+func (t *tieredRecords[V]) wroteAt(ctx context.Context, key string, rec *record[V], gen uint64) {
+	sh := t.fillShard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.gen == gen {
+		t.fill(ctx, key, rec)
+	} else {
+		_ = t.l1.del(ctx, key)
+	}
+	sh.gen++
+}
+
 func (t *tieredRecords[V]) fill(ctx context.Context, key string, rec *record[V]) {
 	if ttl := t.l1TTL(rec); ttl > 0 {
 		_, _ = t.l1.set(ctx, key, rec, ttl, storecall.Lead{})
@@ -434,9 +449,10 @@ func (t *tieredRecords[V]) getMany(ctx context.Context, keys []string, recs []re
 }
 
 func (t *tieredRecords[V]) set(ctx context.Context, key string, rec *record[V], ttl time.Duration, lead storecall.Lead) (bool, error) {
+	gen := t.generation(key)
 	stored, err := t.l2.set(ctx, key, rec, ttl, lead)
 	if err == nil && stored {
-		t.fill(ctx, key, rec)
+		t.wroteAt(ctx, key, rec, gen)
 	} else {
 		_ = t.dropL1(ctx, key) // no replica may serve from L1 what the shared tier does not hold
 	}

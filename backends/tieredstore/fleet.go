@@ -38,9 +38,13 @@ func (s *Store) SetExFenced(ctx context.Context, key string, value []byte, ttl t
 	if !ok {
 		return true, s.SetEx(ctx, key, value, ttl)
 	}
+	gen := s.generation(key)
 	stored, err := f.SetExFenced(ctx, key, value, ttl, token)
-	if stored {
-		s.fill(ctx, key, value)
+	switch {
+	case stored:
+		s.wroteAt(ctx, key, value, gen)
+	case err != nil:
+		_ = s.dropL1(ctx, key) // the write may have landed
 	}
 	return stored, err
 }

@@ -15,7 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
@@ -49,6 +51,7 @@ type Store struct {
 	l1TTL  time.Duration
 	now    func() time.Time
 	stop   func() // ends the invalidation subscription; nil when L2 announces nothing
+	fills  fills
 }
 
 // New returns a Store with l1 in front of l2. It panics, with a message starting "stampede: ", on a nil
@@ -70,7 +73,7 @@ func New(l1, l2 Tier, opts ...Option) *Store {
 		s.l1TTL = DefaultL1TTL
 	}
 	if inv, ok := l2.(interface{ Invalidations(func(string)) func() }); ok {
-		s.stop = inv.Invalidations(func(key string) { _ = s.l1.Delete(context.Background(), key) })
+		s.stop = inv.Invalidations(func(key string) { _ = s.dropL1(context.Background(), key) })
 	}
 	return s
 }
@@ -82,17 +85,82 @@ func (s *Store) Close() {
 	}
 }
 
-// Get returns the entry from L1, or else from L2, copying an L2 hit into L1.
+// Get returns the entry from L1, or else from L2, copying an L2 hit into L1 unless the key was deleted
+// while it was read (a copy made then would outlive the deletion).
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if v, ok, err := s.l1.Get(ctx, key); err == nil && ok {
 		return v, true, nil
 	}
+	gen := s.generation(key)
 	v, ok, err := s.l2.Get(ctx, key)
 	if err != nil || !ok {
 		return nil, false, err
 	}
-	s.fill(ctx, key, v)
+	s.fillAt(ctx, key, v, gen)
 	return v, true, nil
+}
+
+// fillShards is how many fill generations a Store keeps: a deletion only stops the concurrent L1 copies
+// of keys in its shard.
+const fillShards = 64
+
+// fills orders the L1 copies that reads and writes make with deletions (see generation).
+type fills [fillShards]struct {
+	mu  sync.Mutex
+	gen uint64 // bumped by every deletion in the shard; guarded by mu
+}
+
+var fillSeed = maphash.MakeSeed()
+
+func (s *Store) fillShard(key string) *struct {
+	mu  sync.Mutex
+	gen uint64
+} {
+	return &s.fills[maphash.String(fillSeed, key)%fillShards]
+}
+
+// generation returns key's fill generation: a copy into L1 of what was read from L2 (or written to it)
+// after it was taken is made only while no deletion of a key of its shard came in between.
+func (s *Store) generation(key string) uint64 {
+	sh := s.fillShard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.gen
+}
+
+// fillAt copies value, read from L2 at key's fill generation gen, into L1 when no write or deletion in
+// the shard came since (a copy made then might be older than what L2 holds now).
+func (s *Store) fillAt(ctx context.Context, key string, value []byte, gen uint64) {
+	sh := s.fillShard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.gen == gen {
+		s.fill(ctx, key, value)
+	}
+}
+
+// wroteAt records a write of value to L2, begun at key's fill generation gen: it copies value into L1
+// when nothing else in the shard changed L2 meanwhile, drops key's L1 copy otherwise (it may be older
+// than what L2 holds), and stops the copies of reads in progress (they may be older than value).
+func (s *Store) wroteAt(ctx context.Context, key string, value []byte, gen uint64) {
+	sh := s.fillShard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.gen == gen {
+		s.fill(ctx, key, value)
+	} else {
+		_ = s.l1.Delete(ctx, key)
+	}
+	sh.gen++
+}
+
+// dropL1 removes key from L1 and stops the copies into L1 in progress.
+func (s *Store) dropL1(ctx context.Context, key string) error {
+	sh := s.fillShard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sh.gen++
+	return s.l1.Delete(ctx, key)
 }
 
 // auxTier is a tier that keeps an annotation beside each value (backends/memstore does).
@@ -136,16 +204,20 @@ func (s *Store) l1TTLFor(value []byte) time.Duration {
 // SetEx stores value in L2 and then L1. An L2 error is returned (and L1 is left alone, so no replica
 // serves from L1 what the shared tier does not hold).
 func (s *Store) SetEx(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	gen := s.generation(key)
 	if err := s.l2.SetEx(ctx, key, value, ttl); err != nil {
+		_ = s.dropL1(ctx, key) // the write may have landed
 		return err
 	}
-	s.fill(ctx, key, value)
+	s.wroteAt(ctx, key, value, gen)
 	return nil
 }
 
-// Delete removes key from both tiers.
+// Delete removes key from both tiers: from L1 before and after L2, so that neither a copy made from L2
+// just before the deletion reached it nor one made while it did outlives it.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	return errors.Join(s.l1.Delete(ctx, key), s.l2.Delete(ctx, key))
+	err := errors.Join(s.dropL1(ctx, key), s.l2.Delete(ctx, key))
+	return errors.Join(err, s.dropL1(ctx, key))
 }
 
 // CallTimeout returns the longer bound of the two tiers (a tier that reports none counts as zero).

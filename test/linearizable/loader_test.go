@@ -27,6 +27,21 @@ type loaderKind struct {
 	build func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int]
 }
 
+// history is what one history's stores need closed when it ends (a Redis store's subscription, its
+// client): a test runs thousands.
+type history struct{ closers []func() }
+
+func (h *history) closing(f func()) { h.closers = append(h.closers, f) }
+
+func (h *history) close() {
+	for i := len(h.closers) - 1; i >= 0; i-- {
+		h.closers[i]()
+	}
+}
+
+// current is the history being built; the kinds register what they open with it.
+var current *history
+
 // loaderOptions are what every loader of the checker has: a compute timeout no load reaches, a TTL no
 // history outlives, and a store timeout no delayed call reaches (a timeout is a miss, which the model
 // allows, but it would hide what the check is for).
@@ -37,19 +52,20 @@ func loaderOptions(prefix string) []stampede.LoaderOption {
 	}
 }
 
-// redisServer starts one Redis for a whole test, and returns a client factory.
+// redisServer starts one Redis for a whole test, and returns a client factory; a client is closed
+// when its history ends.
 func redisServer(t *testing.T) func() redis.UniversalClient {
 	srv := redistest.Start(t)
 	return func() redis.UniversalClient {
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 32, ContextTimeoutEnabled: true})
-		t.Cleanup(func() { _ = c.Close() })
+		current.closing(func() { _ = c.Close() })
 		return c
 	}
 }
 
 func redisStore(t *testing.T, client redis.UniversalClient) *redisstore.Store {
 	s := redisstore.New(client, redisstore.WithTimeout(time.Minute))
-	t.Cleanup(func() { _ = s.Close() })
+	current.closing(func() { _ = s.Close() })
 	return s
 }
 
@@ -66,7 +82,7 @@ func loaderKinds(t *testing.T) []loaderKind {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(s.Close)
+		current.closing(s.Close)
 		return s
 	}
 	one := func(l *stampede.Loader[string, int]) []*stampede.Loader[string, int] {
@@ -92,7 +108,7 @@ func loaderKinds(t *testing.T) []loaderKind {
 		}},
 		{"tiered", func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			tiered := tieredstore.New(mem(t), redisStore(t, redisClient()))
-			t.Cleanup(tiered.Close)
+			current.closing(tiered.Close)
 			return one(stampede.NewLoader("lin", load, append(loaderOptions(prefix), stampede.WithStore(slow(tiered, rng)))...))
 		}},
 		{"fleet", func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
@@ -116,7 +132,7 @@ func TestLoaderLinearizable(t *testing.T) {
 			seed := cfg.seed
 			t.Logf("seed %d, %d histories (LINEARIZABLE_SEED, LINEARIZABLE_HISTORIES)", seed, cfg.histories)
 			for h := range cfg.histories {
-				if !loaderHistory(t, kind, seed+uint64(h), fmt.Sprintf("lin%d-%d", seed, h)) {
+				if !loaderHistory(t, kind, seed+uint64(h), fmt.Sprintf("lin-%s-%d-%d", kind.name, seed, h)) {
 					return
 				}
 			}
@@ -141,12 +157,13 @@ func loaderHistory(t *testing.T, kind loaderKind, seed uint64, prefix string) bo
 		rng.jitter()
 		return v, nil
 	}
+	h := &history{}
+	current = h
 	loaders := kind.build(t, load, rng, prefix)
-	defer func() {
-		for _, l := range loaders {
-			l.Close()
-		}
-	}()
+	defer h.close()
+	for _, l := range loaders {
+		h.closing(l.Close)
+	}
 	var wg sync.WaitGroup
 	failed := atomic.Bool{}
 	for c := range clients {
