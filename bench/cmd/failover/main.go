@@ -86,9 +86,9 @@ func main() {
 			failures[sc] = err
 			continue
 		}
-		log.Printf("%s: %d requests, %d failed, %d stale, %d duplicate loads, hits resumed %v (resumed %v), event p99 %v, in %v",
-			sc, res.Requests, res.Failed, res.Stale, res.DuplicateLoads, res.HitsResumed.Round(time.Millisecond), res.Resumed,
-			res.EventP99.Round(time.Millisecond), time.Since(start).Round(time.Second))
+		log.Printf("%s: %d requests, %d failed, %d stale (%d lost deletions), %d duplicate loads, hits resumed %v (resumed %v), event p99 %v, stall %v, in %v",
+			sc, res.Requests, res.Failed, res.Stale, res.StaleOld, res.DuplicateLoads, res.HitsResumed.Round(time.Millisecond), res.Resumed,
+			res.EventP99.Round(time.Millisecond), res.MaxStall.Round(time.Millisecond), time.Since(start).Round(time.Second))
 		if cfg.Verbose {
 			for _, pt := range res.Timeline {
 				log.Printf("  %+6.1fs  %4d req %3d failed  hits %3.0f%% affected %3.0f%% other  p50 %6.1fms p99 %7.1fms",
@@ -129,7 +129,13 @@ func machine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%d CPUs, %s, %s", runtime.NumCPU(), runtime.Version(), redis)
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			load = ", load average " + f[0] + " when it started"
+		}
+	}
+	return fmt.Sprintf("%d CPUs, %s, %s%s", runtime.NumCPU(), runtime.Version(), redis, load)
 }
 
 func gitCommit() string {

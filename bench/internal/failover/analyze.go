@@ -12,7 +12,8 @@ import (
 type records struct {
 	requests []request
 	purges   []purge
-	loads    []load    // in the order they started, warm-up included
+	loads    []load // in the order they started, warm-up included
+	stalls   []stall
 	affected [2][]bool // [kind][item]: the item's key lives on the master that fails
 }
 
@@ -25,8 +26,11 @@ type Result struct {
 	Failed   int // an HTTP error or status other than 200, or a Loader.Get error
 	// Stale counts answers whose version predates a purge or invalidation of the item (through any
 	// replica) that returned nil before the request began; StaleInEvent those among them that began
-	// after the fault.
-	Stale, StaleInEvent int
+	// after the fault. StaleOld counts those whose value was loaded more than oldLoad before the purge
+	// began: it was in the store when the purge deleted it, so the deletion was lost (acknowledged by a
+	// master whose data did not survive, or undone by a replica). The others are mostly a load that
+	// began before the purge and stored its value after it: the race fenced writes close.
+	Stale, StaleInEvent, StaleOld int
 	// Loads counts origin runs during the measured load; DuplicateLoads those that loaded a version of
 	// an item that had been loaded before (by the warm-up or the measured load): with a working store
 	// and no expiry, each is a load the cache could have saved.
@@ -53,6 +57,10 @@ type Result struct {
 	// Timeline is the run in windows of timelineStep, from the start of the measured load.
 	Timeline []Point
 
+	// MaxStall is the longest the harness's own 5 ms sleep overslept during the run, EventStall during
+	// the event: on a shared machine, time the process was not scheduled, which every latency includes.
+	MaxStall, EventStall time.Duration
+
 	BreakerTrips   uint64 // the replicas' circuit breaker openings (caches and loaders)
 	StoreGetErrors uint64 // store reads that failed, as the replicas counted them
 }
@@ -73,6 +81,7 @@ const timelineStep = 500 * time.Millisecond
 const (
 	hitBucket    = 100 * time.Millisecond // hit ratios are taken over this
 	resumeWindow = time.Second            // hits must hold for this long to count as resumed
+	minRequests  = 10                     // requests a resumeWindow needs to tell anything
 )
 
 // Analyze turns a scenario's records into its Result.
@@ -95,7 +104,13 @@ func Analyze(sc Scenario, m marks, rec records, snaps []stampede.Snapshot) Resul
 			r.Failed++
 		}
 	}
-	r.Stale, r.StaleInEvent = countStale(rec.requests, rec.purges, m.fault)
+	r.Stale, r.StaleInEvent, r.StaleOld = countStale(rec.requests, rec.purges, rec.loads, m.fault)
+	for _, st := range rec.stalls {
+		r.MaxStall = max(r.MaxStall, st.late)
+		if st.at >= m.fault && st.at <= m.end {
+			r.EventStall = max(r.EventStall, st.late)
+		}
+	}
 	r.Loads, r.DuplicateLoads = countLoads(rec.loads, m.begin)
 	r.Purges = len(rec.purges)
 	for _, p := range rec.purges {
@@ -176,28 +191,36 @@ func timeline(requests []request, affected [2][]bool, m marks) []Point {
 	return points
 }
 
+// oldLoad is how long before a purge a load must have begun for its value to have been in the store
+// when the purge ran: longer than any load and its write take (a store call is bounded well below it).
+const oldLoad = 5 * time.Second
+
 // countStale counts the answers that predate a purge of their item that returned nil before they
-// began, and those among them that began at or after fault.
-func countStale(requests []request, purges []purge, fault time.Duration) (stale, inEvent int) {
+// began, those among them that began at or after fault, and those whose value was loaded more than
+// oldLoad before that purge began.
+func countStale(requests []request, purges []purge, loads []load, fault time.Duration) (stale, inEvent, old int) {
 	type key struct {
 		k    kind
 		item int32
 	}
-	// For each item, its successful purges by end time, with the highest version purged so far.
+	// For each item, its successful purges by end time, with the highest version purged so far and
+	// the start of the purge that purged it.
 	type done struct {
-		end     time.Duration
-		version int64
+		end, start time.Duration
+		version    int64
 	}
 	byItem := make(map[key][]done)
 	for _, p := range purges {
 		if p.ok {
-			byItem[key{p.kind, p.item}] = append(byItem[key{p.kind, p.item}], done{p.end, p.version})
+			byItem[key{p.kind, p.item}] = append(byItem[key{p.kind, p.item}], done{p.end, p.start, p.version})
 		}
 	}
 	for k, ds := range byItem {
 		slices.SortFunc(ds, func(a, b done) int { return cmp.Compare(a.end, b.end) })
 		for i := 1; i < len(ds); i++ {
-			ds[i].version = max(ds[i].version, ds[i-1].version)
+			if ds[i-1].version > ds[i].version {
+				ds[i].version, ds[i].start = ds[i-1].version, ds[i-1].start
+			}
 		}
 		byItem[k] = ds
 	}
@@ -221,9 +244,12 @@ func countStale(requests []request, purges []purge, fault time.Duration) (stale,
 			if q.start >= fault {
 				inEvent++
 			}
+			if int(q.load) < len(loads) && loads[q.load].start < ds[i-1].start-oldLoad {
+				old++
+			}
 		}
 	}
-	return stale, inEvent
+	return stale, inEvent, old
 }
 
 // countLoads counts the loads that started at or after begin, and those among them that loaded a
@@ -319,16 +345,17 @@ func hitsResumed(requests []request, affected [2][]bool, m marks) (baseline floa
 			}
 		}
 	}
+	// A window without requests says nothing (the harness may not have been scheduled): it neither
+	// breaks a run of good windows nor makes one, and a run needs minRequests requests in all.
 	good := func(b bucket) bool { return b.total == 0 || float64(b.hits) >= baseline/2*float64(b.total) }
 	hold := int(resumeWindow / hitBucket)
 	for i := 0; i+hold <= n; i++ {
-		ok := true
-		for j := i; j < i+hold; j++ {
-			if !good(buckets[j]) {
-				ok = false
-				break
-			}
+		ok, seen := buckets[i].total > 0, 0
+		for j := i; ok && j < i+hold; j++ {
+			ok = good(buckets[j])
+			seen += buckets[j].total
 		}
+		ok = ok && seen >= minRequests
 		if ok {
 			start := m.fault + time.Duration(i)*hitBucket
 			return baseline, start - m.end, true, i == 0 && allGood(buckets, good)

@@ -32,7 +32,7 @@ func TestCountStale(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stale, inEvent := countStale([]request{tt.q}, purges, 400*msec)
+			stale, inEvent, _ := countStale([]request{tt.q}, purges, nil, 400*msec)
 			if got := stale == 1; got != tt.stale {
 				t.Fatalf("stale = %v, want %v", got, tt.stale)
 			}
@@ -127,5 +127,20 @@ func TestParseScenario(t *testing.T) {
 	}
 	if _, err := ParseScenario("ring-kill"); err == nil {
 		t.Error("ParseScenario(ring-kill): no error")
+	}
+}
+
+// TestStaleOld: a stale answer whose value was loaded long before the purge began is a lost deletion;
+// one loaded just before it is a late write.
+func TestStaleOld(t *testing.T) {
+	loads := []load{{start: 0}, {start: 9900 * msec}}
+	purges := []purge{{start: 10 * time.Second, end: 10010 * msec, ok: true, version: 1}}
+	reqs := []request{
+		{start: 11 * time.Second, version: 0, load: 0}, // the warm-up's value, still there
+		{start: 11 * time.Second, version: 0, load: 1}, // loaded 100 ms before the purge, stored after it
+	}
+	stale, _, old := countStale(reqs, purges, loads, 0)
+	if stale != 2 || old != 1 {
+		t.Fatalf("stale %d, old %d; want 2, 1", stale, old)
 	}
 }

@@ -229,6 +229,7 @@ type request struct {
 	failed     bool
 	hit        bool  // served from the store: X-Cache: HIT, or a loader value loaded before the call began
 	version    int64 // the item's version in the answer
+	load       int32 // the load that produced the answer
 }
 
 // purge is one Cache.Purge or Loader.Invalidate, with the version the origin serves from just before it.
@@ -256,6 +257,12 @@ type recorder struct {
 	requests []request // guarded by mu
 	purges   []purge   // guarded by mu
 	loads    []load    // guarded by mu; a load's id is its index
+	stalls   []stall   // guarded by mu
+}
+
+// stall is one wake-up of the harness's stall probe.
+type stall struct {
+	at, late time.Duration
 }
 
 func (r *recorder) since() time.Duration { return time.Since(r.t0) }
@@ -455,7 +462,7 @@ func run(ctx context.Context, t *harnessTB, cfg Config, sc Scenario, progress fu
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	return Analyze(sc, m, records{requests: rec.requests, purges: rec.purges, loads: rec.loads, affected: affected}, snaps)
+	return Analyze(sc, m, records{requests: rec.requests, purges: rec.purges, loads: rec.loads, stalls: rec.stalls, affected: affected}, snaps)
 }
 
 // warm asks for every item once through each front-end, spread over the replicas.
@@ -604,22 +611,37 @@ func (g *generator) start(ctx context.Context) (stop func()) {
 		defer mu.Unlock()
 		return int(zipf.Uint64()), rng.Float64() < g.cfg.LoaderShare, rng.Intn(len(g.replicas))
 	}
-	// Requests go out in ticks of 10 ms: Rate/100 each, plus the fraction carried over.
+	// Requests go out every millisecond or so: as many as the rate says should have gone by now, so a
+	// generator that was not scheduled for a while catches up rather than sending less.
 	wg.Go(func() {
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		perTick, carry := float64(g.cfg.Rate)/100, 0.0
+		start, sent := time.Now(), 0
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick.C:
+			case <-time.After(time.Millisecond):
 			}
-			carry += perTick
-			for ; carry >= 1; carry-- {
+			due := int(time.Since(start).Seconds() * float64(g.cfg.Rate))
+			for ; sent < due; sent++ {
 				item, loader, r := pick()
 				g.inflight.Go(func() { g.request(item, loader, r) })
 			}
+		}
+	})
+	// The harness's own stalls: how late a 5 ms sleep wakes up. On a busy machine every latency in the
+	// report includes them.
+	wg.Go(func() {
+		for {
+			before := time.Now()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			late := time.Since(before) - 5*time.Millisecond
+			g.rec.mu.Lock()
+			g.rec.stalls = append(g.rec.stalls, stall{at: g.rec.since(), late: late})
+			g.rec.mu.Unlock()
 		}
 	})
 	for k, rate := range map[kind]float64{kindHTTP: g.cfg.PurgeRate, kindLoader: g.cfg.InvalidateRate} {
@@ -675,7 +697,7 @@ func (g *generator) request(item int, loader bool, ri int) {
 		case !ok:
 			rq.failed = true
 		default:
-			rq.version = v
+			rq.version, rq.load = v, int32(id)
 			if loader { // a value loaded before the call began came from the store (or a flight joined late)
 				if at, ok := g.rec.loadStart(id); ok && at < rq.start {
 					rq.hit = true

@@ -52,13 +52,13 @@ func WriteReport(w io.Writer, info RunInfo, cfg Config, results []Result, failur
 		storeTimeout(cfg), clientSettings(cfg), onOff(cfg.Fleet > 0, fmt.Sprintf("on (lease %v)", cfg.Fleet)),
 		orDefault(cfg.BreakerFails, "%d failures"), orDefault(cfg.Batching, "%d calls"))
 
-	p("| scenario | requests | failed | stale | duplicate loads | fault → end | hits resumed | p50 / p99 during the event | worst second's p99 | breaker trips |\n")
-	p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("| scenario | requests | failed | stale | duplicate loads | fault → end | hits resumed | p50 / p99 during the event | worst second's p99 | breaker trips | harness stall |\n")
+	p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range results {
-		p("| %s | %d | %d | %s | %d of %d | %s | %s | %s / %s | %s (%s) | %d |\n",
+		p("| %s | %d | %d | %s | %d of %d | %s | %s | %s / %s | %s (%s) | %d | %s / %s |\n",
 			r.Scenario, r.Requests, r.Failed, staleCell(r), r.DuplicateLoads, r.Loads,
 			faultCell(r), resumedCell(r), ms(r.EventP50), ms(r.EventP99), ms(r.WorstSecondP99),
-			signed(r.WorstSecondFromFault)+" from the fault", r.BreakerTrips)
+			signed(r.WorstSecondFromFault)+" from the fault", r.BreakerTrips, ms(r.EventStall), ms(r.MaxStall))
 	}
 	for sc, err := range failures {
 		p("\n%s did not complete: %v\n", sc, err)
@@ -80,9 +80,12 @@ func WriteReport(w io.Writer, info RunInfo, cfg Config, results []Result, failur
 		"  every running sentinel (or cluster node) names the new master and it says it is one (the harness\n" +
 		"  polls every 10 ms). Beside it, when the replica first said it was a master and, for Sentinel, when a\n" +
 		"  sentinel first published `+switch-master`, both relative to the end.\n")
-	p("- **stale**: answers whose version predates a purge or invalidation of the same item, through any\n" +
-		"  replica, that returned nil before the request began (in brackets: those that began after the\n" +
-		"  fault). `none` shows what the same load gives with no fault.\n")
+	p("- **stale**: answers whose version predates a purge or invalidation of the same item, through any\n"+
+		"  replica, that returned nil before the request began. In brackets: how many began after the fault,\n"+
+		"  and how many carried a value loaded more than %v before the purge began, which was in the store\n"+
+		"  when the purge deleted it: a lost deletion (acknowledged by a master whose data did not survive the\n"+
+		"  failover). The others are mostly a load that began before the purge and stored its value after it,\n"+
+		"  the race that fenced writes close. `none` shows what the same load gives with no fault.\n", oldLoad)
 	p("- **duplicate loads**: origin runs during the measured load for a version of an item that had been\n" +
 		"  loaded before: with no failover and nothing expiring, each is a load a shared cache could have saved.\n")
 	p("- **hits resumed**: when the hit ratio of the requests for the failed master's keys (all keys for\n"+
@@ -92,6 +95,9 @@ func WriteReport(w io.Writer, info RunInfo, cfg Config, results []Result, failur
 	p("- **during the event**: requests that began between the fault and the failover's end (for `none`, the\n" +
 		"  whole time after the mark); the worst second is the highest p99 of any one second of the run.\n")
 	p("- **breaker trips**: how often the replicas' circuit breakers (one per cache and per loader) opened.\n")
+	p("- **harness stall**: the longest a 5 ms sleep of the harness overslept, during the event and over the\n" +
+		"  whole run: time the process was not scheduled (the machine is shared), which every latency above\n" +
+		"  includes.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -128,7 +134,7 @@ func staleCell(r Result) string {
 	if r.Stale == 0 {
 		return "0"
 	}
-	return fmt.Sprintf("%d (%d)", r.Stale, r.StaleInEvent)
+	return fmt.Sprintf("%d (%d in the event, %d lost deletions)", r.Stale, r.StaleInEvent, r.StaleOld)
 }
 
 func faultCell(r Result) string {
