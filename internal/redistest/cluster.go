@@ -270,6 +270,14 @@ func (c *Cluster) WaitFailover(old *Server) *Server {
 	return successor
 }
 
+// WaitReplicated returns once every running replica of master has received everything master had
+// written when it was called (its replication offset has reached master's), so that a failover that
+// follows loses none of it.
+func (c *Cluster) WaitReplicated(master *Server) {
+	c.t.Helper()
+	waitReplicated(c.t, master, len(c.ReplicasOf(master)))
+}
+
 // Client returns a new cluster client with go-redis defaults except ContextTimeoutEnabled. It is closed
 // when the test ends.
 func (c *Cluster) Client() *redis.ClusterClient {

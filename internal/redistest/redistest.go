@@ -97,6 +97,48 @@ func (s *Server) Role() (string, error) {
 	return infoField(info, "role"), nil
 }
 
+// waitReplicated returns once replicas replicas of master are online and have master's replication
+// offset at the time of the call.
+func waitReplicated(t TB, master *Server, replicas int) {
+	t.Helper()
+	info, err := master.Info("replication")
+	if err != nil {
+		t.Fatalf("redistest: INFO replication on %s: %v", master.Addr(), err)
+	}
+	target, err := strconv.ParseInt(infoField(info, "master_repl_offset"), 10, 64)
+	if err != nil {
+		t.Fatalf("redistest: %s has no master_repl_offset: %v", master.Addr(), err)
+	}
+	waitFor(t, "the replicas of "+master.Addr()+" to catch up", func() (bool, string) {
+		info, err := master.Info("replication")
+		if err != nil {
+			return false, err.Error()
+		}
+		caught := 0
+		for i := range replicas + 8 { // slave0, slave1, ...: more than expected, for replicas that came and went
+			line := infoField(info, "slave"+strconv.Itoa(i))
+			if line == "" {
+				continue
+			}
+			var state string
+			var offset int64 = -1
+			for _, kv := range strings.Split(line, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "state":
+					state = v
+				case "offset":
+					offset, _ = strconv.ParseInt(v, 10, 64)
+				}
+			}
+			if state == "online" && offset >= target {
+				caught++
+			}
+		}
+		return caught >= replicas, fmt.Sprintf("%d of %d replicas at offset %d:\n%s", caught, replicas, target, info)
+	})
+}
+
 // infoField returns the value of name in INFO text ("name:value" lines), or "".
 func infoField(info, name string) string {
 	for line := range strings.Lines(info) {

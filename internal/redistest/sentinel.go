@@ -243,6 +243,20 @@ func (g *Sentinel) WaitSynced() {
 	})
 }
 
+// WaitReplicated returns once every replica of the current master has received everything the master
+// had written when it was called, so that a failover that follows loses none of it.
+func (g *Sentinel) WaitReplicated() {
+	g.t.Helper()
+	master := g.Master()
+	n := 0
+	for _, s := range g.data {
+		if s != master && s.Running() {
+			n++
+		}
+	}
+	waitReplicated(g.t, master, n)
+}
+
 // Client returns a new failover client of the group with go-redis defaults except
 // ContextTimeoutEnabled. It is closed when the test ends.
 func (g *Sentinel) Client() *redis.Client {
