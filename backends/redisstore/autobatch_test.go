@@ -118,7 +118,7 @@ func TestBatchingOff(t *testing.T) {
 // over the batches in flight (at most maxBatchGrowth times the size), and never carries a call whose
 // caller is gone.
 func TestBatcherTake(t *testing.T) {
-	queue := func(n int) []int {
+	pending := func(n int) []int {
 		p := make([]int, n)
 		for i := range p {
 			p[i] = i
@@ -135,21 +135,21 @@ func TestBatcherTake(t *testing.T) {
 		{1, 1000, 1}, // WithBatching(1): each call on its own, always
 	} {
 		b := batcher[int]{size: tt.size}
-		b.pending = queue(tt.queued)
-		if got := len(b.takeLocked()); got != tt.want {
+		q := &queue[int]{pending: pending(tt.queued)}
+		if got := len(b.takeLocked(q)); got != tt.want {
 			t.Errorf("size %d, %d queued: batch of %d, want %d", tt.size, tt.queued, got, tt.want)
 		}
-		if len(b.pending) != tt.queued-tt.want {
-			t.Errorf("size %d, %d queued: %d left, want %d", tt.size, tt.queued, len(b.pending), tt.queued-tt.want)
+		if len(q.pending) != tt.queued-tt.want {
+			t.Errorf("size %d, %d queued: %d left, want %d", tt.size, tt.queued, len(q.pending), tt.queued-tt.want)
 		}
 	}
 
 	b := batcher[int]{size: 4, gone: func(i int) bool { return i%2 == 0 }}
-	b.pending = queue(10)
-	if got := b.takeLocked(); !slices.Equal(got, []int{1, 3, 5, 7}) {
+	q := &queue[int]{pending: pending(10)}
+	if got := b.takeLocked(q); !slices.Equal(got, []int{1, 3, 5, 7}) {
 		t.Errorf("batch %v, want the live calls 1 3 5 7", got)
 	}
-	if !slices.Equal(b.pending, []int{8, 9}) {
-		t.Errorf("left %v, want 8 9", b.pending)
+	if !slices.Equal(q.pending, []int{8, 9}) {
+		t.Errorf("left %v, want 8 9", q.pending)
 	}
 }
