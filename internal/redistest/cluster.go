@@ -32,6 +32,9 @@ type ClusterConfig struct {
 	// NodeTimeout is the cluster-node-timeout: how long a master may not answer before the others count
 	// it as failed and one of its replicas takes over (default 5 s). It is rounded to milliseconds.
 	NodeTimeout time.Duration
+	// ServerArgs are passed to every node's redis-server after the cluster's own arguments, such as
+	// "--cluster-require-full-coverage", "no".
+	ServerArgs []string
 }
 
 // StartCluster starts masters cluster-enabled servers without replicas, joins them with
@@ -60,11 +63,12 @@ func StartClusterWith(t TB, cfg ClusterConfig) *Cluster {
 	requireBinary(t, "redis-cli")
 	c := &Cluster{t: t, lastSlot: make(map[string]int)}
 	for range cfg.Masters * (1 + cfg.Replicas) {
-		c.nodes = append(c.nodes, Start(t,
+		args := []string{
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.FormatInt(max(cfg.NodeTimeout.Milliseconds(), 1), 10),
-		))
+		}
+		c.nodes = append(c.nodes, Start(t, append(args, cfg.ServerArgs...)...))
 	}
 
 	// redis-cli makes the first Masters addresses masters and assigns the rest as their replicas.

@@ -33,6 +33,8 @@ type SentinelConfig struct {
 	// FailoverTimeout is failover-timeout (default 10 s): among other things, how long a failed failover
 	// blocks the next attempt (twice this).
 	FailoverTimeout time.Duration
+	// ServerArgs are passed to every data server's redis-server, such as "--min-replicas-to-write", "1".
+	ServerArgs []string
 }
 
 // MasterName is the name the sentinels monitor the group under.
@@ -60,10 +62,11 @@ func StartSentinel(t TB, cfg SentinelConfig) *Sentinel {
 	}
 	requireBinary(t, "redis-server")
 	g := &Sentinel{t: t, name: MasterName}
-	master := Start(t)
+	master := Start(t, cfg.ServerArgs...)
 	g.data = append(g.data, master)
 	for range cfg.Replicas {
-		g.data = append(g.data, Start(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port())))
+		args := append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port())}, cfg.ServerArgs...)
+		g.data = append(g.data, Start(t, args...))
 	}
 	g.WaitSynced()
 

@@ -1,7 +1,7 @@
 // Command failover measures stampede while Redis fails over under load, and writes docs/failover.md.
 //
-//	go run ./cmd/failover                                  # every scenario, about six minutes
-//	go run ./cmd/failover -scenarios cluster-kill,sentinel-stop -out -   # some, to stdout
+//	go run ./cmd/failover                        # everything, about ten minutes
+//	go run ./cmd/failover -variants default -scenarios cluster-kill,sentinel-stop -out -   # some, to stdout
 //
 // Three replicas of a service (a stampede.Cache and a stampede.Loader each, over one Redis) serve a
 // Zipf key set at a fixed rate, with purges and invalidations mixed in, while the Redis side, real
@@ -10,6 +10,11 @@
 // report gives, per scenario: failed requests, stale answers (older than a purge that returned nil
 // before the request began), duplicate loads, how long the failover took, when hits came back relative
 // to its end, latency during the event and the worst second. See package internal/failover.
+//
+// Each variant is a section of the report: "default" (every scenario with stampede's and redisstore's
+// defaults), "no-breaker" (the failovers with the engine's circuit breaker out of the way, to tell the
+// store's part from the engine's) and "server-settings" (the Redis settings the redisstore package doc
+// recommends). -v prints each scenario's timeline in half seconds.
 //
 // It needs redis-server and redis-cli (`make deps` installs them) and never touches port 6379. It is
 // not part of `make test`: `make failover` runs it.
@@ -32,7 +37,8 @@ import (
 
 func main() {
 	cfg := failover.DefaultConfig()
-	scenarios := flag.String("scenarios", "all", `comma-separated scenarios ("cluster-kill", "sentinel-stop", ... or "all")`)
+	scenarios := flag.String("scenarios", "all", `comma-separated scenarios ("cluster-kill", "sentinel-stop", ...), or "all": each variant's own`)
+	variantList := flag.String("variants", "default,no-breaker,server-settings", "comma-separated configurations to measure, each a section of the report: "+variantNames())
 	out := flag.String("out", "../docs/failover.md", `report to write ("-": stdout)`)
 	commit := flag.String("commit", "", "the commit measured, for the report (default: git rev-parse HEAD)")
 	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "requests per second")
@@ -51,17 +57,19 @@ func main() {
 	flag.DurationVar(&cfg.Fleet, "fleet", cfg.Fleet, "WithFleetCoalescing's lease (0: off)")
 	flag.IntVar(&cfg.BreakerFails, "breaker", cfg.BreakerFails, "WithCircuitBreaker's failures (0: the default)")
 	flag.BoolVar(&cfg.ClientDefaults, "client-defaults", cfg.ClientDefaults, "go-redis clients with its defaults (ContextTimeoutEnabled aside) instead of redisstore's recommended settings")
+	flag.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas of the Sentinel master and of each cluster master")
+	flag.IntVar(&cfg.MinReplicas, "min-replicas", cfg.MinReplicas, "min-replicas-to-write on the data servers (0: off)")
+	flag.BoolVar(&cfg.PartialCluster, "partial-coverage", cfg.PartialCluster, "cluster-require-full-coverage no: the healthy masters keep serving while a failed master's slots are uncovered")
+	flag.BoolVar(&cfg.PauseWrites, "pause-writes", cfg.PauseWrites, "pause the old master's writes (CLIENT PAUSE WRITE) before a planned Sentinel failover")
 	flag.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the key choice")
 	flag.BoolVar(&cfg.Verbose, "v", false, "log the harness's steps")
 	flag.Parse()
-	if cfg.Rate <= 0 || cfg.Items < 2 || cfg.ZipfS <= 1 || cfg.LoaderShare < 0 || cfg.LoaderShare > 1 {
-		log.Fatal("failover: -rate must be above 0, -items at least 2, -zipf above 1, -loader-share within [0, 1]")
+	if cfg.Rate <= 0 || cfg.Items < 2 || cfg.ZipfS <= 1 || cfg.LoaderShare < 0 || cfg.LoaderShare > 1 || cfg.Replicas < 1 {
+		log.Fatal("failover: -rate must be above 0, -items at least 2, -zipf above 1, -loader-share within [0, 1], -replicas at least 1")
 	}
 
 	var list []failover.Scenario
-	if *scenarios == "all" {
-		list = failover.Scenarios()
-	} else {
+	if *scenarios != "all" {
 		for _, s := range strings.Split(*scenarios, ",") {
 			sc, err := failover.ParseScenario(strings.TrimSpace(s))
 			if err != nil {
@@ -70,33 +78,52 @@ func main() {
 			list = append(list, sc)
 		}
 	}
+	var runs []variant
+	for _, name := range strings.Split(*variantList, ",") {
+		v, ok := variantNamed(strings.TrimSpace(name))
+		if !ok {
+			log.Fatalf("failover: unknown variant %q (want %s)", name, variantNames())
+		}
+		runs = append(runs, v)
+	}
 
 	info := failover.RunInfo{Commit: *commit, Machine: machine(), Date: time.Now(),
 		Command: "make failover"}
 	if info.Commit == "" {
 		info.Commit = gitCommit()
 	}
-	var results []failover.Result
-	failures := map[failover.Scenario]error{}
-	for _, sc := range list {
-		start := time.Now()
-		res, err := failover.Run(context.Background(), cfg, sc, func(s string) { log.Printf("%s", s) })
-		if err != nil {
-			log.Printf("%s: %v", sc, err)
-			failures[sc] = err
-			continue
+	var sections []failover.Section
+	failed := false
+	for _, v := range runs {
+		sec := failover.Section{Title: v.title, Intro: v.intro, Config: cfg, Failures: map[failover.Scenario]error{}}
+		v.apply(&sec.Config)
+		todo := list
+		if todo == nil {
+			todo = v.scenarios
 		}
-		log.Printf("%s: %d requests, %d failed, %d stale (%d lost deletions), %d duplicate loads, hits resumed %v (resumed %v), event p99 %v, stall %v, in %v",
-			sc, res.Requests, res.Failed, res.Stale, res.StaleOld, res.DuplicateLoads, res.HitsResumed.Round(time.Millisecond), res.Resumed,
-			res.EventP99.Round(time.Millisecond), res.MaxStall.Round(time.Millisecond), time.Since(start).Round(time.Second))
-		if cfg.Verbose {
-			for _, pt := range res.Timeline {
-				log.Printf("  %+6.1fs  %4d req %3d failed  hits %3.0f%% affected %3.0f%% other  p50 %6.1fms p99 %7.1fms",
-					pt.FromFault.Seconds(), pt.Requests, pt.Failed, 100*pt.AffectedHits, 100*pt.OtherHits,
-					float64(pt.P50)/1e6, float64(pt.P99)/1e6)
+		for _, sc := range todo {
+			start := time.Now()
+			log.Printf("%s: %s", v.name, sc)
+			res, err := failover.Run(context.Background(), sec.Config, sc, func(s string) { log.Printf("%s", s) })
+			if err != nil {
+				log.Printf("%s: %v", sc, err)
+				sec.Failures[sc] = err
+				failed = true
+				continue
 			}
+			log.Printf("%s: %d requests (%d not sent), %d failed, %d stale (%d lost deletions), %d duplicate loads, hits resumed %v (resumed %v), event p99 %v, stall %v, in %v",
+				sc, res.Requests, res.Unsent, res.Failed, res.Stale, res.StaleOld, res.DuplicateLoads, res.HitsResumed.Round(time.Millisecond), res.Resumed,
+				res.EventP99.Round(time.Millisecond), res.MaxStall.Round(time.Millisecond), time.Since(start).Round(time.Second))
+			if cfg.Verbose {
+				for _, pt := range res.Timeline {
+					log.Printf("  %+6.1fs  %4d req %3d failed  hits %3.0f%% affected %3.0f%% other  p50 %6.1fms p99 %7.1fms",
+						pt.FromFault.Seconds(), pt.Requests, pt.Failed, 100*pt.AffectedHits, 100*pt.OtherHits,
+						float64(pt.P50)/1e6, float64(pt.P99)/1e6)
+				}
+			}
+			sec.Results = append(sec.Results, res)
 		}
-		results = append(results, res)
+		sections = append(sections, sec)
 	}
 
 	var w io.Writer = os.Stdout
@@ -108,15 +135,77 @@ func main() {
 		defer f.Close()
 		w = f
 	}
-	if err := failover.WriteReport(w, info, cfg, results, failures); err != nil {
+	if err := failover.WriteReport(w, info, sections); err != nil {
 		log.Fatal(err)
 	}
 	if *out != "-" {
 		log.Printf("wrote %s", *out)
 	}
-	if len(failures) > 0 {
+	if failed {
 		os.Exit(1)
 	}
+}
+
+// variant is one configuration the command measures, a section of the report.
+type variant struct {
+	name, title, intro string
+	apply              func(*failover.Config)
+	scenarios          []failover.Scenario // measured unless -scenarios names others
+}
+
+func variants() []variant {
+	faults := func(topologies ...string) []failover.Scenario {
+		var out []failover.Scenario
+		for _, sc := range failover.Scenarios() {
+			for _, t := range topologies {
+				if sc.Topology == t && sc.Fault != "none" {
+					out = append(out, sc)
+				}
+			}
+		}
+		return out
+	}
+	return []variant{
+		{
+			name: "default", apply: func(*failover.Config) {}, scenarios: failover.Scenarios(),
+		},
+		{
+			name:  "no-breaker",
+			title: "Without the circuit breaker",
+			intro: "The same scenarios with the engine's circuit breaker out of the way (`WithCircuitBreaker` at a million\n" +
+				"failures), so that what remains is the store's and the client's doing: when the breaker opens\n" +
+				"during an outage, its back-off, not the store, decides when hits come back.",
+			apply:     func(c *failover.Config) { c.BreakerFails = 1_000_000 },
+			scenarios: faults("sentinel", "cluster"),
+		},
+		{
+			name:  "server-settings",
+			title: "With the server settings the package doc recommends",
+			intro: "`cluster-require-full-coverage no`, so that the healthy masters keep serving while the failed\n" +
+				"master's slots have no owner, and, for a planned Sentinel failover, the old master's writes paused\n" +
+				"(`CLIENT PAUSE <ms> WRITE`) before `SENTINEL FAILOVER`, so that none is acknowledged there and lost.",
+			apply: func(c *failover.Config) { c.PartialCluster, c.PauseWrites = true, true },
+			scenarios: []failover.Scenario{{Topology: "sentinel", Fault: "planned"}, {Topology: "cluster", Fault: "kill"},
+				{Topology: "cluster", Fault: "stop"}},
+		},
+	}
+}
+
+func variantNamed(name string) (variant, bool) {
+	for _, v := range variants() {
+		if v.name == name {
+			return v, true
+		}
+	}
+	return variant{}, false
+}
+
+func variantNames() string {
+	var names []string
+	for _, v := range variants() {
+		names = append(names, v.name)
+	}
+	return strings.Join(names, ", ")
 }
 
 // machine describes where the run happened.

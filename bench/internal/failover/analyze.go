@@ -14,6 +14,7 @@ type records struct {
 	purges   []purge
 	loads    []load // in the order they started, warm-up included
 	stalls   []stall
+	unsent   int
 	affected [2][]bool // [kind][item]: the item's key lives on the master that fails
 }
 
@@ -23,6 +24,7 @@ type Result struct {
 	Scenario Scenario
 
 	Requests int // measured requests (HTTP and loader)
+	Unsent   int // requests the generator skipped because maxInFlight were in flight
 	Failed   int // an HTTP error or status other than 200, or a Loader.Get error
 	// Stale counts answers whose version predates a purge or invalidation of the item (through any
 	// replica) that returned nil before the request began; StaleInEvent those among them that began
@@ -98,7 +100,7 @@ func Analyze(sc Scenario, m marks, rec records, snaps []stampede.Snapshot) Resul
 		r.StoreGetErrors += s.StoreGetErrors
 	}
 
-	r.Requests = len(rec.requests)
+	r.Requests, r.Unsent = len(rec.requests), rec.unsent
 	for _, q := range rec.requests {
 		if q.failed {
 			r.Failed++
@@ -192,8 +194,8 @@ func timeline(requests []request, affected [2][]bool, m marks) []Point {
 }
 
 // oldLoad is how long before a purge a load must have begun for its value to have been in the store
-// when the purge ran: longer than any load and its write take (a store call is bounded well below it).
-const oldLoad = 5 * time.Second
+// when the purge ran: longer than a load and its store calls take (each bounded by the store timeout).
+const oldLoad = 2 * time.Second
 
 // countStale counts the answers that predate a purge of their item that returned nil before they
 // began, those among them that began at or after fault, and those whose value was loaded more than

@@ -52,6 +52,10 @@ type Config struct {
 	Fleet          time.Duration // WithFleetCoalescing's lease; 0 turns fleet coalescing off
 	BreakerFails   int           // WithCircuitBreaker's failures; 0 leaves the default
 	ClientDefaults bool          // go-redis clients with its defaults (ContextTimeoutEnabled aside), not redisstore's recommended settings
+	Replicas       int           // replicas of the Sentinel master and of each cluster master
+	MinReplicas    int           // min-replicas-to-write on every data server (0: off)
+	PartialCluster bool          // cluster-require-full-coverage no: masters serve their slots while another's are uncovered
+	PauseWrites    bool          // a planned Sentinel failover pauses the old master's writes first (CLIENT PAUSE WRITE)
 	Seed           int64
 	Verbose        bool // log what redistest logs
 }
@@ -71,6 +75,7 @@ func DefaultConfig() Config {
 		NodeTimeout:    5 * time.Second,
 		DownAfter:      5 * time.Second,
 		Fleet:          5 * time.Second,
+		Replicas:       1,
 		Seed:           1,
 	}
 }
@@ -128,8 +133,8 @@ func Run(ctx context.Context, cfg Config, sc Scenario, progress func(string)) (R
 type group struct {
 	newClient func() redis.UniversalClient
 	victim    *redistest.Server
-	successor *redistest.Server // the replica expected to take over (watched for its promotion)
-	sentinels []string          // the sentinels' addresses, for +switch-master; nil for a cluster
+	replicas  []*redistest.Server // the victim's replicas, one of which takes over (watched for its promotion)
+	sentinels []string            // the sentinels' addresses, for +switch-master; nil for a cluster
 	// fail injects the fault and returns once the failover has ended; thaw resumes a frozen master.
 	fail func(fault string) (thaw func())
 	// all is true when every key lives on the victim (Sentinel).
@@ -146,11 +151,15 @@ func startGroup(t *harnessTB, cfg Config, topology string) *group {
 		o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 		o.MaxRetries = -1
 	}
+	var serverArgs []string
+	if cfg.MinReplicas > 0 {
+		serverArgs = append(serverArgs, "--min-replicas-to-write", strconv.Itoa(cfg.MinReplicas), "--min-replicas-max-lag", "10")
+	}
 	switch topology {
 	case "sentinel":
-		g := redistest.StartSentinel(t, redistest.SentinelConfig{Replicas: 1, DownAfter: cfg.DownAfter})
+		g := redistest.StartSentinel(t, redistest.SentinelConfig{Replicas: cfg.Replicas, DownAfter: cfg.DownAfter, ServerArgs: serverArgs})
 		victim := g.Master()
-		grp := &group{victim: victim, successor: g.Servers()[1], sentinels: g.SentinelAddrs(), all: true}
+		grp := &group{victim: victim, replicas: g.Servers()[1:], sentinels: g.SentinelAddrs(), all: true}
 		grp.newClient = func() redis.UniversalClient {
 			var o redis.Options
 			recommended(&o)
@@ -172,15 +181,26 @@ func startGroup(t *harnessTB, cfg Config, topology string) *group {
 				g.WaitFailover(victim)
 				return victim.Thaw
 			case "planned":
+				if cfg.PauseWrites {
+					// Writes wait on the old master until the clients have moved to the new one, so none
+					// is acknowledged there and lost; they time out in the store instead.
+					pause := strconv.FormatInt((cfg.DownAfter + 10*time.Second).Milliseconds(), 10)
+					if _, err := victim.Do("CLIENT", "PAUSE", pause, "WRITE"); err != nil {
+						t.Fatalf("failover: CLIENT PAUSE WRITE: %v", err)
+					}
+				}
 				g.Failover()
 			}
 			return nil
 		}
 		return grp
 	case "cluster":
-		cl := redistest.StartClusterWith(t, redistest.ClusterConfig{Masters: 3, Replicas: 1, NodeTimeout: cfg.NodeTimeout})
+		if cfg.PartialCluster {
+			serverArgs = append(serverArgs, "--cluster-require-full-coverage", "no")
+		}
+		cl := redistest.StartClusterWith(t, redistest.ClusterConfig{Masters: 3, Replicas: cfg.Replicas, NodeTimeout: cfg.NodeTimeout, ServerArgs: serverArgs})
 		victim := cl.Masters()[0]
-		grp := &group{victim: victim, successor: cl.ReplicasOf(victim)[0]}
+		grp := &group{victim: victim, replicas: cl.ReplicasOf(victim)}
 		grp.newClient = func() redis.UniversalClient {
 			var o redis.Options
 			recommended(&o)
@@ -429,7 +449,7 @@ func run(ctx context.Context, t *harnessTB, cfg Config, sc Scenario, progress fu
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		var promoted, switched atomic.Int64
-		wg.Go(func() { watchPromotion(watchCtx, grp.successor, rec, &promoted) })
+		wg.Go(func() { watchPromotion(watchCtx, grp.replicas, rec, &promoted) })
 		if grp.sentinels != nil {
 			wg.Go(func() { watchSwitch(watchCtx, grp.sentinels, rec, &switched) })
 		}
@@ -462,7 +482,8 @@ func run(ctx context.Context, t *harnessTB, cfg Config, sc Scenario, progress fu
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	return Analyze(sc, m, records{requests: rec.requests, purges: rec.purges, loads: rec.loads, stalls: rec.stalls, affected: affected}, snaps)
+	return Analyze(sc, m, records{requests: rec.requests, purges: rec.purges, loads: rec.loads, stalls: rec.stalls,
+		unsent: int(gen.unsent.Load()), affected: affected}, snaps)
 }
 
 // warm asks for every item once through each front-end, spread over the replicas.
@@ -555,14 +576,16 @@ func affectedItems(t *harnessTB, grp *group, items int) [2][]bool {
 	return aff
 }
 
-// watchPromotion records when s first says it is a master.
-func watchPromotion(ctx context.Context, s *redistest.Server, rec *recorder, at *atomic.Int64) {
+// watchPromotion records when one of replicas first says it is a master.
+func watchPromotion(ctx context.Context, replicas []*redistest.Server, rec *recorder, at *atomic.Int64) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if role, err := s.Role(); err == nil && role == "master" {
-			at.Store(int64(rec.since()))
-			return
+		for _, s := range replicas {
+			if role, err := s.Role(); err == nil && role == "master" {
+				at.Store(int64(rec.since()))
+				return
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -597,7 +620,14 @@ type generator struct {
 	client   *http.Client
 	o        *origin
 	inflight sync.WaitGroup
+	running  atomic.Int64 // requests in flight
+	unsent   atomic.Int64 // requests not sent because maxInFlight were in flight
 }
+
+// maxInFlight bounds the generator's requests in flight: an open-loop load against a stalled service
+// would otherwise pile up until the process runs out of file descriptors. The requests it skips are
+// counted and reported.
+const maxInFlight = 4000
 
 // start starts the load and returns the function that stops it and waits for what is in flight.
 func (g *generator) start(ctx context.Context) (stop func()) {
@@ -623,8 +653,16 @@ func (g *generator) start(ctx context.Context) (stop func()) {
 			}
 			due := int(time.Since(start).Seconds() * float64(g.cfg.Rate))
 			for ; sent < due; sent++ {
+				if g.running.Load() >= maxInFlight {
+					g.unsent.Add(1)
+					continue
+				}
 				item, loader, r := pick()
-				g.inflight.Go(func() { g.request(item, loader, r) })
+				g.running.Add(1)
+				g.inflight.Go(func() {
+					defer g.running.Add(-1)
+					g.request(item, loader, r)
+				})
 			}
 		}
 	})

@@ -30,8 +30,22 @@ func storeTimeout(cfg Config) time.Duration {
 	return redisstore.DefaultTimeout
 }
 
-// WriteReport writes the Markdown report of results to w.
-func WriteReport(w io.Writer, info RunInfo, cfg Config, results []Result, failures map[Scenario]error) error {
+// Section is one configuration's results: a section of the report.
+type Section struct {
+	Title    string // "" for the main section
+	Intro    string // what the configuration changes, and why it is measured
+	Config   Config
+	Results  []Result
+	Failures map[Scenario]error // scenarios that did not complete
+}
+
+// WriteReport writes the Markdown report of sections to w. The first section's configuration describes
+// the set-up.
+func WriteReport(w io.Writer, info RunInfo, sections []Section) error {
+	if len(sections) == 0 {
+		return fmt.Errorf("failover: no results to report")
+	}
+	cfg := sections[0].Config
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Failover under load\n\n")
@@ -42,50 +56,83 @@ func WriteReport(w io.Writer, info RunInfo, cfg Config, results []Result, failur
 		"serve %d requests a second, %.0f%% of them `Loader.Get` calls, over a Zipf(s=%g) set of %d items, with\n"+
 		"%g `Cache.Purge` and %g `Loader.Invalidate` calls a second; the origin takes %v and bumps an item's\n"+
 		"version before each purge. The Redis side is real redis-server processes on loopback: a Sentinel\n"+
-		"group (a master, one replica, three sentinels; down-after %v) or a Redis Cluster (three masters\n"+
-		"with a replica each; cluster-node-timeout %v). One master is lost by `kill -9`, by SIGSTOP (resumed\n"+
+		"group (a master, its replicas, three sentinels; down-after %v) or a Redis Cluster (three masters\n"+
+		"with their replicas; cluster-node-timeout %v). One master is lost by `kill -9`, by SIGSTOP (resumed\n"+
 		"with SIGCONT once the failover has ended) or by a planned failover (`SENTINEL FAILOVER`, `CLUSTER\n"+
-		"FAILOVER`); `none` is the same load with no fault, for comparison.\n\n",
+		"FAILOVER`); `none` is the same load with no fault, for comparison. The measured load runs %v before\n"+
+		"the fault and %v after the failover's end.\n\n",
 		cfg.Rate, 100*cfg.LoaderShare, cfg.ZipfS, cfg.Items, cfg.PurgeRate, cfg.InvalidateRate, cfg.OriginDelay,
-		cfg.DownAfter, cfg.NodeTimeout)
-	p("Settings: store timeout %v; %s; fleet coalescing %s; circuit breaker %s; redisstore batching %s.\n\n",
+		cfg.DownAfter, cfg.NodeTimeout, cfg.Before, cfg.After)
+	for _, sec := range sections {
+		writeSection(&b, sec)
+	}
+	writeReading(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeSection writes one configuration's tables.
+func writeSection(b *strings.Builder, sec Section) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	cfg := sec.Config
+	if sec.Title != "" {
+		p("## %s\n\n", sec.Title)
+	}
+	if sec.Intro != "" {
+		p("%s\n\n", sec.Intro)
+	}
+	p("Settings: store timeout %v; %s; fleet coalescing %s; circuit breaker %s; redisstore batching %s;\n"+
+		"%d replica(s) per master; min-replicas-to-write %s; cluster-require-full-coverage %s; planned\n"+
+		"Sentinel failovers %s.\n\n",
 		storeTimeout(cfg), clientSettings(cfg), onOff(cfg.Fleet > 0, fmt.Sprintf("on (lease %v)", cfg.Fleet)),
-		orDefault(cfg.BreakerFails, "%d failures"), orDefault(cfg.Batching, "%d calls"))
+		orDefault(cfg.BreakerFails, "%d failures"), orDefault(cfg.Batching, "%d calls"),
+		cfg.Replicas, orDefault(cfg.MinReplicas, "%d"), map[bool]string{false: "yes (the default)", true: "no"}[cfg.PartialCluster],
+		map[bool]string{false: "as they are", true: "after CLIENT PAUSE WRITE on the old master"}[cfg.PauseWrites])
 
 	p("| scenario | requests | failed | stale | duplicate loads | fault → end | hits resumed | p50 / p99 during the event | worst second's p99 | breaker trips | harness stall |\n")
 	p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	for _, r := range results {
-		p("| %s | %d | %d | %s | %d of %d | %s | %s | %s / %s | %s (%s) | %d | %s / %s |\n",
-			r.Scenario, r.Requests, r.Failed, staleCell(r), r.DuplicateLoads, r.Loads,
+	for _, r := range sec.Results {
+		p("| %s | %s | %d | %s | %d of %d | %s | %s | %s / %s | %s (%s) | %d | %s / %s |\n",
+			r.Scenario, requestsCell(r), r.Failed, staleCell(r), r.DuplicateLoads, r.Loads,
 			faultCell(r), resumedCell(r), ms(r.EventP50), ms(r.EventP99), ms(r.WorstSecondP99),
 			signed(r.WorstSecondFromFault)+" from the fault", r.BreakerTrips, ms(r.EventStall), ms(r.MaxStall))
 	}
-	for sc, err := range failures {
-		p("\n%s did not complete: %v\n", sc, err)
+	for _, sc := range Scenarios() {
+		if err, ok := sec.Failures[sc]; ok {
+			p("\n%s did not complete: %v\n", sc, err)
+		}
 	}
 
-	p("\n## The goals, scenario by scenario\n\n")
+	p("\nThe goals, scenario by scenario:\n\n")
 	p("| scenario | 0 failed | 0 stale | hits back within %v of the end | p99 during the event ≤ store timeout (%v) |\n", goalResume, storeTimeout(cfg))
 	p("|---|:-:|:-:|:-:|:-:|\n")
-	for _, r := range results {
+	for _, r := range sec.Results {
 		if r.Scenario.Fault == "none" {
 			continue
 		}
-		p("| %s | %s | %s | %s | %s |\n", r.Scenario, yes(r.Failed == 0), yes(r.Stale == 0),
+		p("| %s | %s | %s | %s | %s |\n", r.Scenario, yes(r.Failed == 0 && r.Unsent == 0), yes(r.Stale == 0),
 			yes(r.Resumed && r.HitsResumed <= goalResume), yes(r.EventP99 <= storeTimeout(cfg)))
 	}
+	p("\n")
+}
 
-	p("\n## Reading the table\n\n")
+// writeReading explains the columns.
+func writeReading(b *strings.Builder) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("## Reading the tables\n\n")
+	p("- **requests**: measured requests, HTTP and loader; in brackets, those the generator did not send\n"+
+		"  because %d were in flight already (the harness protecting itself; counted as failed for the goal).\n", maxInFlight)
 	p("- **fault → end**: from the kill, the SIGSTOP or the failover command to the failover's end, when\n" +
 		"  every running sentinel (or cluster node) names the new master and it says it is one (the harness\n" +
 		"  polls every 10 ms). Beside it, when the replica first said it was a master and, for Sentinel, when a\n" +
 		"  sentinel first published `+switch-master`, both relative to the end.\n")
 	p("- **stale**: answers whose version predates a purge or invalidation of the same item, through any\n"+
 		"  replica, that returned nil before the request began. In brackets: how many began after the fault,\n"+
-		"  and how many carried a value loaded more than %v before the purge began, which was in the store\n"+
-		"  when the purge deleted it: a lost deletion (acknowledged by a master whose data did not survive the\n"+
-		"  failover). The others are mostly a load that began before the purge and stored its value after it,\n"+
-		"  the race that fenced writes close. `none` shows what the same load gives with no fault.\n", oldLoad)
+		"  and how many carried a value loaded more than %v before the purge began, which must have been in\n"+
+		"  the store when the purge deleted it: a lost deletion (acknowledged by a master whose data did not\n"+
+		"  survive the failover). The others are a load that began before the purge and stored its value after\n"+
+		"  it (the race fenced writes close), or lost deletions of values loaded less than %v before the purge,\n"+
+		"  which the harness cannot tell apart. `none` shows what the same load gives with no fault.\n", oldLoad, oldLoad)
 	p("- **duplicate loads**: origin runs during the measured load for a version of an item that had been\n" +
 		"  loaded before: with no failover and nothing expiring, each is a load a shared cache could have saved.\n")
 	p("- **hits resumed**: when the hit ratio of the requests for the failed master's keys (all keys for\n"+
@@ -98,8 +145,13 @@ func WriteReport(w io.Writer, info RunInfo, cfg Config, results []Result, failur
 	p("- **harness stall**: the longest a 5 ms sleep of the harness overslept, during the event and over the\n" +
 		"  whole run: time the process was not scheduled (the machine is shared), which every latency above\n" +
 		"  includes.\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+}
+
+func requestsCell(r Result) string {
+	if r.Unsent == 0 {
+		return fmt.Sprint(r.Requests)
+	}
+	return fmt.Sprintf("%d (%d not sent)", r.Requests, r.Unsent)
 }
 
 func clientSettings(cfg Config) string {
