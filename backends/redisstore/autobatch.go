@@ -122,21 +122,26 @@ func (b *batcher[T]) run(node string, q *queue[T], batch []T) {
 	}
 }
 
-// batchContext returns the context a batch runs in: it ends at the latest deadline of its calls (each
-// bounded by the store's timeout already), so a batch never outlives every caller that waits for it
-// and a call is bounded by its timeout once, not by a fresh one when its batch starts late.
-func (s *Store) batchContext(deadlines func(yield func(context.Context) bool)) (context.Context, context.CancelFunc) {
+// waiter is a batched call: its context ends when its caller stops waiting.
+type waiter interface{ waitCtx() context.Context }
+
+func (c *getCall) waitCtx() context.Context { return c.ctx }
+func (c *setCall) waitCtx() context.Context { return c.ctx }
+
+// batchContext returns the context a batch of calls runs in: it ends at the latest deadline of its
+// calls (each bounded by the store's timeout already), so a batch never outlives every caller waiting
+// for it, and a call is bounded by its timeout once, not by a fresh one when its batch starts late.
+func batchContext[W waiter](timeout time.Duration, calls []W) (context.Context, context.CancelFunc) {
 	var latest time.Time
-	for ctx := range deadlines {
-		if ctx == nil {
-			continue
-		}
-		if d, ok := ctx.Deadline(); ok && d.After(latest) {
-			latest = d
+	for _, c := range calls {
+		if ctx := c.waitCtx(); ctx != nil {
+			if d, ok := ctx.Deadline(); ok && d.After(latest) {
+				latest = d
+			}
 		}
 	}
 	if latest.IsZero() {
-		return context.WithTimeout(context.Background(), s.cfg.timeout)
+		return context.WithTimeout(context.Background(), timeout)
 	}
 	return context.WithDeadline(context.Background(), latest)
 }
@@ -195,13 +200,7 @@ func (s *Store) execGets(calls []*getCall) {
 			keys = append(keys, c.key)
 		}
 	}
-	ctx, cancel := s.batchContext(func(yield func(context.Context) bool) {
-		for _, c := range calls {
-			if !yield(c.ctx) {
-				return
-			}
-		}
-	})
+	ctx, cancel := batchContext(s.cfg.timeout, calls)
 	values, err := s.batchGetRaw(ctx, keys)
 	cancel()
 	for _, c := range calls {
@@ -233,13 +232,7 @@ func (s *Store) batchedSetEx(ctx context.Context, key string, value []byte, ttl 
 
 // execSets writes one batch of SetExs (of one node) as one pipeline.
 func (s *Store) execSets(calls []*setCall) {
-	ctx, cancel := s.batchContext(func(yield func(context.Context) bool) {
-		for _, c := range calls {
-			if !yield(c.ctx) {
-				return
-			}
-		}
-	})
+	ctx, cancel := batchContext(s.cfg.timeout, calls)
 	defer cancel()
 	cmds := make([]*redis.StatusCmd, len(calls))
 	_, err := run(s, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
