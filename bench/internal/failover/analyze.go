@@ -86,8 +86,8 @@ const (
 	minRequests  = 10                     // requests a resumeWindow needs to tell anything
 )
 
-// Analyze turns a scenario's records into its Result.
-func Analyze(sc Scenario, m marks, rec records, snaps []stampede.Snapshot) Result {
+// analyze turns a scenario's records into its Result.
+func analyze(sc Scenario, m marks, rec records, snaps []stampede.Snapshot) Result {
 	r := Result{Scenario: sc, FaultToEnd: m.end - m.fault}
 	if m.promoted > 0 {
 		r.PromotedAt, r.HasPromoted = m.promoted-m.end, true

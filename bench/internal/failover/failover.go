@@ -9,7 +9,7 @@
 // fixed rate of requests, round robin over the replicas, a share of them Loader.Get calls; purges
 // (Cache.Purge) and invalidations (Loader.Invalidate) are mixed in, and the origin (handler and load
 // function) serves a version of each item that it bumps before each purge or invalidation. Every
-// request, load and purge is recorded with its times; Analyze turns the records into the figures the
+// request, load and purge is recorded with its times; the analysis turns them into the figures the
 // report gives (see Result).
 package failover
 
@@ -86,6 +86,7 @@ type Scenario struct {
 	Fault    string // "kill" (SIGKILL), "stop" (SIGSTOP, SIGCONT after the failover), "planned", or "none"
 }
 
+// String returns "topology fault", as the report names the scenario.
 func (s Scenario) String() string { return s.Topology + " " + s.Fault }
 
 // Scenarios lists every scenario, in the report's order.
@@ -120,7 +121,7 @@ type marks struct {
 	stop     time.Duration // the load stopped
 }
 
-// Run runs one scenario and returns its records, analysed.
+// Run runs one scenario with cfg and returns what it measured. progress is told what it is doing.
 func Run(ctx context.Context, cfg Config, sc Scenario, progress func(string)) (Result, error) {
 	t := &harnessTB{verbose: cfg.Verbose}
 	defer t.close()
@@ -482,7 +483,7 @@ func run(ctx context.Context, t *harnessTB, cfg Config, sc Scenario, progress fu
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	return Analyze(sc, m, records{requests: rec.requests, purges: rec.purges, loads: rec.loads, stalls: rec.stalls,
+	return analyze(sc, m, records{requests: rec.requests, purges: rec.purges, loads: rec.loads, stalls: rec.stalls,
 		unsent: int(gen.unsent.Load()), affected: affected}, snaps)
 }
 

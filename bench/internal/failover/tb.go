@@ -18,14 +18,17 @@ type harnessTB struct {
 	verbose  bool
 }
 
+// Helper does nothing: the harness reports no file and line.
 func (t *harnessTB) Helper() {}
 
+// Cleanup registers f to run when the scenario is done with.
 func (t *harnessTB) Cleanup(f func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.cleanups = append(t.cleanups, f)
 }
 
+// TempDir returns a new directory, removed when the scenario is done with.
 func (t *harnessTB) TempDir() string {
 	dir, err := os.MkdirTemp("", "stampede-failover-")
 	if err != nil {
@@ -35,14 +38,17 @@ func (t *harnessTB) TempDir() string {
 	return dir
 }
 
+// Logf logs when the harness is verbose.
 func (t *harnessTB) Logf(format string, args ...any) {
 	if t.verbose {
 		log.Printf(format, args...)
 	}
 }
 
+// Errorf records a failure and carries on.
 func (t *harnessTB) Errorf(format string, args ...any) { t.fail(fmt.Sprintf(format, args...)) }
 
+// Fatalf records a failure and ends the calling goroutine.
 func (t *harnessTB) Fatalf(format string, args ...any) {
 	t.fail(fmt.Sprintf(format, args...))
 	runtime.Goexit()
