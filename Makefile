@@ -102,7 +102,7 @@ bench-deps:
 
 # Redis Sentinel and Redis Cluster failing over under load (kill -9, SIGSTOP, planned failovers) while
 # three replicas serve 1,000 requests a second: real redis-server processes on free loopback ports,
-# about ten minutes; writes docs/failover.md (bench/cmd/failover; not part of `make test`).
+# about eleven minutes; writes docs/failover.md (bench/cmd/failover; not part of `make test`).
 # Some scenarios: make failover FAILOVER_FLAGS='-scenarios cluster-kill,sentinel-stop -out -'
 FAILOVER_FLAGS ?=
 failover: deps

@@ -1,6 +1,6 @@
 // Command failover measures stampede while Redis fails over under load, and writes docs/failover.md.
 //
-//	go run ./cmd/failover                        # everything, about ten minutes
+//	go run ./cmd/failover                        # everything, about eleven minutes
 //	go run ./cmd/failover -variants default -scenarios cluster-kill,sentinel-stop -out -   # some, to stdout
 //
 // Three replicas of a service (a stampede.Cache and a stampede.Loader each, over one Redis) serve a
@@ -13,8 +13,8 @@
 //
 // Each variant is a section of the report: "default" (every scenario with stampede's and redisstore's
 // defaults), "no-breaker" (the failovers with the engine's circuit breaker out of the way, to tell the
-// store's part from the engine's) and "server-settings" (the Redis settings the redisstore package doc
-// recommends). -v prints each scenario's timeline in half seconds.
+// store's part from the engine's), "client-defaults" (the cluster's failures with go-redis's default
+// client settings) and "server-settings" (the Redis settings the redisstore package doc recommends). -v prints each scenario's timeline in half seconds.
 //
 // It needs redis-server and redis-cli (`make deps` installs them) and never touches port 6379. It is
 // not part of `make test`: `make failover` runs it.
@@ -38,7 +38,7 @@ import (
 func main() {
 	cfg := failover.DefaultConfig()
 	scenarios := flag.String("scenarios", "all", `comma-separated scenarios ("cluster-kill", "sentinel-stop", ...), or "all": each variant's own`)
-	variantList := flag.String("variants", "default,no-breaker,server-settings", "comma-separated configurations to measure, each a section of the report: "+variantNames())
+	variantList := flag.String("variants", "default,no-breaker,client-defaults,server-settings", "comma-separated configurations to measure, each a section of the report: "+variantNames())
 	out := flag.String("out", "../docs/failover.md", `report to write ("-": stdout)`)
 	commit := flag.String("commit", "", "the commit measured, for the report (default: git rev-parse HEAD)")
 	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "requests per second")
@@ -177,6 +177,15 @@ func variants() []variant {
 				"during an outage, its back-off, not the store, decides when hits come back.",
 			apply:     func(c *failover.Config) { c.BreakerFails = 1_000_000 },
 			scenarios: faults("sentinel", "cluster"),
+		},
+		{
+			name:  "client-defaults",
+			title: "With go-redis's default client settings",
+			intro: "The cluster's failures with clients that keep go-redis's defaults (3 s reads, 5 s dials tried five\n" +
+				"times, three retries) but for `ContextTimeoutEnabled`, which lets the store's deadline reach the\n" +
+				"socket: the store's reloads do not depend on the recommended settings.",
+			apply:     func(c *failover.Config) { c.ClientDefaults = true },
+			scenarios: []failover.Scenario{{Topology: "cluster", Fault: "kill"}, {Topology: "cluster", Fault: "stop"}},
 		},
 		{
 			name:  "server-settings",
