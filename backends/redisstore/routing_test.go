@@ -147,3 +147,34 @@ func TestClusterFailoverReload(t *testing.T) {
 	})
 	t.Logf("last error before the store reached the new master: %v", last)
 }
+
+// BenchmarkClusterRouting: what finding a key's master costs a batched call on a cluster client (the
+// per-master queue's key), beside a whole Get through the store on the same cluster.
+func BenchmarkClusterRouting(b *testing.B) {
+	cl := redistest.StartCluster(b, 3)
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), ContextTimeoutEnabled: true})
+	b.Cleanup(func() { _ = client.Close() })
+	s := New(client)
+	b.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	key := digestKey(1)
+	if err := s.SetEx(ctx, key, []byte("v"), time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("nodeOf", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if s.nodeOf(ctx, key) == "" {
+				b.Fatal("no master for the key")
+			}
+		}
+	})
+	b.Run("Get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok, err := s.Get(ctx, key); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+}

@@ -235,16 +235,14 @@ func (c *Cluster) WaitFailover(old *Server) *Server {
 		if len(live) == 0 {
 			return false, "no node is running"
 		}
-		views := make([]map[string]clusterNode, len(live))
-		for i, n := range live {
-			v, err := c.nodesFrom(n)
+		// Node by node, stopping at the first that has not seen the failover: most polls cost one
+		// connection, which matters to a cluster already busy failing over.
+		successor = nil
+		for _, n := range live {
+			view, err := c.nodesFrom(n)
 			if err != nil {
 				return false, err.Error()
 			}
-			views[i] = v
-		}
-		successor = nil
-		for i, view := range views {
 			var owner string
 			for addr, v := range view {
 				if v.has("master") && !v.has("fail") && v.serves(slot) {
@@ -252,7 +250,7 @@ func (c *Cluster) WaitFailover(old *Server) *Server {
 				}
 			}
 			if owner == "" || owner == old.Addr() {
-				return false, fmt.Sprintf("%s sees slot %d served by %q", live[i].Addr(), slot, owner)
+				return false, fmt.Sprintf("%s sees slot %d served by %q", n.Addr(), slot, owner)
 			}
 			s := c.node(owner)
 			if s == nil || successor != nil && s != successor {
@@ -356,7 +354,7 @@ func (c *Cluster) waitFor(what string, cond func() (bool, string)) {
 	waitFor(c.t, what, cond)
 }
 
-// waitFor polls cond every 10 ms until it holds, failing t with cond's last explanation after
+// waitFor polls cond every 20 ms until it holds, failing t with cond's last explanation after
 // startTimeout.
 func waitFor(t TB, what string, cond func() (bool, string)) {
 	t.Helper()
@@ -369,7 +367,7 @@ func waitFor(t TB, what string, cond func() (bool, string)) {
 		if time.Now().After(deadline) {
 			t.Fatalf("redistest: waited %v for %s: %s", startTimeout, what, why)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

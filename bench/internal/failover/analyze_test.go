@@ -62,7 +62,7 @@ func TestHitsResumed(t *testing.T) {
 	affected := [2][]bool{{true, false}, {true, false}}
 	m := marks{begin: 0, fault: time.Second, end: 3 * time.Second, stop: 6 * time.Second}
 	var reqs []request
-	// One request for the affected item and one for the other every 10 msec; the affected one hits
+	// One request for the affected item and one for the other every 10 ms; the affected one hits
 	// before the fault and from 3.5 s on, the other always.
 	for at := time.Duration(0); at < m.stop; at += 10 * msec {
 		reqs = append(reqs,

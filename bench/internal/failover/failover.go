@@ -579,7 +579,7 @@ func affectedItems(t *harnessTB, grp *group, items int) [2][]bool {
 
 // watchPromotion records when one of replicas first says it is a master.
 func watchPromotion(ctx context.Context, replicas []*redistest.Server, rec *recorder, at *atomic.Int64) {
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		for _, s := range replicas {

@@ -124,7 +124,7 @@ func writeReading(b *strings.Builder) {
 		"  because %d were in flight already (the harness protecting itself; counted as failed for the goal).\n", maxInFlight)
 	p("- **fault → end**: from the kill, the SIGSTOP or the failover command to the failover's end, when\n" +
 		"  every running sentinel (or cluster node) names the new master and it says it is one (the harness\n" +
-		"  polls every 10 ms). Beside it, when the replica first said it was a master and, for Sentinel, when a\n" +
+		"  polls every 20 ms). Beside it, when the replica first said it was a master and, for Sentinel, when a\n" +
 		"  sentinel first published `+switch-master`, both relative to the end.\n")
 	p("- **stale**: answers whose version predates a purge or invalidation of the same item, through any\n"+
 		"  replica, that returned nil before the request began. In brackets: how many began after the fault,\n"+
