@@ -209,6 +209,8 @@ func faultCell(r Result) string {
 
 func resumedCell(r Result) string {
 	switch {
+	case r.Scenario.Fault == "none":
+		return "–"
 	case r.NeverLost:
 		return "never lost"
 	case !r.Resumed:
