@@ -22,6 +22,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -41,6 +42,8 @@ func main() {
 	variantList := flag.String("variants", "default,no-breaker,client-defaults,server-settings", "comma-separated configurations to measure, each a section of the report: "+variantNames())
 	out := flag.String("out", "../docs/failover.md", `report to write ("-": stdout)`)
 	commit := flag.String("commit", "", "the commit measured, for the report (default: git rev-parse HEAD)")
+	save := flag.String("save", "", "also write the results as JSON to this file")
+	render := flag.String("render", "", "write the report from results saved with -save, without measuring anything")
 	flag.IntVar(&cfg.Rate, "rate", cfg.Rate, "requests per second")
 	flag.Float64Var(&cfg.LoaderShare, "loader-share", cfg.LoaderShare, "share of requests that are Loader.Get calls")
 	flag.IntVar(&cfg.Items, "items", cfg.Items, "items in the key set")
@@ -66,6 +69,19 @@ func main() {
 	flag.Parse()
 	if cfg.Rate <= 0 || cfg.Items < 2 || cfg.ZipfS <= 1 || cfg.LoaderShare < 0 || cfg.LoaderShare > 1 || cfg.Replicas < 1 {
 		log.Fatal("failover: -rate must be above 0, -items at least 2, -zipf above 1, -loader-share within [0, 1], -replicas at least 1")
+	}
+
+	if *render != "" {
+		b, err := os.ReadFile(*render)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var r saved
+		if err := json.Unmarshal(b, &r); err != nil {
+			log.Fatalf("failover: %s: %v", *render, err)
+		}
+		writeReport(*out, r)
+		return
 	}
 
 	var list []failover.Scenario
@@ -95,7 +111,7 @@ func main() {
 	var sections []failover.Section
 	failed := false
 	for _, v := range runs {
-		sec := failover.Section{Title: v.title, Intro: v.intro, Config: cfg, Failures: map[failover.Scenario]error{}}
+		sec := failover.Section{Title: v.title, Intro: v.intro, Config: cfg}
 		v.apply(&sec.Config)
 		todo := list
 		if todo == nil {
@@ -107,7 +123,7 @@ func main() {
 			res, err := failover.Run(context.Background(), sec.Config, sc, func(s string) { log.Printf("%s", s) })
 			if err != nil {
 				log.Printf("%s: %v", sc, err)
-				sec.Failures[sc] = err
+				sec.Failures = append(sec.Failures, failover.Failure{Scenario: sc, Err: err.Error()})
 				failed = true
 				continue
 			}
@@ -126,23 +142,44 @@ func main() {
 		sections = append(sections, sec)
 	}
 
+	r := saved{Info: info, Sections: sections}
+	if *save != "" {
+		b, err := json.MarshalIndent(r, "", "\t")
+		if err == nil {
+			err = os.WriteFile(*save, b, 0o644)
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	writeReport(*out, r)
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// saved is what -save writes and -render reads.
+type saved struct {
+	Info     failover.RunInfo
+	Sections []failover.Section
+}
+
+// writeReport writes r's report to the file out, or to stdout for "-".
+func writeReport(out string, r saved) {
 	var w io.Writer = os.Stdout
-	if *out != "-" {
-		f, err := os.Create(*out)
+	if out != "-" {
+		f, err := os.Create(out)
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer f.Close()
 		w = f
 	}
-	if err := failover.WriteReport(w, info, sections); err != nil {
+	if err := failover.WriteReport(w, r.Info, r.Sections); err != nil {
 		log.Fatal(err)
 	}
-	if *out != "-" {
-		log.Printf("wrote %s", *out)
-	}
-	if failed {
-		os.Exit(1)
+	if out != "-" {
+		log.Printf("wrote %s", out)
 	}
 }
 
