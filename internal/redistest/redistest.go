@@ -415,7 +415,7 @@ func doList(addr string, args ...string) ([]string, error) {
 // roundTrip sends one command and returns its reply: a string, or a []string for an array (nested
 // arrays flattened, nil elements as "").
 func roundTrip(addr string, args ...string) (any, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second) // a loaded machine may take seconds to accept
 	if err != nil {
 		return nil, err
 	}
