@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seed-a1426414/stampede"
 	"github.com/seed-a1426414/stampede/backends/redisstore"
 )
 
@@ -121,12 +120,6 @@ func writeSection(b *strings.Builder, sec Section) {
 	p("\n")
 }
 
-// fencedStore reports whether redisstore offers fenced writes (stampede.FencedStore) in this build.
-func fencedStore() bool {
-	_, ok := any((*redisstore.Store)(nil)).(stampede.FencedStore)
-	return ok
-}
-
 // writeReading explains the columns, and what each goal depends on.
 func writeReading(b *strings.Builder) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
@@ -140,13 +133,11 @@ func writeReading(b *strings.Builder) {
 		"  and a dead or stalled cluster master holds up only its own keys' calls. A request that misses makes\n" +
 		"  several store calls (the read, the fleet lease, the write), each of which can wait for a timeout:\n" +
 		"  the engine decides how many a request waits for.\n")
-	fenced := "redisstore does not implement it in this build"
-	if fencedStore() {
-		fenced = "redisstore implements it in this build"
-	}
-	p("- **0 stale**: lost deletions need invalidations that return nil only once a replica has them; late\n"+
-		"  writes need writes fenced against invalidations (`stampede.FencedStore`: %s). A planned\n"+
-		"  Sentinel failover also needs the old master's writes paused first (see the server settings).\n\n", fenced)
+	p("- **0 stale**: lost deletions need invalidations that return nil only once a replica has them, and a\n" +
+		"  planned Sentinel failover needs the old master's writes paused first (see the server settings).\n" +
+		"  Late writes, a load that began before an invalidation storing its value after it, need the engine\n" +
+		"  to keep such writes out whichever replica invalidated; `none` shows how many get through with no\n" +
+		"  fault, and a failover lets more through because it slows every write down.\n\n")
 	p("## Reading the tables\n\n")
 	p("- **requests**: measured requests, HTTP and loader; in brackets, those the generator did not send\n"+
 		"  because %d were in flight already (the harness protecting itself; counted as failed for the goal).\n", maxInFlight)
