@@ -8,7 +8,7 @@ EXAMPLES := $(filter-out _example/loader,$(patsubst %/,%,$(wildcard _example/*/)
 # example). Each has a replace directive to this checkout. bench/ is one too, handled apart.
 SUBMODULES := metrics/prometheus test/browser test/gochi codec/cbor _example/loader
 
-.PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs
+.PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover
 
 # -timeout applies to each package's test binary. The tests assert behaviour, never speed, and each
 # catches its own hangs with deadlines of a minute or two that fail with a message; this limit is only the
@@ -42,12 +42,13 @@ check-modules:
 build-examples:
 	@for d in $(EXAMPLES); do echo "build ./$$d"; $(GO) build -o /dev/null ./$$d || exit 1; done
 
-# The tests start their own redis-server processes on free loopback ports; install it where we can.
+# The tests start their own redis-server processes on free loopback ports (clusters through redis-cli,
+# Sentinel as redis-server --sentinel); install them where we can.
 deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
+	@command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || { \
 		echo "installing redis-server"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null 2>&1 \
-		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server' >/dev/null 2>&1 \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools) >/dev/null 2>&1 \
+		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools' >/dev/null 2>&1 \
 		|| echo "could not install redis-server: Redis tests will fail under CI=true"; }
 	@pg_isready -q -h 127.0.0.1 -p 5432 >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing postgresql (for _example/loader's test)"; \
@@ -98,6 +99,14 @@ bench-deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p) >/dev/null 2>&1 \
 		|| sudo -n sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$p" >/dev/null 2>&1 \
 		|| echo "could not install $$p: the parts that need it are skipped"; }; done
+
+# Redis Sentinel and Redis Cluster failing over under load (kill -9, SIGSTOP, planned failovers) while
+# three replicas serve 1,000 requests a second: real redis-server processes on free loopback ports,
+# about eleven minutes; writes docs/failover.md (bench/cmd/failover; not part of `make test`).
+# Some scenarios: make failover FAILOVER_FLAGS='-scenarios cluster-kill,sentinel-stop -out -'
+FAILOVER_FLAGS ?=
+failover: deps
+	cd bench && $(GO) run ./cmd/failover $(FAILOVER_FLAGS)
 
 # The HTTP caching test suite (npm package http-cache-tests 0.4.5, the suite behind cache-tests.fyi)
 # against stampede in front of a reverse proxy, summarised beside the caches whose results the package

@@ -10,19 +10,25 @@ import (
 )
 
 // Concurrent Gets and SetExs are combined into batches: while a few batches are in flight, the calls
-// that arrive wait for the next one, which carries up to the batch size of them as one MGET per node
+// that arrive wait for the next one, which carries up to the batch size of them as one MGET per slot
 // (BatchGet) or one pipeline of SETs. So a burst of ten thousand concurrent look-ups costs a few dozen
 // round trips on a handful of connections, instead of ten thousand requests queueing for go-redis's
 // default pool of ten connections per CPU until they time out. A call that runs alone is sent at once:
 // batching adds nothing to a quiet store's latency.
 //
-// There are no background goroutines to stop: a call that finds fewer than 8 batches in flight starts
-// one, on a goroutine that carries on with the next batch while calls are waiting and ends when none is.
+// Calls are queued per node: per master of the key's slot on a cluster client (routing.go), in one
+// queue on other clients. A batch therefore holds the keys of one master only, and the batches in
+// flight are counted per master: a master that is dead or stalled holds up its own keys, for at most
+// their callers' timeout, and never the keys of the others.
+//
+// There are no background goroutines to stop: a call that finds fewer than 8 batches of its node in
+// flight starts one, on a goroutine that carries on with the next batch while calls are waiting and
+// ends when none is.
 
 // DefaultBatchSize is how many calls one batch carries when WithBatching is not given.
 const DefaultBatchSize = 128
 
-// maxBatchesInFlight bounds the batches (round trips) of one kind in flight at once.
+// maxBatchesInFlight bounds the batches (round trips) of one kind in flight at once to one node.
 const maxBatchesInFlight = 8
 
 // maxBatchGrowth bounds how far a batch grows past the batch size while calls queue: a backlog is
@@ -30,7 +36,11 @@ const maxBatchesInFlight = 8
 // sent in a few large MGETs rather than queueing behind many small ones until it times out.
 const maxBatchGrowth = 8
 
-// batcher runs batches of calls of one kind.
+// maxIdleQueues is how many node queues a batcher keeps once they are idle; past it an idle queue is
+// dropped when its last batch ends. A cluster has a queue per master, and failovers add addresses.
+const maxIdleQueues = 64
+
+// batcher runs batches of calls of one kind, in a queue per node.
 type batcher[T any] struct {
 	size int
 	exec func([]T)
@@ -38,62 +48,102 @@ type batcher[T any] struct {
 	// dropped from the queue rather than sent, so an overloaded store is not sent work nobody awaits.
 	gone func(T) bool
 
-	mu       sync.Mutex
-	pending  []T // waiting for the next batch; guarded by mu
-	inFlight int // batches running; guarded by mu
+	mu     sync.Mutex
+	queues map[string]*queue[T] // by node address ("" when the client has one); guarded by mu
 }
 
-// submit queues t, and starts a batch when one may start now. Batches run on goroutines of their own,
-// so every caller can stop waiting when its own context ends.
-func (b *batcher[T]) submit(t T) {
+// queue is one node's calls.
+type queue[T any] struct {
+	pending  []T // waiting for the next batch; guarded by the batcher's mu
+	inFlight int // batches running; guarded by the batcher's mu
+}
+
+// submit queues t for node, and starts a batch when one may start now. Batches run on goroutines of
+// their own, so every caller can stop waiting when its own context ends.
+func (b *batcher[T]) submit(node string, t T) {
 	b.mu.Lock()
-	b.pending = append(b.pending, t)
-	if b.inFlight >= maxBatchesInFlight {
+	q := b.queues[node]
+	if q == nil {
+		if b.queues == nil {
+			b.queues = make(map[string]*queue[T])
+		}
+		q = &queue[T]{}
+		b.queues[node] = q
+	}
+	q.pending = append(q.pending, t)
+	if q.inFlight >= maxBatchesInFlight {
 		b.mu.Unlock()
 		return // a running batch starts the next one when it finishes
 	}
-	b.inFlight++
-	batch := b.takeLocked()
+	q.inFlight++
+	batch := b.takeLocked(q)
 	b.mu.Unlock()
-	go b.run(batch)
+	go b.run(node, q, batch)
 }
 
-// takeLocked removes the next batch from pending: up to size calls, or, while more than a batch per
-// slot in flight is queued, an even share of the backlog (at most maxBatchGrowth times size). Calls
-// whose callers are gone are dropped on the way. mu must be held.
-func (b *batcher[T]) takeLocked() []T {
+// takeLocked removes the next batch from q: up to size calls, or, while more than a batch per slot in
+// flight is queued, an even share of the backlog (at most maxBatchGrowth times size). Calls whose
+// callers are gone are dropped on the way. b.mu must be held.
+func (b *batcher[T]) takeLocked(q *queue[T]) []T {
 	size := b.size
 	if size > 1 {
-		size = max(size, min(len(b.pending)/maxBatchesInFlight, size*maxBatchGrowth))
+		size = max(size, min(len(q.pending)/maxBatchesInFlight, size*maxBatchGrowth))
 	}
-	batch := make([]T, 0, min(len(b.pending), size))
+	batch := make([]T, 0, min(len(q.pending), size))
 	i := 0
-	for ; i < len(b.pending) && len(batch) < size; i++ {
-		if t := b.pending[i]; b.gone == nil || !b.gone(t) {
+	for ; i < len(q.pending) && len(batch) < size; i++ {
+		if t := q.pending[i]; b.gone == nil || !b.gone(t) {
 			batch = append(batch, t)
 		}
 	}
-	rest := copy(b.pending, b.pending[i:])
-	clear(b.pending[rest:])
-	b.pending = b.pending[:rest]
+	rest := copy(q.pending, q.pending[i:])
+	clear(q.pending[rest:])
+	q.pending = q.pending[:rest]
 	return batch
 }
 
-// run executes batch, then the next ones while calls are waiting.
-func (b *batcher[T]) run(batch []T) {
+// run executes batch, then the next ones of q while calls are waiting.
+func (b *batcher[T]) run(node string, q *queue[T], batch []T) {
 	for {
 		if len(batch) > 0 {
 			b.exec(batch)
 		}
 		b.mu.Lock()
-		if len(b.pending) == 0 {
-			b.inFlight--
+		if len(q.pending) == 0 {
+			q.inFlight--
+			if q.inFlight == 0 && len(b.queues) > maxIdleQueues && b.queues[node] == q {
+				delete(b.queues, node)
+			}
 			b.mu.Unlock()
 			return
 		}
-		batch = b.takeLocked()
+		batch = b.takeLocked(q)
 		b.mu.Unlock()
 	}
+}
+
+// waiter is a batched call: its context ends when its caller stops waiting.
+type waiter interface{ waitCtx() context.Context }
+
+func (c *getCall) waitCtx() context.Context { return c.ctx }
+func (c *setCall) waitCtx() context.Context { return c.ctx }
+
+// batchContext returns the context a batch of calls runs in: it ends at the latest deadline of its
+// calls (each bounded by the store's timeout already), so a batch never outlives every caller waiting
+// for it, and a call is bounded by its timeout once, not by a fresh one when its batch starts late.
+func batchContext[W waiter](timeout time.Duration, calls []W) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, c := range calls {
+		if ctx := c.waitCtx(); ctx != nil {
+			if d, ok := ctx.Deadline(); ok && d.After(latest) {
+				latest = d
+			}
+		}
+	}
+	if latest.IsZero() {
+		return context.WithTimeout(context.Background(), timeout)
+	}
+	return context.WithDeadline(context.Background(), latest)
 }
 
 // getCall is one Get waiting for its batch.
@@ -116,6 +166,7 @@ type setCall struct {
 	key   string // the Redis key
 	value []byte // encoded
 	ttl   time.Duration
+	ctx   context.Context // the caller's, bounded by the store's timeout
 	done  chan error
 }
 
@@ -127,7 +178,7 @@ func (s *Store) batchedGet(ctx context.Context, key string) ([]byte, bool, error
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	c := &getCall{key: s.key(key), ctx: ctx, done: make(chan getResult, 1)}
-	s.gets.submit(c)
+	s.gets.submit(s.nodeOf(ctx, c.key), c)
 	select {
 	case r := <-c.done:
 		if r.err != nil {
@@ -149,7 +200,7 @@ func (s *Store) execGets(calls []*getCall) {
 			keys = append(keys, c.key)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
+	ctx, cancel := batchContext(s.cfg.timeout, calls)
 	values, err := s.batchGetRaw(ctx, keys)
 	cancel()
 	for _, c := range calls {
@@ -169,8 +220,8 @@ func (s *Store) batchedSetEx(ctx context.Context, key string, value []byte, ttl 
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	c := &setCall{key: s.key(key), value: s.encode(value), ttl: ttl, done: make(chan error, 1)}
-	s.sets.submit(c)
+	c := &setCall{key: s.key(key), value: s.encode(value), ttl: ttl, ctx: ctx, done: make(chan error, 1)}
+	s.sets.submit(s.nodeOf(ctx, c.key), c)
 	select {
 	case err := <-c.done:
 		return err
@@ -179,9 +230,9 @@ func (s *Store) batchedSetEx(ctx context.Context, key string, value []byte, ttl 
 	}
 }
 
-// execSets writes one batch of SetExs as one pipeline.
+// execSets writes one batch of SetExs (of one node) as one pipeline.
 func (s *Store) execSets(calls []*setCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout)
+	ctx, cancel := batchContext(s.cfg.timeout, calls)
 	defer cancel()
 	cmds := make([]*redis.StatusCmd, len(calls))
 	_, err := run(s, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
@@ -192,6 +243,9 @@ func (s *Store) execSets(calls []*setCall) {
 			return nil
 		})
 	})
+	if err != nil {
+		s.nodeFailed(err)
+	}
 	abandoned := err != nil && s.guarded && ctx.Err() != nil // the pipeline may still be filling cmds
 	for i, c := range calls {
 		e := err

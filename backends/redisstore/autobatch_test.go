@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,7 +119,7 @@ func TestBatchingOff(t *testing.T) {
 // over the batches in flight (at most maxBatchGrowth times the size), and never carries a call whose
 // caller is gone.
 func TestBatcherTake(t *testing.T) {
-	queue := func(n int) []int {
+	pending := func(n int) []int {
 		p := make([]int, n)
 		for i := range p {
 			p[i] = i
@@ -135,21 +136,86 @@ func TestBatcherTake(t *testing.T) {
 		{1, 1000, 1}, // WithBatching(1): each call on its own, always
 	} {
 		b := batcher[int]{size: tt.size}
-		b.pending = queue(tt.queued)
-		if got := len(b.takeLocked()); got != tt.want {
+		q := &queue[int]{pending: pending(tt.queued)}
+		if got := len(b.takeLocked(q)); got != tt.want {
 			t.Errorf("size %d, %d queued: batch of %d, want %d", tt.size, tt.queued, got, tt.want)
 		}
-		if len(b.pending) != tt.queued-tt.want {
-			t.Errorf("size %d, %d queued: %d left, want %d", tt.size, tt.queued, len(b.pending), tt.queued-tt.want)
+		if len(q.pending) != tt.queued-tt.want {
+			t.Errorf("size %d, %d queued: %d left, want %d", tt.size, tt.queued, len(q.pending), tt.queued-tt.want)
 		}
 	}
 
 	b := batcher[int]{size: 4, gone: func(i int) bool { return i%2 == 0 }}
-	b.pending = queue(10)
-	if got := b.takeLocked(); !slices.Equal(got, []int{1, 3, 5, 7}) {
+	q := &queue[int]{pending: pending(10)}
+	if got := b.takeLocked(q); !slices.Equal(got, []int{1, 3, 5, 7}) {
 		t.Errorf("batch %v, want the live calls 1 3 5 7", got)
 	}
-	if !slices.Equal(b.pending, []int{8, 9}) {
-		t.Errorf("left %v, want 8 9", b.pending)
+	if !slices.Equal(q.pending, []int{8, 9}) {
+		t.Errorf("left %v, want 8 9", q.pending)
+	}
+}
+
+// TestBatcherPerNode: while every batch one node may have in flight is stuck, a call for another node
+// runs; no batch mixes nodes; and the stuck node's calls all run once it answers.
+func TestBatcherPerNode(t *testing.T) {
+	unblock := make(chan struct{})
+	ran := make(chan string, 100)
+	var mixed atomic.Bool
+	b := batcher[string]{size: 4, exec: func(batch []string) {
+		for _, c := range batch {
+			if c[0] != batch[0][0] {
+				mixed.Store(true)
+			}
+		}
+		if batch[0][0] == 'a' {
+			<-unblock
+		}
+		for _, c := range batch {
+			ran <- c
+		}
+	}}
+	const stuck = 4 * maxBatchesInFlight
+	for i := range stuck {
+		b.submit("node-a", fmt.Sprint("a", i))
+	}
+	b.submit("node-b", "b")
+	select {
+	case c := <-ran:
+		if c != "b" {
+			t.Fatalf("%s ran while node a was stuck", c)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the call for node b did not run while node a's batches were stuck")
+	}
+	close(unblock)
+	for range stuck {
+		select {
+		case <-ran:
+		case <-time.After(time.Minute):
+			t.Fatal("node a's calls did not all run once it answered")
+		}
+	}
+	if mixed.Load() {
+		t.Error("a batch carried calls for two nodes")
+	}
+}
+
+// TestBatchContext: a batch ends at its calls' latest deadline, or after the store's timeout when none
+// has one.
+func TestBatchContext(t *testing.T) {
+	now := time.Now()
+	early, cancel1 := context.WithDeadline(context.Background(), now.Add(time.Second))
+	defer cancel1()
+	late, cancel2 := context.WithDeadline(context.Background(), now.Add(time.Hour))
+	defer cancel2()
+	ctx, cancel := batchContext(time.Minute, []*getCall{{ctx: early}, {ctx: late}, {}})
+	defer cancel()
+	if d, _ := ctx.Deadline(); !d.Equal(now.Add(time.Hour)) {
+		t.Errorf("deadline %v, want the latest call's, %v", d, now.Add(time.Hour))
+	}
+	ctx, cancel = batchContext(time.Minute, []*setCall{{}})
+	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || d.Before(now.Add(time.Minute)) {
+		t.Errorf("deadline %v, %v; want the store's timeout from now", d, ok)
 	}
 }

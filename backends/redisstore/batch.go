@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -24,12 +25,12 @@ const (
 // BatchGet returns the entries stored under keys: values[i] belongs to keys[i] and is nil when the key
 // is missing (values are decoded as Get decodes them). It sends one MGET per group of keys that one node
 // can answer: a single MGET on a single node or Sentinel client, one per hash slot on a cluster client
-// (pipelined, so the nodes are asked in parallel), one per hash tag on other clients.
+// (one pipeline per master, the masters asked in parallel), one per hash tag on other clients.
 //
 // If some groups fail, the values of the others are still returned, with an error that counts the
-// failures and wraps the first; keys of failed groups read as nil. On a cluster this is best effort:
-// when go-redis runs out of time retrying one unreachable node, it fails the whole pipeline, so every
-// key reads as nil. A value is never attributed to the wrong key.
+// failures and wraps the first; keys of failed groups read as nil. On a cluster a master that is down
+// or stalled fails its own keys only: the other masters' values come back (when the stalled one's
+// time runs out). A value is never attributed to the wrong key.
 func (s *Store) BatchGet(ctx context.Context, keys []string) ([][]byte, error) {
 	if len(keys) == 0 {
 		return [][]byte{}, nil
@@ -56,6 +57,63 @@ func (s *Store) batchGetRaw(ctx context.Context, full []string) ([][]byte, error
 	}
 
 	groups := s.group(full)
+	perNode := s.byNode(ctx, groups)
+	var failed int
+	var firstErr error
+	if len(perNode) == 1 {
+		failed, firstErr = s.mgetGroups(ctx, perNode[0], values)
+	} else {
+		// One pipeline per master, in parallel: each fills the values of its own keys only.
+		type outcome struct {
+			failed int
+			err    error
+		}
+		outcomes := make([]outcome, len(perNode))
+		var wg sync.WaitGroup
+		for i, gs := range perNode {
+			wg.Go(func() {
+				f, err := s.mgetGroups(ctx, gs, values)
+				outcomes[i] = outcome{f, err}
+			})
+		}
+		wg.Wait()
+		for _, o := range outcomes {
+			failed += o.failed
+			firstErr = cmp.Or(firstErr, o.err)
+		}
+	}
+	if failed > 0 {
+		// Groups usually fail for one reason (a node down), so report the first rather than a long list.
+		return values, opError(ctx, "batchget", fmt.Errorf("%d of %d MGETs failed, first: %w", failed, len(groups), firstErr))
+	}
+	return values, nil
+}
+
+// byNode splits groups by the master that serves them on a cluster client, in order of first
+// appearance; on other clients they stay together (the client routes them itself).
+func (s *Store) byNode(ctx context.Context, groups []keyGroup) [][]keyGroup {
+	if s.batch != batchBySlot || len(groups) < 2 {
+		return [][]keyGroup{groups}
+	}
+	var out [][]keyGroup
+	index := make(map[string]int)
+	for _, g := range groups {
+		node := s.nodeOf(ctx, g.keys[0])
+		i, ok := index[node]
+		if !ok {
+			i = len(out)
+			index[node] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], g)
+	}
+	return out
+}
+
+// mgetGroups sends one MGET per group in one pipeline and fills values with the replies. It returns
+// how many groups failed and the first error. A failure also asks a cluster client to reload its slot
+// map (routing.go).
+func (s *Store) mgetGroups(ctx context.Context, groups []keyGroup, values [][]byte) (failed int, firstErr error) {
 	cmds := make([]*redis.SliceCmd, len(groups))
 	run := func(ctx context.Context) (struct{}, error) {
 		_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -72,11 +130,14 @@ func (s *Store) batchGetRaw(ctx context.Context, full []string) ([][]byte, error
 	} else {
 		_, err = run(ctx)
 	}
-	if err != nil && s.guarded && ctx.Err() != nil {
-		// Abandoned: the pipeline may still be filling cmds on its goroutine, so read none of them.
-		return values, opError(ctx, "batchget", err)
+	if err != nil {
+		s.nodeFailed(err)
+		if s.guarded && ctx.Err() != nil {
+			// Abandoned: the pipeline may still be filling cmds on its goroutine, so read none of them.
+			return len(groups), err
+		}
 	}
-	firstErr, failed := err, 0
+	firstErr = err
 	for i, g := range groups {
 		if cmds[i] == nil { // not queued: Pipelined failed before running our function
 			failed++
@@ -90,11 +151,7 @@ func (s *Store) batchGetRaw(ctx context.Context, full []string) ([][]byte, error
 		}
 		fill(values, g.idx, vals)
 	}
-	if failed > 0 {
-		// Groups usually fail for one reason (a node down), so report the first rather than a long list.
-		return values, opError(ctx, "batchget", fmt.Errorf("%d of %d MGETs failed, first: %w", failed, len(groups), firstErr))
-	}
-	return values, nil
+	return failed, firstErr
 }
 
 // mget sends one MGET, on another goroutine when the client ignores deadlines.

@@ -6,7 +6,7 @@
 // circuit breaker; this package deliberately has none of its own.
 //
 // Concurrent Gets and SetExs are combined into batches ([WithBatching]): one MGET per node, or one
-// pipeline of SETs, carries up to 128 of them while up to 8 batches are in flight. A burst of ten
+// pipeline of SETs, carries up to 128 of them while up to 8 batches per node are in flight. A burst of ten
 // thousand concurrent look-ups is then a few dozen round trips, and go-redis's default pool (ten
 // connections per CPU) serves it without calls queueing for a connection until they time out: the
 // client a user starts with, redis.NewClient(&redis.Options{Addr: addr}), is enough.
@@ -82,8 +82,50 @@
 // Keys spread over the cluster by hash slot (CRC16 of the key, modulo 16384), and the middleware's keys
 // are digests, so the cache spreads evenly over the masters. Only the text between the first '{' and the
 // next '}' is hashed when there is some (a hash tag): a [WithKeyPrefix] such as "{app}:" therefore puts
-// every entry on one node, which is rarely what you want. [Store.BatchGet] sends one MGET per slot; the
-// client sends them to their nodes in parallel. Slot moves (MOVED, ASK) are followed by go-redis.
+// every entry on one node, which is rarely what you want. [Store.BatchGet] sends one MGET per slot, in
+// a pipeline per master, the masters in parallel. Slot moves (MOVED, ASK) are followed by go-redis; how
+// the store follows a failover is under Failover below.
+//
+// # Failover
+//
+// Redis Cluster. go-redis routes each key by a slot map that it reloads on a MOVED or ASK reply, or
+// once the map is older than ClusterOptions.ClusterStateReloadInterval (60 s by default). A master that
+// is killed or stalls sends no MOVED: after cluster-node-timeout a replica takes its slots, but a client
+// left alone keeps sending them to the old address until its next periodic reload, up to a minute
+// later. The store closes that gap: when a batched call (Get, SetEx, BatchGet) fails, it asks the
+// client to reload its slot map (ReloadState), at most every 100 ms per client. Reloads during the
+// outage find the old map; the first after the failover finds the new master, so the store follows a
+// failover within a fraction of a second of its end, with go-redis's default reload interval. Calls
+// that are not batched (Delete, the fleet's leases, tags, and Get and SetEx under WithBatching(1)) do
+// not ask for reloads, but they use the same client and its map: a ClusterStateReloadInterval of a few
+// seconds is a cheap backstop for a store whose Gets are not batched.
+//
+// Concurrent calls are queued per master and BatchGet sends a pipeline per master, so a dead or stalled
+// master holds up the calls for its own keys only, each for at most its timeout ([WithTimeout]); the
+// other masters' keys are served as usual meanwhile. Between the failure being agreed on and the
+// replica's promotion (about a second), a cluster with cluster-require-full-coverage yes (Redis's
+// default) answers CLUSTERDOWN for every key, on every master; with "cluster-require-full-coverage no"
+// the other masters keep serving theirs.
+//
+// Sentinel. A failover client (redis.NewFailoverClient) asks a sentinel for the master's address each
+// time it dials, and listens for +switch-master on one sentinel, when it closes its connections to the
+// old master, idle and in use. Until then, about a second after the replica's promotion, it keeps
+// sending commands to the old master over the connections it has.
+//
+// A dead or stalled old master fails or times them out: misses, each bounded by the timeout. Every
+// call that needs a new connection meanwhile asks a sentinel first, and when that query fails other
+// than by the caller's deadline, the client rebuilds its sentinel connections under a lock that every
+// dial waits for. The middleware's circuit breaker keeps calls off the client while the master is
+// down; measured without it on a busy 2-core machine at 1,000 requests a second, the sentinels stopped
+// accepting connections and requests took seconds, so keep it in front of a Sentinel-backed store. A
+// stalled master that resumes after the failover finds the clients gone, and the sentinels make it a
+// replica within seconds.
+//
+// A live old master, in a planned SENTINEL FAILOVER, still accepts writes, which the failover then
+// discards: a Delete it acknowledged is lost, and the entry it deleted is served again from the new
+// master. Pause the old master's writes before a planned failover (CLIENT PAUSE <ms> WRITE, for longer
+// than the switch takes): writes then wait there until the clients move, and the store reports them as
+// timed out instead of losing them; reads go on. docs/failover.md measures each of these.
 //
 // # Errors
 //
