@@ -121,7 +121,8 @@ func BenchmarkBreakerOpen(b *testing.B) {
 	b.Run("no-store", func(b *testing.B) { runParallel(b, stampede.New(nil, nil, 0).Handler(h)) })
 	b.Run("breaker-open", func(b *testing.B) {
 		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-		c := stampede.New(quiet, downStore{}, time.Minute, stampede.WithCircuitBreaker(1, time.Hour))
+		c := stampede.New(quiet, downStore{}, time.Minute, stampede.WithCircuitBreaker(1, time.Hour),
+			stampede.WithClock(steppingClock(time.Second))) // a failure lasts past the breaker's minimum span
 		mw := c.Handler(h)
 		mw.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/bench?id=42", nil)) // opens it
 		c.Wait()

@@ -65,6 +65,9 @@ type callOpts[V any] struct {
 	ttl  time.Duration
 	skip bool                              // coalesce only
 	fn   func() (V, *time.Duration, error) // a Do call's function; nil: the engine's load
+	// storeFailed: the store did not answer this call's read; its load pays no second timeout (no
+	// lease, no ticket: its value is not stored in a store that fences writes).
+	storeFailed bool
 }
 
 // maxLoadAttempts bounds how often one call looks in the store again because a load for its key finished
@@ -78,6 +81,7 @@ const (
 	readMiss readResult = iota
 	readFound
 	readSkipped // the breaker skipped the store: nothing was read, no epoch to check
+	readFailed  // the store did not answer: a miss
 )
 
 // ref is one key of one call: the key, its hash, and its store key once computed.
@@ -126,6 +130,8 @@ func (e *engine[K, V]) read(ctx context.Context, r *ref[K]) (record[V], readResu
 		return rec, readSkipped
 	case storecall.Found:
 		return rec, readFound
+	case storecall.Failed:
+		return rec, readFailed
 	}
 	return rec, readMiss
 }
@@ -214,6 +220,8 @@ func (e *engine[K, V]) lookupOrLoad(ctx context.Context, r *ref[K], co callOpts[
 			switch res {
 			case readSkipped:
 				epoch = flight.NoEpoch
+			case readFailed:
+				co.storeFailed = true
 			case readFound:
 				switch rec.state(e.cfg.clock) {
 				case recFresh:
@@ -399,7 +407,7 @@ func (e *engine[K, V]) loadCtx(base context.Context, fs ...*flight.Flight[K, rec
 // fleet step (served: another replica's stored value was published to f); then, for a store that
 // fences writes, the ticket its write will carry, which must be taken before the load reads anything.
 func (e *engine[K, V]) leadStore(ctx context.Context, f *flight.Flight[K, record[V]], r *ref[K], co callOpts[V]) (ld storecall.Lead, served bool) {
-	if e.fenced == nil || co.skip {
+	if e.fenced == nil || co.skip || co.storeFailed {
 		return ld, false
 	}
 	sk := e.storeKey(r).s

@@ -143,6 +143,8 @@ func (c *Cache) consultStore(next http.Handler, w http.ResponseWriter, r *http.R
 	switch found {
 	case lookupSkipped:
 		return stepNoEpoch
+	case lookupFailed:
+		o.storeFailed = true // the run makes no further store call before the handler: no ticket, no lease
 	case lookupVariant:
 		o.k, o.index = variant, idx
 		return stepVariant

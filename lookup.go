@@ -24,6 +24,7 @@ const (
 	lookupEntry                       // an entry that is not past its usable life, in the view
 	lookupVariant                     // an index: the response varies; look again under the variant key
 	lookupSkipped                     // the circuit breaker skipped the store: nothing was read
+	lookupFailed                      // the store did not answer (an error, a timeout): a miss
 )
 
 // lookup reads k from the store and validates what it finds: errors, corrupt or foreign bytes, entries
@@ -44,6 +45,8 @@ func (c *Cache) lookupSlot(r *http.Request, k key, anonAuth bool, now time.Time)
 	switch read {
 	case storecall.Skipped:
 		return v, lookupSkipped, variant, nil, nil
+	case storecall.Failed:
+		return v, lookupFailed, variant, nil, nil
 	case storecall.Miss:
 		return v, lookupMiss, variant, nil, nil
 	}

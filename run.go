@@ -44,7 +44,10 @@ type runOpts struct {
 	admitted   bool // the doorkeeper lets the response be stored
 	background bool // a refresh nobody waits on (stale-while-revalidate, early refresh)
 	forced     bool // the request's Cache-Control asked for it (WithHonorRequestCacheControl)
-	stale      *fallback
+	// storeFailed: the store did not answer the request's look-up; it pays no second timeout (no
+	// lease, no ticket: its response is not stored).
+	storeFailed bool
+	stale       *fallback
 	index      *varyIndex
 }
 
@@ -142,7 +145,7 @@ func (c *Cache) lead(f *flight.Flight[string, *outcome], next http.Handler, w ht
 // its writes will carry (see [FencedStore]), which must be taken before the handler computes anything.
 // Without a store that fences writes, it holds nothing and writes are guarded in this process only.
 func (c *Cache) leadStore(f *flight.Flight[string, *outcome], w http.ResponseWriter, r *http.Request, o runOpts) (ld, writes storecall.Lead, served bool) {
-	if c.fenced == nil {
+	if c.fenced == nil || o.storeFailed {
 		return ld, writes, false
 	}
 	if c.fleet != nil && !o.background {

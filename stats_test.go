@@ -413,7 +413,8 @@ func TestStatsCounters(t *testing.T) {
 		{
 			name:  "store errors trip the breaker",
 			store: func(*testing.T) stampede.Store { return failingStore{} },
-			opts:  []stampede.Option{stampede.WithCircuitBreaker(2, time.Hour)},
+			// A clock that moves on by more than the breaker's minimum failing span at every reading.
+			opts: []stampede.Option{stampede.WithCircuitBreaker(2, time.Hour), stampede.WithClock(steppingClock(time.Second))},
 			run: func(t *testing.T, rig *statsRig) {
 				rig.do(newGet("/a")) // a failed read, then a failed write: two failures open the breaker
 				rig.do(newGet("/a")) // the store is skipped: no more errors
@@ -834,4 +835,11 @@ func TestOutcomesSumToRequests(t *testing.T) {
 	assert.Equal(t, reasonCounts("private", 3, "hit-for-pass", 1, "method", 1, "request-no-store", 1,
 		"upgrade", 1, "key-error", 2), countsOf(s).PassReasons)
 	assert.Equal(t, s.Runs, s.Misses+s.Refreshes, "nothing in flight")
+}
+
+// steppingClock returns a clock that moves on by step at every reading.
+func steppingClock(step time.Duration) func() time.Time {
+	var n atomic.Int64
+	base := time.Unix(1_700_000_000, 0)
+	return func() time.Time { return base.Add(time.Duration(n.Add(1)) * step) }
 }

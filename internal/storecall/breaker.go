@@ -10,12 +10,22 @@ import (
 // MaxBackoff caps the doubling back-off of a store that keeps failing its probes.
 const MaxBackoff = 30 * time.Second
 
+// MinFailingSpan is how long a run of failures must last before the breaker opens (see Breaker).
+const MinFailingSpan = 100 * time.Millisecond
+
 // Breaker skips a store that keeps failing (docs/behaviour.md §7.1), so a dead or paused store costs
 // requests nothing instead of a timeout each. One rule for every front-end: closed, every call goes
-// through; after Threshold consecutive failed calls (an error or a timeout; a success in between
-// starts the count again) it opens for the back-off. Then one call, the probe, goes through: success
-// closes it, failure re-opens it for twice as long, up to MaxBackoff. A call abandoned by its caller
-// says nothing about the store and is not counted. It logs once when it opens and once when it closes.
+// through; once Threshold consecutive calls have failed (an error or a timeout; a success in between
+// starts the count again) over at least MinFailingSpan, it opens for the back-off. Then one call, the
+// probe, goes through: success closes it, failure re-opens it for twice as long, up to MaxBackoff. A
+// call abandoned by its caller says nothing about the store and is not counted. It logs once when it
+// opens and once when it closes.
+//
+// The span keeps a store that still answers part of its calls (a Redis Cluster with one master down, a
+// store short of connections) from being skipped as a whole: its successes keep breaking the run of
+// failures, and only the calls to its sick part pay their timeout. A dead store answers nothing and a
+// paused one times out every call, so the breaker opens within Threshold failures and MinFailingSpan of
+// the first of them.
 //
 // A healthy store costs a call one atomic load: successes are only recorded while failures are being
 // counted or the breaker is open.
@@ -33,6 +43,7 @@ type Breaker struct {
 
 	mu      sync.Mutex
 	fails   int           // consecutive failures; guarded by mu
+	first   time.Time     // when the first of them was recorded; guarded by mu
 	open    bool          // guarded by mu
 	until   time.Time     // while open, calls before this are skipped; guarded by mu
 	backoff time.Duration // current open window; guarded by mu
@@ -107,8 +118,11 @@ func (b *Breaker) Done(now time.Time, probe bool, err error) {
 		return
 	}
 	b.fails++
+	if b.fails == 1 {
+		b.first = now
+	}
 	b.failing.Store(true)
-	if b.fails >= b.threshold {
+	if b.fails >= b.threshold && now.Sub(b.first) >= MinFailingSpan {
 		b.open = true
 		b.isOpen.Store(true)
 		b.backoff = b.base

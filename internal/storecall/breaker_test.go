@@ -24,8 +24,13 @@ func TestBreaker(t *testing.T) {
 		for range 3 {
 			b.Done(time.Now(), false, errDown)
 		}
+		if !allowed() {
+			t.Fatal("3 failures at once are not yet a run that lasted MinFailingSpan")
+		}
+		time.Sleep(MinFailingSpan) // fake clock
+		b.Done(time.Now(), false, errDown)
 		if allowed() {
-			t.Fatal("breaker must open after 3 failures")
+			t.Fatal("breaker must open after 3 failures over MinFailingSpan")
 		}
 		for range 50 { // calls that started before it opened fail late: they must not extend the back-off
 			b.Done(time.Now(), false, errDown)
@@ -64,6 +69,26 @@ func TestBreaker(t *testing.T) {
 		out := logs.String()
 		if strings.Count(out, "level=WARN") != 1 || strings.Count(out, "level=INFO") != 1 {
 			t.Fatalf("want one warning and one info, got:\n%s", out)
+		}
+	})
+}
+
+// A store that answers part of its calls (a cluster with one node down) keeps breaking the run of
+// failures: the breaker stays closed however long it lasts.
+func TestBreakerPartialFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker(5, time.Second, slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)), "t")
+		errDown := errors.New("node down")
+		for i := range 3000 { // a third of the calls fail, one every millisecond, for 3 s
+			var err error
+			if i%3 == 0 {
+				err = errDown
+			}
+			b.Done(time.Now(), false, err)
+			time.Sleep(time.Millisecond)
+		}
+		if open, trips := b.State(); open || trips != 0 {
+			t.Fatalf("a partly answering store must not be skipped: open=%v trips=%d", open, trips)
 		}
 	})
 }

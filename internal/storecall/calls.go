@@ -138,9 +138,13 @@ func (c *Calls) now() time.Time {
 type Result uint8
 
 const (
-	Miss    Result = iota // nothing (or an error, or a timeout: a miss all the same)
+	Miss    Result = iota // nothing
 	Found                 // a value
 	Skipped               // the breaker skipped the store: nothing was read
+	// Failed: the store did not answer (an error, a timeout). A miss all the same for the caller, who
+	// should make no further store call for the same request: one store timeout is all a request may
+	// pay for a sick store.
+	Failed
 )
 
 // Read makes one read for parent through the breaker and the deadline: get is the store call.
@@ -156,7 +160,10 @@ func Read[T any](c *Calls, parent context.Context, get func(ctx context.Context)
 	bound.Release()
 	c.observe("get", start, err)
 	c.EndRead(parent, probe, err)
-	if err != nil || !found {
+	switch {
+	case err != nil:
+		return zero, Failed
+	case !found:
 		return zero, Miss
 	}
 	return v, Found
