@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/seed-a1426414/stampede"
 	"github.com/seed-a1426414/stampede/backends/pgstore"
@@ -23,6 +24,10 @@ var (
 	_ stampede.EvictionCounter      = (*pgstore.Store)(nil)
 )
 
+// callTimeout is the store timeout of the tests that are not about timeouts: generous, so that a
+// loaded machine does not turn a call into a timeout.
+const callTimeout = 30 * time.Second
+
 // TestContract runs the shared store suite against the machine's PostgreSQL, with a second Store on
 // its own pool over the same tables as the other replica.
 func TestContract(t *testing.T) {
@@ -34,10 +39,11 @@ func TestContract(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			storetest.Run(t, storetest.Harness{
 				New: func(t *testing.T) stampede.Store {
-					return newStore(t, newPool(t, serverURL()), pgstore.WithUnlogged(unlogged))
+					return newStore(t, newPool(t, serverURL()), pgstore.WithUnlogged(unlogged), pgstore.WithTimeout(callTimeout))
 				},
 				Peer: func(t *testing.T, s stampede.Store) stampede.Store {
-					p, err := pgstore.New(newPool(t, serverURL()), pgstore.WithTablePrefix(s.(*pgstore.Store).Prefix()))
+					p, err := pgstore.New(newPool(t, serverURL()), pgstore.WithTablePrefix(s.(*pgstore.Store).Prefix()),
+						pgstore.WithTimeout(callTimeout))
 					if err != nil {
 						t.Fatal(err)
 					}

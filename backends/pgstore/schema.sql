@@ -38,11 +38,11 @@ CREATE {unlogged} TABLE IF NOT EXISTS {p}members (
 CREATE INDEX IF NOT EXISTS {p}members_k ON {p}members (k);
 CREATE INDEX IF NOT EXISTS {p}members_exp ON {p}members (exp);
 
--- One row per tag in use; purge is the tag clock at the tag's last purge, kept until exp. Always
+-- One row per tag in use; purged is the tag clock at the tag's last purge, kept until exp. Always
 -- logged, as is the clock: both are small and rarely written.
 CREATE TABLE IF NOT EXISTS {p}tags (
 	tag bytea PRIMARY KEY,
-	purge bigint NOT NULL,
+	purged bigint NOT NULL,
 	exp bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS {p}tags_exp ON {p}tags (exp);

@@ -11,7 +11,7 @@
 //     is charged against the byte bound (len(k) + len(v) + [RowOverhead]).
 //   - p+"tickets" (k, id, exp): the live tickets of each key (FencedStore).
 //   - p+"leases" (k, token, exp): the fleet lease of each key (LeaseStore).
-//   - p+"tags" (tag, purge, exp): one row per tag in use; purge is the tag clock when the tag was last
+//   - p+"tags" (tag, purged, exp): one row per tag in use; purged is the tag clock when the tag was last
 //     purged, kept until exp, past which no ticket taken before that purge can still be live.
 //   - p+"members" (tag, k, exp): the keys recorded under each tag (TagStore).
 //   - p+"clock" (id, clock): one row, the tag clock that PurgeTag advances.

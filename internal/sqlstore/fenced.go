@@ -18,7 +18,7 @@ import (
 // row (k, token=id) lives. SetFenced is one transaction:
 //
 //  1. for each tag (sorted): make sure the tag's row exists, then read the rows of all its tags with a
-//     share lock and refuse if one was purged after the ticket's clock (purge > clock);
+//     share lock and refuse if one was purged after the ticket's clock (purged > clock);
 //  2. record writeKey under each tag (the members table);
 //  3. read the ticket's (or lease's) row with a share lock; refuse if it is gone or expired;
 //  4. write the entry.
@@ -199,11 +199,11 @@ func (s *Store) lockTags(ctx context.Context, q Querier, tags [][]byte) (int64, 
 		for _, t := range tags {
 			args = append(args, t, 0, 0)
 		}
-		if _, err := q.Exec(ctx, s.sql(s.d.InsertIgnore("{p}tags", []string{"tag", "purge", "exp"}, []string{"tag"}, len(tags))), args...); err != nil {
+		if _, err := q.Exec(ctx, s.sql(s.d.InsertIgnore("{p}tags", []string{"tag", "purged", "exp"}, []string{"tag"}, len(tags))), args...); err != nil {
 			return 0, err
 		}
 		cond, args := s.in("tag", tags, nil)
-		rows, err := q.Query(ctx, s.sql("SELECT purge FROM {p}tags WHERE "+cond+s.d.ShareLock), args...)
+		rows, err := q.Query(ctx, s.sql("SELECT purged FROM {p}tags WHERE "+cond+s.d.ShareLock), args...)
 		if err != nil {
 			return 0, err
 		}
@@ -258,7 +258,7 @@ func (s *Store) TagKeys(ctx context.Context, key string, tags []string, ttl time
 		for _, t := range tagKeys {
 			args = append(args, t, 0, 0)
 		}
-		if _, err := q.Exec(ctx, s.sql(s.d.InsertIgnore("{p}tags", []string{"tag", "purge", "exp"}, []string{"tag"}, len(tagKeys))), args...); err != nil {
+		if _, err := q.Exec(ctx, s.sql(s.d.InsertIgnore("{p}tags", []string{"tag", "purged", "exp"}, []string{"tag"}, len(tagKeys))), args...); err != nil {
 			return err
 		}
 		return s.addMembers(ctx, q, tagKeys, keyBytes(key), exp)
@@ -270,7 +270,7 @@ func (s *Store) TagKeys(ctx context.Context, key string, tags []string, ttl time
 	return nil
 }
 
-// PurgeTag advances the tag clock and marks tag purged (so that no ticket taken before cannot write
+// PurgeTag advances the tag clock and marks tag purged (so that no ticket taken before it can write
 // under tag), then deletes every entry recorded under tag, revoking the tickets and leases of those
 // keys, announces each key and the tag, and forgets the members it read. It returns how many entries
 // it deleted.
@@ -295,7 +295,7 @@ func (s *Store) PurgeTag(ctx context.Context, tag string) (int, error) {
 			}
 			keep = max(keep, e)
 		}
-		_, err = q.Exec(ctx, s.sql(s.d.Upsert("{p}tags", []string{"tag", "purge", "exp"}, []string{"tag"}, []string{"purge"}, []string{"exp"}, 1)),
+		_, err = q.Exec(ctx, s.sql(s.d.Upsert("{p}tags", []string{"tag", "purged", "exp"}, []string{"tag"}, []string{"purged"}, []string{"exp"}, 1)),
 			tk, clock, keep+1)
 		return err
 	})

@@ -145,4 +145,3 @@ func (st *suite) fencedRandom(t *testing.T) {
 }
 
 func slicesClone(s []int64) []int64 { return append([]int64(nil), s...) }
-

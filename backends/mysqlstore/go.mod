@@ -1,0 +1,15 @@
+module github.com/seed-a1426414/stampede/backends/mysqlstore
+
+go 1.26.0
+
+replace github.com/seed-a1426414/stampede => ../..
+
+require (
+	github.com/go-sql-driver/mysql v1.10.2
+	github.com/seed-a1426414/stampede v0.0.0-00010101000000-000000000000
+)
+
+require (
+	filippo.io/edwards25519 v1.2.0 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+)
