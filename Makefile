@@ -5,8 +5,10 @@ GO ?= go
 EXAMPLES := $(filter-out _example/loader,$(patsubst %/,%,$(wildcard _example/*/)))
 # Modules of their own, so that the root module does not require what only they need (Prometheus, a
 # browser driver, goware/cachestore2 for go-chi's tests, CBOR, pgx and a PostgreSQL for the loader
-# example). Each has a replace directive to this checkout. bench/ is one too, handled apart.
-SUBMODULES := metrics/prometheus test/browser test/gochi codec/cbor _example/loader
+# example, the SQL stores' drivers). Each has a replace directive to this checkout. bench/ is one too,
+# handled apart.
+SQLSTORES := backends/pgstore backends/mysqlstore backends/sqlitestore
+SUBMODULES := metrics/prometheus test/browser test/gochi codec/cbor _example/loader $(SQLSTORES)
 
 .PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs
 
@@ -54,6 +56,11 @@ deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 \
 		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql' >/dev/null 2>&1 \
 		|| echo "could not install postgresql: _example/loader's test will fail under CI=true"; }
+	@test -x /usr/sbin/mariadbd -o -x /usr/bin/mariadbd || command -v mariadbd >/dev/null 2>&1 || { \
+		echo "installing mariadb-server (for backends/mysqlstore's tests)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server) >/dev/null 2>&1 \
+		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server' >/dev/null 2>&1 \
+		|| echo "could not install mariadb-server: backends/mysqlstore's tests will fail under CI=true"; }
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium (for the stats page test in test/browser)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \

@@ -28,21 +28,22 @@ var (
 // loaded machine does not turn a call into a timeout.
 const callTimeout = 30 * time.Second
 
-// TestContract runs the shared store suite against the machine's MariaDB, with a second Store on its
-// own handle over the same tables as the other replica.
-func TestContract(t *testing.T) {
-	storetest.Run(t, storetest.Harness{
-		New: func(t *testing.T) stampede.Store {
-			return newStore(t, openDB(t, serverDSN()), mysqlstore.WithTimeout(callTimeout))
-		},
-		Peer: func(t *testing.T, s stampede.Store) stampede.Store {
-			p, err := mysqlstore.New(openDB(t, serverDSN()), mysqlstore.WithTablePrefix(s.(*mysqlstore.Store).Prefix()),
-				mysqlstore.WithTimeout(callTimeout))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = p.Close() })
-			return p
-		},
-	})
+// harness makes the stores of the shared suites: a Store on fresh tables of the machine's MariaDB,
+// and as the other replica a second Store on a handle of its own over the same tables.
+var harness = storetest.Harness{
+	New: func(t *testing.T) stampede.Store {
+		return newStore(t, openDB(t, serverDSN()), mysqlstore.WithTimeout(callTimeout))
+	},
+	Peer: func(t *testing.T, s stampede.Store) stampede.Store {
+		p, err := mysqlstore.New(openDB(t, serverDSN()), mysqlstore.WithTablePrefix(s.(*mysqlstore.Store).Prefix()),
+			mysqlstore.WithTimeout(callTimeout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		return p
+	},
 }
+
+// TestContract runs the shared store suite.
+func TestContract(t *testing.T) { storetest.Run(t, harness) }

@@ -28,29 +28,31 @@ var (
 // loaded machine does not turn a call into a timeout.
 const callTimeout = 30 * time.Second
 
-// TestContract runs the shared store suite against the machine's PostgreSQL, with a second Store on
-// its own pool over the same tables as the other replica.
-func TestContract(t *testing.T) {
-	for _, unlogged := range []bool{false, true} {
-		name := "logged"
-		if unlogged {
-			name = "unlogged"
+// harness makes the stores of the shared suites: a Store on fresh tables of the machine's
+// PostgreSQL, and as the other replica a second Store on a pool of its own over the same tables.
+var harness = storetest.Harness{
+	New: func(t *testing.T) stampede.Store {
+		return newStore(t, newPool(t, serverURL()), pgstore.WithTimeout(callTimeout))
+	},
+	Peer: func(t *testing.T, s stampede.Store) stampede.Store {
+		p, err := pgstore.New(newPool(t, serverURL()), pgstore.WithTablePrefix(s.(*pgstore.Store).Prefix()),
+			pgstore.WithTimeout(callTimeout))
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Run(name, func(t *testing.T) {
-			storetest.Run(t, storetest.Harness{
-				New: func(t *testing.T) stampede.Store {
-					return newStore(t, newPool(t, serverURL()), pgstore.WithUnlogged(unlogged), pgstore.WithTimeout(callTimeout))
-				},
-				Peer: func(t *testing.T, s stampede.Store) stampede.Store {
-					p, err := pgstore.New(newPool(t, serverURL()), pgstore.WithTablePrefix(s.(*pgstore.Store).Prefix()),
-						pgstore.WithTimeout(callTimeout))
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { _ = p.Close() })
-					return p
-				},
-			})
-		})
-	}
+		t.Cleanup(func() { _ = p.Close() })
+		return p
+	},
+}
+
+// TestContract runs the shared store suite, on logged and on UNLOGGED tables.
+func TestContract(t *testing.T) {
+	t.Run("logged", func(t *testing.T) { storetest.Run(t, harness) })
+	t.Run("unlogged", func(t *testing.T) {
+		h := harness
+		h.New = func(t *testing.T) stampede.Store {
+			return newStore(t, newPool(t, serverURL()), pgstore.WithTimeout(callTimeout), pgstore.WithUnlogged(true))
+		}
+		storetest.Run(t, h)
+	})
 }

@@ -40,14 +40,16 @@ func open(t testing.TB, path string, opts ...sqlitestore.Option) *sqlitestore.St
 // detector makes the transpiled SQLite many times slower, and a loaded machine slower still.
 const callTimeout = 30 * time.Second
 
-// TestContract runs the shared store suite on a file in t.TempDir(), with a second Store on the same
-// file (another process would have one) as the other replica.
-func TestContract(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cache.db")
-	storetest.Run(t, storetest.Harness{
-		New: func(t *testing.T) stampede.Store { return open(t, path, sqlitestore.WithTimeout(callTimeout)) },
-		Peer: func(t *testing.T, _ stampede.Store) stampede.Store {
-			return open(t, path, sqlitestore.WithTimeout(callTimeout))
-		},
-	})
+// harness makes the stores of the shared suites: a Store on a file in a temporary directory, and as
+// the other replica a second Store on the same file (another process would have one).
+var harness = storetest.Harness{
+	New: func(t *testing.T) stampede.Store {
+		return open(t, filepath.Join(t.TempDir(), "cache.db"), sqlitestore.WithTimeout(callTimeout))
+	},
+	Peer: func(t *testing.T, s stampede.Store) stampede.Store {
+		return open(t, s.(*sqlitestore.Store).Path(), sqlitestore.WithTimeout(callTimeout))
+	},
 }
+
+// TestContract runs the shared store suite.
+func TestContract(t *testing.T) { storetest.Run(t, harness) }

@@ -43,6 +43,7 @@ const (
 type Store struct {
 	s      *sqlstore.Store
 	rw, ro *sql.DB
+	path   string
 }
 
 // Open opens (creating it if needed) the SQLite database at path, creates the store's tables in it
@@ -85,7 +86,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		_, _ = rw.Close(), ro.Close()
 		return nil, err
 	}
-	st := &Store{s: s, rw: rw, ro: ro}
+	st := &Store{s: s, rw: rw, ro: ro, path: path}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := s.Migrate(ctx); err != nil {
@@ -204,3 +205,6 @@ func (s *Store) Sweep(ctx context.Context) error {
 
 // Prefix returns the table prefix (WithTablePrefix).
 func (s *Store) Prefix() string { return s.s.Prefix() }
+
+// Path returns the file name given to Open.
+func (s *Store) Path() string { return s.path }

@@ -246,12 +246,7 @@ func nonNil(b []byte) []byte {
 }
 
 // Delete is Invalidate: it deletes key, revokes its tickets and lease, and announces the deletion.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	if err := s.Invalidate(ctx, key); err != nil {
-		return fmt.Errorf("%s: delete: %w", s.name, errors.Unwrap(err))
-	}
-	return nil
-}
+func (s *Store) Delete(ctx context.Context, key string) error { return s.invalidate(ctx, key, "delete") }
 
 // Invalidate deletes key, revokes every ticket and the lease of key (waking the lease's waiters with
 // "miss") and announces the deletion, in one transaction: it returns nil once that committed.
@@ -260,6 +255,10 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // makes this transaction wait until the write commits, and the entry is deleted after it, so the
 // written value goes too; a fenced write that comes later finds its ticket gone.
 func (s *Store) Invalidate(ctx context.Context, key string) error {
+	return s.invalidate(ctx, key, "invalidate")
+}
+
+func (s *Store) invalidate(ctx context.Context, key, op string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	kb := keyBytes(key)
@@ -283,7 +282,7 @@ func (s *Store) Invalidate(ctx context.Context, key string) error {
 		return s.announce(ctx, q, msgs)
 	})
 	if err != nil {
-		return s.opError(ctx, "invalidate", err)
+		return s.opError(ctx, op, err)
 	}
 	s.delivered(msgs)
 	return nil

@@ -11,6 +11,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -736,3 +737,5 @@ func (st *suite) tagInvalidations(t *testing.T) {
 		return heardOf(&mu, heard, tag) > 0
 	})
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
