@@ -91,7 +91,12 @@ func (s *Store) Sweep(ctx context.Context) error {
 	}
 	keep(s.evict(ctx))
 	for _, table := range []string{"tickets", "leases"} {
-		keep(s.boundTable(ctx, s.cfg.Prefix+table, auxFactor*s.cfg.MaxRows))
+		keep(s.boundTable(ctx, s.cfg.Prefix+table, "exp", auxFactor*s.cfg.MaxRows))
+	}
+	if s.d.Notify == nil {
+		// A flood of deletions within EventsKept: the oldest announcements go first, which only leaves
+		// another process's memory tier with a copy until its own TTL cap.
+		keep(s.boundTable(ctx, s.cfg.Prefix+"events", "at", auxFactor*s.cfg.MaxRows))
 	}
 	keep(s.boundMembers(ctx, auxFactor*s.cfg.MaxRows))
 	return first
@@ -180,14 +185,14 @@ func (s *Store) candidates(ctx context.Context, overRows, overBytes int64) ([][]
 	return keys, freed, rs.Err()
 }
 
-// boundTable deletes the rows of table that expire first while it holds more than limit rows. For the
+// boundTable deletes the rows of table that expire first (the smallest col) while it holds more than limit rows. For the
 // tickets and leases that revokes them early, which only ever refuses a write or lets a second replica
 // run a handler.
 //
 // The tags table is not bounded this way: a row with a live purge mark fences writes, and forgetting it
 // early could let a write from before the purge through. Its rows go when their mark expired (the
 // longest ticket or lease live at the purge) and no member is left, and members are bounded below.
-func (s *Store) boundTable(ctx context.Context, table string, limit int64) error {
+func (s *Store) boundTable(ctx context.Context, table, col string, limit int64) error {
 	cctx, cancel := context.WithTimeout(ctx, s.sweepTimeout())
 	defer cancel()
 	var n int64
@@ -200,14 +205,14 @@ func (s *Store) boundTable(ctx context.Context, table string, limit int64) error
 	cutoff := s.now()
 	var exp int64
 	// The exp below which the excess rows lie: the (n-limit)th smallest.
-	found, err := queryRow(cctx, s.db, "SELECT exp FROM "+table+" ORDER BY exp LIMIT 1 OFFSET ?", []any{n - limit}, &exp)
+	found, err := queryRow(cctx, s.db, "SELECT "+col+" FROM "+table+" ORDER BY "+col+" LIMIT 1 OFFSET ?", []any{n - limit}, &exp)
 	if err != nil {
 		return err
 	}
 	if found {
 		cutoff = exp
 	}
-	return s.deleteBatches(ctx, s.d.DeleteLimit(table, "exp <= ?", sweepBatch), []any{cutoff})
+	return s.deleteBatches(ctx, s.d.DeleteLimit(table, col+" <= ?", sweepBatch), []any{cutoff})
 }
 
 // boundMembers keeps the members table within limit rows: while it holds more, the keys whose

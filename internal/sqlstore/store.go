@@ -246,7 +246,9 @@ func nonNil(b []byte) []byte {
 }
 
 // Delete is Invalidate: it deletes key, revokes its tickets and lease, and announces the deletion.
-func (s *Store) Delete(ctx context.Context, key string) error { return s.invalidate(ctx, key, "delete") }
+func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.invalidate(ctx, key, "delete")
+}
 
 // Invalidate deletes key, revokes every ticket and the lease of key (waking the lease's waiters with
 // "miss") and announces the deletion, in one transaction: it returns nil once that committed.

@@ -11,9 +11,9 @@ package storetest
 
 import (
 	"bytes"
-	"errors"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
