@@ -29,16 +29,16 @@ const MaxKeyBytes = 250
 // errors.Is.
 var (
 	// ErrTimeout is wrapped by the error of a call that ran out of time.
-	ErrTimeout = errors.New("sql store: timeout")
+	ErrTimeout = errors.New("timeout")
 	// ErrInvalidPrefix is returned for a table prefix that is not a plain lower-case identifier.
-	ErrInvalidPrefix = errors.New("sql store: invalid table prefix")
+	ErrInvalidPrefix = errors.New("invalid table prefix")
 	// ErrInvalidConfig is returned for an option value that cannot work.
-	ErrInvalidConfig = errors.New("sql store: invalid option")
+	ErrInvalidConfig = errors.New("invalid option")
 	// ErrInvalidTicket is returned by SetFenced for a ticket that no Ticket or TryLease of a SQL store
 	// returned.
-	ErrInvalidTicket = errors.New("sql store: invalid ticket")
+	ErrInvalidTicket = errors.New("invalid ticket")
 	// ErrClosed is returned by calls made after Close.
-	ErrClosed = errors.New("sql store: closed")
+	ErrClosed = errors.New("store closed")
 )
 
 // Config is a store's configuration, filled by the store module's options.
