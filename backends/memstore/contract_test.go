@@ -26,6 +26,7 @@ var (
 // TestContract runs the shared store suite (the rules of a plain Store; memstore offers no optional
 // contract it covers) and the front-ends on a memstore.
 func TestContract(t *testing.T) {
+	t.Parallel()
 	h := storetest.Harness{New: func(t *testing.T) stampede.Store {
 		s, err := memstore.New(64 << 20)
 		if err != nil {

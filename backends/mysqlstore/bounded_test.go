@@ -9,10 +9,11 @@ import (
 	"github.com/seed-a1426414/stampede/internal/storetest"
 )
 
-// TestBounded floods a store bounded to 20 rows with 300 one-off keys (each tagged, ticketed,
+// TestBounded floods a store bounded to 20 rows with 200 one-off keys (each tagged, ticketed,
 // leased, and half of them announcing an invalidation): after a sweep every table is within its bound.
 // make bench-sql floods a million.
 func TestBounded(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, serverDSN())
 	s := newStore(t, db, mysqlstore.WithMaxRows(20), mysqlstore.WithSweepInterval(time.Hour), mysqlstore.WithTimeout(callTimeout))
 	storetest.RunBounded(t, s, storetest.Bounded{
@@ -26,5 +27,5 @@ func TestBounded(t *testing.T) {
 			return n
 		},
 		Tables: []string{"tickets", "leases", "members", "tags", "events"},
-	}, 300)
+	}, 200)
 }

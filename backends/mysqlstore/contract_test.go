@@ -46,4 +46,7 @@ var harness = storetest.Harness{
 }
 
 // TestContract runs the shared store suite.
-func TestContract(t *testing.T) { storetest.Run(t, harness) }
+func TestContract(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, harness)
+}

@@ -8,4 +8,7 @@ import (
 
 // TestEngine runs the middleware, the function API, tieredstore and fleet coalescing on the store
 // (storetest.RunEngine), with the harness of TestContract.
-func TestEngine(t *testing.T) { storetest.RunEngine(t, harness) }
+func TestEngine(t *testing.T) {
+	t.Parallel()
+	storetest.RunEngine(t, harness)
+}

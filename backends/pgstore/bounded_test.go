@@ -9,9 +9,10 @@ import (
 	"github.com/seed-a1426414/stampede/internal/storetest"
 )
 
-// TestBounded floods a store bounded to 20 rows with 300 one-off keys (each tagged, ticketed,
+// TestBounded floods a store bounded to 20 rows with 200 one-off keys (each tagged, ticketed,
 // leased): after a sweep every table is within its bound. make bench-sql floods a million.
 func TestBounded(t *testing.T) {
+	t.Parallel()
 	pool := newPool(t, serverURL())
 	s := newStore(t, pool, pgstore.WithMaxRows(20), pgstore.WithSweepInterval(time.Hour), pgstore.WithTimeout(callTimeout))
 	storetest.RunBounded(t, s, storetest.Bounded{
@@ -25,5 +26,5 @@ func TestBounded(t *testing.T) {
 			return n
 		},
 		Tables: []string{"tickets", "leases", "members", "tags"},
-	}, 300)
+	}, 200)
 }

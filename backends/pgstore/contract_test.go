@@ -47,6 +47,7 @@ var harness = storetest.Harness{
 
 // TestContract runs the shared store suite, on logged and on UNLOGGED tables.
 func TestContract(t *testing.T) {
+	t.Parallel()
 	t.Run("logged", func(t *testing.T) { storetest.Run(t, harness) })
 	t.Run("unlogged", func(t *testing.T) {
 		h := harness

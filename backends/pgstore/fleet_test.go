@@ -96,6 +96,7 @@ func replica(args []string) error {
 // them a Zipf-distributed burst of concurrent requests (the same keys on every replica at once): the
 // origin is called exactly once per distinct key, across the fleet.
 func TestFleet(t *testing.T) {
+	t.Parallel()
 	pool := newPool(t, serverURL())
 	store := newStore(t, pool)
 	var mu sync.Mutex

@@ -13,6 +13,7 @@ import (
 // every call returns an error (a timeout while paused) instead of hanging, the middleware serves
 // every request from its handler, and the store works again once the server is back.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	srv := sqltest.StartPostgres(t)
 	s := newStore(t, newPool(t, srv.URL()), pgstore.WithTimeout(200*time.Millisecond))
 	storetest.RunOutage(t, s, srv, pgstore.ErrTimeout)

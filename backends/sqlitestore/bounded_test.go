@@ -11,10 +11,11 @@ import (
 	"github.com/seed-a1426414/stampede/internal/storetest"
 )
 
-// TestBounded floods a store bounded to 20 rows with 300 one-off keys (each tagged, ticketed,
+// TestBounded floods a store bounded to 20 rows with 200 one-off keys (each tagged, ticketed,
 // leased, and half of them announcing an invalidation): after a sweep every table is within its bound.
 // make bench-sql floods a million.
 func TestBounded(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "cache.db")
 	s := open(t, path, sqlitestore.WithMaxRows(20), sqlitestore.WithSweepInterval(time.Hour), sqlitestore.WithTimeout(callTimeout))
 	db, err := sql.Open("sqlite", "file:"+path)
@@ -33,5 +34,5 @@ func TestBounded(t *testing.T) {
 			return n
 		},
 		Tables: []string{"tickets", "leases", "members", "tags", "events"},
-	}, 300)
+	}, 200)
 }
