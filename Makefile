@@ -99,6 +99,16 @@ bench: bench-deps
 	$(GO) test -run=^$$ -bench=. -benchmem -count=5 . ./backends/... ./internal/fleetreplica
 	cd bench && $(GO) run ./cmd/bench -redis auto $(if $(GOCHI_STAMPEDE),-gochi $(abspath $(GOCHI_STAMPEDE)))
 
+# The SQL stores (not part of make test): in each store module, a hit and a BatchGet of 100 keys beside
+# memstore and redisstore (a redis-server of its own); then bench/sqlbench: the Zipf trace through the
+# middleware on each store, a flood of STAMPEDE_FLOOD (default 1,000,000) one-off keys against a bound
+# of 10,000 rows, and PostgreSQL and MariaDB killed and restarted mid-trace (servers of its own).
+# About 15 minutes on 2 cores; STAMPEDE_FLOOD=100000 makes it a few.
+.PHONY: bench-sql
+bench-sql: deps
+	@for m in $(SQLSTORES); do echo "bench ./$$m (module)"; (cd $$m && $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...) || exit 1; done
+	cd bench && $(GO) test -count=1 -v -timeout 60m -run 'TestTrace|TestFlood|TestKilledMidTrace' ./sqlbench
+
 bench-deps:
 	@for p in redis-server wrk; do command -v $$p >/dev/null 2>&1 || { \
 		echo "installing $$p"; \

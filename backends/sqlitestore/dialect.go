@@ -44,8 +44,9 @@ func insert(b *strings.Builder, table string, cols []string, rows int) {
 // time), so no read needs a lock of its own; announcements are rows of the events table.
 func dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
-		Name:   "sqlite",
-		Schema: statements(),
+		Name:    "sqlite",
+		Writers: 1,
+		Schema:  statements(),
 		Upsert: func(table string, cols, key, set, greatest []string, rows int) string {
 			var b strings.Builder
 			insert(&b, table, cols, rows)

@@ -18,6 +18,9 @@ type Dialect struct {
 	// MigrateLock, when set, runs first in Migrate's transaction, so that replicas starting together
 	// do not race each other's CREATE statements (PostgreSQL: an advisory lock).
 	MigrateLock string
+	// Writers is how many batched writes may be in flight at once (default 4); SQLite, with one
+	// writer at a time, has 1.
+	Writers int
 	// Array: a list is one parameter matched with "= ANY(?)" (PostgreSQL); otherwise "IN (?, ...)".
 	Array bool
 	// ShareLock is appended to the reads that must block a concurrent revocation until the write

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -29,6 +30,8 @@ type Store struct {
 	rows, bytes atomic.Int64
 	evictions   atomic.Uint64
 
+	sets chan *setReq // queued SetEx calls (see batch.go)
+
 	writes atomic.Int64  // rows written since the last sweep was started early
 	kick   chan struct{} // asks the sweeper for an early sweep; room for one
 
@@ -52,6 +55,7 @@ func New(db DB, d Dialect, name string, cfg Config) (*Store, error) {
 	s.bgCtx, s.stop = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.sweeper()
+	s.startFlushers(cmp.Or(d.Writers, 4))
 	return s, nil
 }
 
@@ -229,8 +233,7 @@ func (s *Store) SetEx(ctx context.Context, key string, value []byte, ttl time.Du
 	if len(value) > s.cfg.MaxValueBytes {
 		_, err = s.db.Exec(ctx, s.q.delEntry, kb)
 	} else {
-		_, err = s.db.Exec(ctx, s.q.setEntry, kb, nonNil(value), expiry(s.now(), ttl), int64(len(kb)+len(value)+RowOverhead))
-		s.wrote(1)
+		err = s.queueSet(ctx, &setReq{k: kb, v: nonNil(value), exp: expiry(s.now(), ttl), sz: int64(len(kb) + len(value) + RowOverhead)})
 	}
 	if err != nil {
 		return s.opError(ctx, "setex", err)
