@@ -36,7 +36,8 @@ const (
 // Store keeps stampede's entries in MySQL or MariaDB. It is safe for concurrent use; create it with
 // New, its tables with Migrate, and stop its background work with Close.
 type Store struct {
-	s *sqlstore.Store
+	s  *sqlstore.Store
+	db *sqlstore.SQLDB
 }
 
 // New returns a Store over db, a database/sql handle of the go-sql-driver/mysql driver (see the
@@ -52,11 +53,12 @@ func New(db *sql.DB, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s, err := sqlstore.New(&sqlstore.SQLDB{Read: db, Write: db, Isolation: sql.LevelReadCommitted}, dialect(), "mysqlstore", cfg.Config)
+	sdb := &sqlstore.SQLDB{Read: db, Write: db, Isolation: sql.LevelReadCommitted}
+	s, err := sqlstore.New(sdb, dialect(), "mysqlstore", cfg.Config)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{s: s}, nil
+	return &Store{s: s, db: sdb}, nil
 }
 
 // Migrate creates the store's tables and indexes (schema.sql in this package) where they do not exist.
@@ -66,10 +68,15 @@ func (s *Store) Migrate(ctx context.Context) error { return s.s.Migrate(ctx) }
 // DropTables drops the store's tables: for tests, and to remove a cache for good.
 func (s *Store) DropTables(ctx context.Context) error { return s.s.DropTables(ctx) }
 
-// Close stops the background sweep and the events poller and waits for them. It does not close the
-// database handle. Other calls keep working afterwards, but WaitRelease returns ErrClosed and the
-// subscriptions hear nothing more.
-func (s *Store) Close() error { return s.s.Close() }
+// Close stops the background sweep and the events poller, waits for them and closes the statements the
+// Store prepared. It does not close the database handle. Other calls keep working afterwards (unprepared
+// statements then prepare again), but WaitRelease returns ErrClosed and the subscriptions hear nothing
+// more.
+func (s *Store) Close() error {
+	err := s.s.Close()
+	s.db.Close()
+	return err
+}
 
 // Get returns the value stored under key. A missing or expired key is (nil, false, nil).
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) { return s.s.Get(ctx, key) }

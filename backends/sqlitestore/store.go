@@ -42,6 +42,7 @@ const (
 // and release it with Close.
 type Store struct {
 	s      *sqlstore.Store
+	db     *sqlstore.SQLDB
 	rw, ro *sql.DB
 	path   string
 }
@@ -81,12 +82,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	ro.SetMaxOpenConns(8)
 	ro.SetMaxIdleConns(8)
-	s, err := sqlstore.New(&sqlstore.SQLDB{Read: ro, Write: rw}, dialect(), "sqlitestore", cfg.Config)
+	sdb := &sqlstore.SQLDB{Read: ro, Write: rw}
+	s, err := sqlstore.New(sdb, dialect(), "sqlitestore", cfg.Config)
 	if err != nil {
 		_, _ = rw.Close(), ro.Close()
 		return nil, err
 	}
-	st := &Store{s: s, rw: rw, ro: ro, path: path}
+	st := &Store{s: s, db: sdb, rw: rw, ro: ro, path: path}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := s.Migrate(ctx); err != nil {
@@ -106,6 +108,7 @@ func (s *Store) DropTables(ctx context.Context) error { return s.s.DropTables(ct
 // Close stops the background sweep and the events poller, waits for them and closes the database.
 func (s *Store) Close() error {
 	err := s.s.Close()
+	s.db.Close()
 	return errors.Join(err, s.rw.Close(), s.ro.Close())
 }
 

@@ -26,8 +26,15 @@ func (s *Store) Len() int { return int(s.rows.Load()) }
 // Bytes returns the entries' charges (len(key) + len(value) + RowOverhead each) as of the last sweep.
 func (s *Store) Bytes() int64 { return s.bytes.Load() }
 
-// Evictions returns how many entries this process's sweeps removed to keep within the bounds.
-func (s *Store) Evictions() uint64 { return s.evictions.Load() }
+// Evictions returns how many entries this process's sweeps removed to keep within the bounds, and the
+// writes it dropped while the table was more than twice its bound.
+func (s *Store) Evictions() uint64 { return s.evictions.Load() + s.dropped.Load() }
+
+// full reports whether the entries table was more than twice its bound at the last count: the sweep is
+// not keeping up with the writes (a flood of one-off keys), and SetEx drops writes until it does.
+func (s *Store) full() bool {
+	return s.rows.Load() > 2*s.cfg.MaxRows || s.bytes.Load() > 2*s.cfg.MaxBytes
+}
 
 // wrote counts n rows written and asks for an early sweep once they reach a sixteenth of the bound.
 func (s *Store) wrote(n int) {
@@ -62,6 +69,8 @@ func (s *Store) sweepTimeout() time.Duration { return max(4*s.cfg.Timeout, 2*tim
 // Sweep removes expired rows and evicts entries above the bounds once, now; the store does it by
 // itself in the background. It returns the first error, after trying every table.
 func (s *Store) Sweep(ctx context.Context) error {
+	s.sweepMu.Lock() // one sweep at a time in this process: two would both evict what one needs to
+	defer s.sweepMu.Unlock()
 	now := s.now()
 	var first error
 	keep := func(err error) {
@@ -118,71 +127,68 @@ func (s *Store) deleteBatches(ctx context.Context, stmt string, args []any) erro
 	return nil
 }
 
-// evict counts the entries and, while they are above a bound, deletes those that expire first (and
-// their tag members) down to 15/16 of it, so that a table at its bound is not swept on every write.
+// evict keeps the entries within their bounds: while the table holds more rows or bytes than allowed,
+// it deletes the entries that expire first (and their tag members), down to 15/16 of the bound, so that
+// a table at its bound is not swept on every write. It counts again before each round of up to
+// evictBatch rows: sweeps of several processes (or an explicit Sweep beside the background one) may
+// run at once, and each then evicts at most one round more than needed.
 func (s *Store) evict(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(ctx, s.sweepTimeout())
-	var rows, bytes int64
-	_, err := queryRow(cctx, s.db, s.q.countEntries, nil, &rows, &bytes)
-	cancel()
-	if err != nil {
-		return err
-	}
-	s.rows.Store(rows)
-	s.bytes.Store(bytes)
-	if rows <= s.cfg.MaxRows && bytes <= s.cfg.MaxBytes {
-		return nil
-	}
 	targetRows, targetBytes := s.cfg.MaxRows-s.cfg.MaxRows/16, s.cfg.MaxBytes-s.cfg.MaxBytes/16
-	for range maxBatches {
-		if rows <= targetRows && bytes <= targetBytes {
-			break
-		}
+	for round := 0; round < maxBatches; round++ {
 		cctx, cancel := context.WithTimeout(ctx, s.sweepTimeout())
-		victims, freed, err := s.candidates(cctx, rows-targetRows, bytes-targetBytes)
-		if err == nil && len(victims) > 0 {
-			var n int64
-			cond, args := s.in("k", victims, nil)
-			n, err = s.db.Exec(cctx, s.sql("DELETE FROM {p}entries WHERE "+cond), args...)
-			if err == nil {
-				_, err = s.db.Exec(cctx, s.sql("DELETE FROM {p}members WHERE "+cond), args...)
-			}
-			rows, bytes = rows-n, bytes-freed
-			s.evictions.Add(uint64(n))
-		}
+		var rows, bytes int64
+		_, err := queryRow(cctx, s.db, s.q.countEntries, nil, &rows, &bytes)
 		cancel()
 		if err != nil {
 			return err
 		}
-		if len(victims) == 0 {
-			break
+		s.rows.Store(rows)
+		s.bytes.Store(bytes)
+		if round == 0 && rows <= s.cfg.MaxRows && bytes <= s.cfg.MaxBytes || rows <= targetRows && bytes <= targetBytes {
+			return nil
+		}
+		n := max(rows-targetRows, 0)
+		if over := bytes - targetBytes; over > 0 && rows > 0 {
+			n = max(n, over/max(bytes/rows, 1)+1)
+		}
+		cctx, cancel = context.WithTimeout(ctx, s.sweepTimeout())
+		victims, err := s.candidates(cctx, min(n, evictBatch))
+		if err == nil && len(victims) > 0 {
+			var evicted int64
+			cond, args := s.in("k", victims, nil)
+			evicted, err = s.db.Exec(cctx, s.sql("DELETE FROM {p}entries WHERE "+cond), args...)
+			if err == nil {
+				_, err = s.db.Exec(cctx, s.sql("DELETE FROM {p}members WHERE "+cond), args...)
+			}
+			s.evictions.Add(uint64(evicted))
+		}
+		cancel()
+		if err != nil || len(victims) == 0 {
+			return err
 		}
 	}
-	s.rows.Store(rows)
-	s.bytes.Store(bytes)
 	return nil
 }
 
-// candidates returns up to 500 of the entries that expire first, as many as it takes to free overRows
-// rows and overBytes bytes, and the bytes they are charged.
-func (s *Store) candidates(ctx context.Context, overRows, overBytes int64) ([][]byte, int64, error) {
-	rs, err := s.db.Query(ctx, s.q.evictionCandidates)
+// evictBatch is the most entries one eviction round deletes.
+const evictBatch = 5000
+
+// candidates returns the n entries that expire first.
+func (s *Store) candidates(ctx context.Context, n int64) ([][]byte, error) {
+	rs, err := s.db.Query(ctx, s.q.evictionCandidates, n)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer rs.Close()
 	var keys [][]byte
-	var freed int64
-	for rs.Next() && (int64(len(keys)) < overRows || freed < overBytes) {
+	for rs.Next() {
 		var k []byte
-		var sz int64
-		if err := rs.Scan(&k, &sz); err != nil {
-			return nil, 0, err
+		if err := rs.Scan(&k); err != nil {
+			return nil, err
 		}
 		keys = append(keys, k)
-		freed += sz
 	}
-	return keys, freed, rs.Err()
+	return keys, rs.Err()
 }
 
 // boundTable deletes the rows of table that expire first (the smallest col) while it holds more than limit rows. For the

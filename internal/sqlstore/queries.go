@@ -35,6 +35,6 @@ func buildQueries(s *Store) queries {
 	q.maxLease = s.sql("SELECT COALESCE(MAX(exp), 0) FROM {p}leases")
 	q.tagMembers = s.sql("SELECT k FROM {p}members WHERE tag = ?")
 	q.countEntries = s.sql("SELECT COUNT(*), COALESCE(SUM(sz), 0) FROM {p}entries")
-	q.evictionCandidates = s.sql("SELECT k, sz FROM {p}entries ORDER BY exp LIMIT 500")
+	q.evictionCandidates = s.sql("SELECT k FROM {p}entries ORDER BY exp LIMIT ?")
 	return q
 }

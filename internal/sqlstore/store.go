@@ -29,6 +29,8 @@ type Store struct {
 	// Size, as of the last sweep, and what the sweeps evicted (this process's).
 	rows, bytes atomic.Int64
 	evictions   atomic.Uint64
+	dropped     atomic.Uint64 // writes dropped while the table was full (see full)
+	sweepMu     sync.Mutex    // serialises this process's sweeps
 
 	sets chan *setReq // queued SetEx calls (see batch.go)
 
@@ -221,7 +223,8 @@ func (s *Store) BatchGet(ctx context.Context, keys []string) ([][]byte, error) {
 
 // SetEx stores value under key for ttl. A value larger than Config.MaxValueBytes is not stored (and
 // any earlier value of key is removed), which is not an error: a response too large to cache is no
-// failure of the store. A ttl that is not above zero is an error.
+// failure of the store. Nor is a write dropped while the entries table is more than twice its bound
+// (the sweep not keeping up with a flood of writes). A ttl that is not above zero is an error.
 func (s *Store) SetEx(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("%s: setex: ttl %v is not above zero", s.name, ttl)
@@ -230,9 +233,13 @@ func (s *Store) SetEx(ctx context.Context, key string, value []byte, ttl time.Du
 	defer cancel()
 	kb := keyBytes(key)
 	var err error
-	if len(value) > s.cfg.MaxValueBytes {
+	switch {
+	case len(value) > s.cfg.MaxValueBytes:
 		_, err = s.db.Exec(ctx, s.q.delEntry, kb)
-	} else {
+	case s.full():
+		s.dropped.Add(1)
+		return nil
+	default:
 		err = s.queueSet(ctx, &setReq{k: kb, v: nonNil(value), exp: expiry(s.now(), ttl), sz: int64(len(kb) + len(value) + RowOverhead)})
 	}
 	if err != nil {
