@@ -79,6 +79,8 @@ fuzz:
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/httpcache || exit 1; done
 	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzRecordDecode FuzzMemoHash; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) . || exit 1; done
+	@for f in FuzzParseTicket FuzzPayload; do \
+		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/sqlstore || exit 1; done
 	@for f in FuzzDecode FuzzCompressRoundTrip; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./backends/redisstore || exit 1; done
 

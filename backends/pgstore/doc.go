@@ -33,6 +33,8 @@
 // first while the table holds more than [WithMaxRows] rows (default 100,000) or [WithMaxBytes] of
 // keys and values (default 1 GiB), down to 15/16 of the bound. Tickets, leases and tag members are
 // kept within four times the row bound, so nothing grows without bound under a flood of one-off keys.
+// While the entries table is above twice its bound (a flood outrunning the sweep), writes are dropped
+// until the sweep catches up.
 // [Store.Len] and [Store.Bytes] report the size as of the last sweep; [Store.Evictions] counts this
 // process's evictions.
 //

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Message kinds: what an announcement is about.
@@ -28,7 +29,10 @@ const maxPayload = 7900
 // encodePayload is a Message as a NOTIFY payload: the kind, the key in base64 (so any bytes travel in
 // a text payload), a space and the outcome. ok is false when it would not fit.
 func encodePayload(m Message) (string, bool) {
-	p := string(m.Kind) + base64.RawURLEncoding.EncodeToString([]byte(m.Key)) + " " + m.Outcome
+	if m.Kind >= 0x80 || !utf8.ValidString(m.Outcome) || strings.IndexByte(m.Outcome, 0) >= 0 {
+		return "", false // a payload is text: the kinds are ASCII, and so are stampede's outcomes
+	}
+	p := string([]byte{m.Kind}) + base64.RawURLEncoding.EncodeToString([]byte(m.Key)) + " " + m.Outcome
 	return p, len(p) <= maxPayload
 }
 
