@@ -1,9 +1,6 @@
 package sqlstore
 
-import (
-	"context"
-	"time"
-)
+import "context"
 
 // Writes are combined: concurrent SetEx calls queue, and each of a few flushers takes what is queued
 // (up to maxBatch rows) and writes it with one multi-row upsert, one statement and one commit. Under a
@@ -79,11 +76,14 @@ func (s *Store) flush(batch []*setReq) error {
 	return err
 }
 
-// queueSet queues one write and waits for its flush, or for ctx.
+// queueSet queues one write and waits for its flush, or for ctx. After Close, with no flusher left,
+// the write is sent on its own.
 func (s *Store) queueSet(ctx context.Context, r *setReq) error {
+	if s.bgCtx.Err() != nil {
+		_, err := s.db.Exec(ctx, s.q.setEntry, r.k, r.v, r.exp, r.sz)
+		return err
+	}
 	r.done = make(chan error, 1)
-	t := time.NewTimer(s.cfg.Timeout)
-	defer t.Stop()
 	select {
 	case s.sets <- r:
 	case <-ctx.Done():
@@ -96,5 +96,7 @@ func (s *Store) queueSet(ctx context.Context, r *setReq) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.bgCtx.Done(): // closed while queued: the write may or may not have been made
+		return ErrClosed
 	}
 }
