@@ -5,8 +5,10 @@ GO ?= go
 EXAMPLES := $(filter-out _example/loader,$(patsubst %/,%,$(wildcard _example/*/)))
 # Modules of their own, so that the root module does not require what only they need (Prometheus, a
 # browser driver, goware/cachestore2 for go-chi's tests, CBOR, pgx and a PostgreSQL for the loader
-# example). Each has a replace directive to this checkout. bench/ is one too, handled apart.
-SUBMODULES := metrics/prometheus test/browser test/gochi codec/cbor _example/loader
+# example, the SQL stores' drivers). Each has a replace directive to this checkout. bench/ is one too,
+# handled apart.
+SQLSTORES := backends/pgstore backends/mysqlstore backends/sqlitestore
+SUBMODULES := metrics/prometheus test/browser test/gochi codec/cbor _example/loader $(SQLSTORES)
 
 .PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover
 
@@ -55,6 +57,11 @@ deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null 2>&1 \
 		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql' >/dev/null 2>&1 \
 		|| echo "could not install postgresql: _example/loader's test will fail under CI=true"; }
+	@test -x /usr/sbin/mariadbd -o -x /usr/bin/mariadbd || command -v mariadbd >/dev/null 2>&1 || { \
+		echo "installing mariadb-server (for backends/mysqlstore's tests)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server) >/dev/null 2>&1 \
+		|| sudo -n sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server' >/dev/null 2>&1 \
+		|| echo "could not install mariadb-server: backends/mysqlstore's tests will fail under CI=true"; }
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing chromium (for the stats page test in test/browser)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
@@ -73,6 +80,8 @@ fuzz:
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/httpcache || exit 1; done
 	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzRecordDecode FuzzMemoHash; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) . || exit 1; done
+	@for f in FuzzParseTicket FuzzPayload; do \
+		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/sqlstore || exit 1; done
 	@for f in FuzzDecode FuzzCompressRoundTrip; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./backends/redisstore || exit 1; done
 
@@ -92,6 +101,16 @@ GOCHI_STAMPEDE ?=
 bench: bench-deps
 	$(GO) test -run=^$$ -bench=. -benchmem -count=5 . ./backends/... ./internal/fleetreplica
 	cd bench && $(GO) run ./cmd/bench -redis auto $(if $(GOCHI_STAMPEDE),-gochi $(abspath $(GOCHI_STAMPEDE)))
+
+# The SQL stores (not part of make test): in each store module, a hit and a BatchGet of 100 keys beside
+# memstore and redisstore (a redis-server of its own); then bench/sqlbench: the Zipf trace through the
+# middleware on each store, a flood of STAMPEDE_FLOOD (default 1,000,000) one-off keys against a bound
+# of 10,000 rows, and PostgreSQL and MariaDB killed and restarted mid-trace (servers of its own).
+# About 15 minutes on 2 cores; STAMPEDE_FLOOD=100000 makes it a few.
+.PHONY: bench-sql
+bench-sql: deps
+	@for m in $(SQLSTORES); do echo "bench ./$$m (module)"; (cd $$m && $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...) || exit 1; done
+	cd bench && $(GO) test -count=1 -v -timeout 60m -run 'TestTrace|TestFlood|TestKilledMidTrace' ./sqlbench
 
 bench-deps:
 	@for p in redis-server wrk; do command -v $$p >/dev/null 2>&1 || { \
