@@ -8,9 +8,9 @@ EXAMPLES := $(filter-out _example/loader,$(patsubst %/,%,$(wildcard _example/*/)
 # example, the SQL stores' drivers). Each has a replace directive to this checkout. bench/ is one too,
 # handled apart.
 SQLSTORES := backends/pgstore backends/mysqlstore backends/sqlitestore
-SUBMODULES := metrics/prometheus test/browser test/gochi codec/cbor _example/loader $(SQLSTORES)
+SUBMODULES := metrics/prometheus test/browser test/gochi test/linearizable codec/cbor _example/loader $(SQLSTORES)
 
-.PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover
+.PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover check-linearizable
 
 # -timeout applies to each package's test binary. The tests assert behaviour, never speed, and each
 # catches its own hangs with deadlines of a minute or two that fail with a message; this limit is only the
@@ -137,3 +137,9 @@ conformance:
 		echo "make conformance needs Node.js (20 or later) and npm on PATH; install them (Debian: apt-get install nodejs npm) and rerun" >&2; \
 		exit 1; }
 	bash conformance/run.sh $(ID)
+
+# The linearizability check of test/linearizable at full size: 10,000 random histories per store kind
+# (make test runs a few hundred). LINEARIZABLE_SEED=N replays a seed.
+LINEARIZABLE_HISTORIES ?= 10000
+check-linearizable:
+	cd test/linearizable && LINEARIZABLE_HISTORIES=$(LINEARIZABLE_HISTORIES) $(GO) test -count=1 -timeout 3h -v -run . ./...
