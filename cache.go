@@ -123,10 +123,9 @@ func (c *Cache) invalidatedElsewhere(storeKey string) {
 	if c.echoes.Own(storeKey) {
 		return
 	}
-	fence := primaryOf(storeKey)
-	c.flights.InvalidateFunc(func(f *flight.Flight[string, *outcome]) bool {
-		return f.Key() == storeKey || f.Fence() == fence
-	}, nil)
+	if k, ok := c.keys.parse(primaryOf(storeKey)); ok {
+		c.flights.Invalidate(k.s, k.id, nil)
+	}
 }
 
 // Close ends the cache's subscriptions to its store's announcements (see [InvalidationStore]) and

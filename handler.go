@@ -83,7 +83,13 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 			c.join(f, next, w, r, o)
 			return
 		}
-		epoch := c.flights.Epoch(o.k.id)
+		if o.k.s == o.primary.s || o.index == nil {
+			// The epoch is read before the URL's key is: a variant's look-up keeps the epoch of the index
+			// it followed (the same shard), so that an invalidation of the URL after the index was read
+			// sends the request back to the start rather than to a variant of a purged index.
+			o.epoch = c.flights.Epoch(o.k.id)
+		}
+		epoch := o.epoch
 		o.stale = nil
 		if c.store == nil {
 			epoch = flight.NoEpoch
@@ -107,10 +113,12 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 		f, leader, retry := c.flights.Acquire(o.spec(), epoch)
 		switch {
 		case retry == flight.RetryKey:
+			o.restart()
 			continue // a run for this key may have stored its response since we looked: look again
 		case retry == flight.RetryUnknown:
 			unknown++
 			attempt--
+			o.restart()
 			continue // a run for it may have finished, the coalescer cannot tell: look again
 		case !leader:
 			c.join(f, next, w, r, o)

@@ -297,6 +297,25 @@ func (k *keyer) keyOfPrefixed(prefix *memoPrefix, s string) key {
 	return res
 }
 
+// parse returns the key of a store key this keyer made (its prefix, then the digest in hexadecimal in
+// braces), as digestKey made it; ok is false for any other string.
+func (k *keyer) parse(storeKey string) (key, bool) {
+	rest, ok := strings.CutPrefix(storeKey, k.prefix)
+	if !ok || len(rest) != 2*digestLen+1 || rest[2*digestLen] != '}' {
+		return key{}, false
+	}
+	var sum [digestLen]byte
+	if _, err := hex.Decode(sum[:], []byte(rest[:2*digestLen])); err != nil {
+		return key{}, false
+	}
+	id := binary.LittleEndian.Uint64(sum[:8])
+	return key{s: storeKey, id: id, shard: shardOf(id)}, true
+}
+
+// shardOf is the shard of the in-process bookkeeping (hit-for-pass, the doorkeeper) of a key with id:
+// bits the flight group does not use for its own shards.
+func shardOf(id uint64) uint8 { return uint8(id>>56) % numShards }
+
 // digestKey is the store key of material: the prefix and 128 bits of its SHA-256.
 func (k *keyer) digestKey(material []byte) key {
 	sum := sha256.Sum256(material)
@@ -305,7 +324,8 @@ func (k *keyer) digestKey(material []byte) key {
 	hex.Encode(out[len(k.prefix):], sum[:digestLen])
 	out[len(out)-1] = '}'
 	// out is never written again, so the string may share its memory: one allocation per key, not two.
-	return key{s: unsafe.String(&out[0], len(out)), id: binary.LittleEndian.Uint64(sum[:8]), shard: sum[digestLen] % numShards}
+	id := binary.LittleEndian.Uint64(sum[:8])
+	return key{s: unsafe.String(&out[0], len(out)), id: id, shard: shardOf(id)}
 }
 
 func appendField(b []byte, tag byte, s string) []byte {

@@ -111,7 +111,7 @@ func variantKeyFor(primary key, generation []byte, names []string, h http.Header
 	// The variant's hash keeps the primary's low bits, so its flight is in the primary's shard of the
 	// flight group, where an invalidation of the URL finds it (see [flight.Group.Invalidate]).
 	id := binary.LittleEndian.Uint64(sum[:8])&^(flight.NumShards-1) | primary.id&(flight.NumShards-1)
-	return key{s: string(out), id: id, shard: sum[digestLen] % numShards}
+	return key{s: string(out), id: id, shard: shardOf(id)}
 }
 
 // primaryOf returns the key of the URL a store key belongs to: a variant's primary key, the key itself

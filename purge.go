@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-
-	"github.com/seed-a1426414/stampede/internal/flight"
 )
 
 // ErrNotCached is returned by [Cache.Purge] for a request the cache never stores (it would pass through:
@@ -73,11 +71,11 @@ func (c *Cache) PurgeKey(ctx context.Context, storeKey string) error {
 	if c.store == nil {
 		return nil
 	}
-	primary := primaryOf(storeKey)
-	var err error
-	c.flights.InvalidateFunc(func(f *flight.Flight[string, *outcome]) bool { return f.Fence() == primary },
-		func() { err = c.invalidateStored(ctx, primary) })
-	return err
+	k, ok := c.keys.parse(primaryOf(storeKey))
+	if !ok {
+		return c.invalidateStored(ctx, storeKey) // not one of this cache's keys: no run of ours has it
+	}
+	return c.drop(ctx, k)
 }
 
 // PurgeTag removes every stored response that carried tag in a Cache-Tag or Surrogate-Key response
@@ -97,9 +95,11 @@ func (c *Cache) PurgeTag(ctx context.Context, tag string) error {
 			errs = append(errs, err)
 			return
 		}
-		for _, k := range c.tags.take(tag) {
+		keys, at := c.tags.keys(tag)
+		for _, k := range keys {
 			errs = append(errs, c.invalidateStored(ctx, k))
 		}
+		c.tags.forget(tag, keys, at)
 	})
 	return errors.Join(errs...)
 }

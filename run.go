@@ -48,8 +48,13 @@ type runOpts struct {
 	// lease, no ticket: its response is not stored).
 	storeFailed bool
 	stale       *fallback
-	index      *varyIndex
+	index       *varyIndex
+	epoch       uint64 // the flight group\'s epoch before the URL\'s key was looked up
 }
+
+// restart sends a request back to its URL's key: what it read of a varying response's index may be
+// out of date.
+func (o *runOpts) restart() { o.k, o.index = o.primary, nil }
 
 // spec describes the flight of o.k: keyed by the store key, fenced by the URL's key, so that purging
 // the URL reaches the runs of all its variants.

@@ -94,6 +94,10 @@ type tagIndex struct {
 	n      int                             // pairs in tags; guarded by mu
 	expiry pairHeap                        // every pair added, soonest expiry first; guarded by mu
 	max    int
+	// added[tag+"\x00"+key] is when the pair was last added, by seq; a purge forgets only the pairs it
+	// saw (see keys, forget), not one added again since. Guarded by mu.
+	added map[string]uint64
+	seq   uint64 // guarded by mu
 }
 
 // tagPair is one (tag, key) pair with the expiry it was added with.
@@ -145,7 +149,7 @@ func (h *pairHeap) pop() tagPair {
 }
 
 func newTagIndex(max int) *tagIndex {
-	return &tagIndex{tags: map[string]map[string]time.Time{}, max: max}
+	return &tagIndex{tags: map[string]map[string]time.Time{}, max: max, added: map[string]uint64{}}
 }
 
 // add records every (tag, key) pair until expires, first dropping the pairs that expired by now. It
@@ -157,6 +161,7 @@ func (t *tagIndex) add(tags, keys []string, expires, now time.Time) bool {
 		p := t.expiry.pop()
 		if ks := t.tags[p.tag]; ks != nil && ks[p.key].Equal(p.expires) {
 			delete(ks, p.key)
+			delete(t.added, p.tag+"\x00"+p.key)
 			t.n--
 			if len(ks) == 0 {
 				delete(t.tags, p.tag)
@@ -174,6 +179,7 @@ func (t *tagIndex) add(tags, keys []string, expires, now time.Time) bool {
 	if t.n+added > t.max {
 		return false
 	}
+	t.seq++
 	for _, tag := range tags {
 		ks := t.tags[tag]
 		if ks == nil {
@@ -184,6 +190,7 @@ func (t *tagIndex) add(tags, keys []string, expires, now time.Time) bool {
 			if _, ok := ks[k]; !ok {
 				t.n++
 			}
+			t.added[tag+"\x00"+k] = t.seq
 			if expires.After(ks[k]) {
 				ks[k] = expires
 				t.expiry.push(tagPair{tag: tag, key: k, expires: expires})
@@ -208,14 +215,39 @@ func (t *tagIndex) compact() {
 
 // take removes tag and returns its keys.
 func (t *tagIndex) take(tag string) []string {
+	keys, at := t.keys(tag)
+	t.forget(tag, keys, at)
+	return keys
+}
+
+// keys returns the keys recorded under tag, leaving them there, and the index's sequence number: a
+// purge deletes them first and forgets them after (forget), so that a purge of the same tag running
+// meanwhile finds them too and does not return before they are gone.
+func (t *tagIndex) keys(tag string) ([]string, uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ks := t.tags[tag]
-	delete(t.tags, tag)
-	t.n -= len(ks)
 	keys := make([]string, 0, len(ks))
 	for k := range ks {
 		keys = append(keys, k)
 	}
-	return keys
+	return keys, t.seq
+}
+
+// forget removes keys from tag's record unless one was added again after sequence number at (its new
+// entry is not the one the purge deleted).
+func (t *tagIndex) forget(tag string, keys []string, at uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ks := t.tags[tag]
+	for _, k := range keys {
+		if _, ok := ks[k]; ok && t.added[tag+"\x00"+k] <= at {
+			delete(ks, k)
+			delete(t.added, tag+"\x00"+k)
+			t.n--
+		}
+	}
+	if len(ks) == 0 {
+		delete(t.tags, tag)
+	}
 }

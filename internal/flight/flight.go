@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -177,11 +178,17 @@ type shard[K comparable, V any] struct {
 	flights map[K]*Flight[K, V] // the joinable flights; guarded by mu
 	n       atomic.Int32        // len(flights), read without mu to skip the shard when nothing is in flight
 	epoch   atomic.Uint64       // bumped under mu each time a flight stops being joinable
-	// recent[e%recentLen] is the hash of the key that stopped being joinable when the epoch went from e
-	// to e+1, so Acquire can tell whether the flights forgotten since a caller's look-up were for its key
-	// or for unrelated ones. Allocated at the first forget, so idle shards cost nothing. Guarded by mu.
-	recent *[recentLen]uint64
+	// recent[e%recentLen] says what happened when the epoch went from e to e+1: a flight of a key (by
+	// its hash) stopped being joinable, or a fence was invalidated, or every fence was (an invalidation
+	// by announcement or by label). So Acquire can tell whether what happened since a caller's look-up
+	// concerns its key or unrelated ones. Allocated at the first event, so idle shards cost nothing.
+	// Guarded by mu.
+	recent *[recentLen]stamp[K]
 	head   *Flight[K, V] // the live flights (joinable, detached or persisting); guarded by mu
+	// active are the invalidations in progress in the shard: a flight that starts while one of its
+	// fence (or of a label) is in progress is reached by it as if it had been there when it began,
+	// since what the flight's caller read may predate the deletion still to come. Guarded by mu.
+	active []activeInvalidation[K]
 }
 
 // maxPendingPersists caps the background persist goroutines: past it the leader persists on its own
@@ -193,6 +200,39 @@ const maxPendingPersists = 128
 // flights than that to finish in its shard (a store round trip under heavy load) looks again to be safe;
 // 256 covers about a second at 10,000 concurrent requests on two cores.
 const recentLen = 256
+
+// activeInvalidation is an invalidation in progress: of a fence, or of a label.
+type activeInvalidation[K comparable] struct {
+	fence   K
+	label   string
+	byLabel bool
+	inv     chan struct{}
+}
+
+// stamp is one event of a shard's epoch (see shard.recent).
+type stamp[K comparable] struct {
+	kind  stampKind
+	hash  uint64 // stampForgotten: the key's hash
+	fence K      // stampFence: the fence invalidated
+}
+
+type stampKind uint8
+
+const (
+	stampForgotten stampKind = iota // a flight stopped being joinable
+	stampFence                      // a fence was invalidated
+	stampAll                        // every fence may have been
+)
+
+// noteLocked records an event in the shard's epoch. sh.mu is held.
+func (sh *shard[K, V]) noteLocked(st stamp[K]) {
+	e := sh.epoch.Load()
+	if sh.recent == nil {
+		sh.recent = new([recentLen]stamp[K])
+	}
+	sh.recent[e%recentLen] = st
+	sh.epoch.Store(e + 1)
+}
 
 func (g *Group[K, V]) shard(hash uint64) *shard[K, V] { return &g.shards[ShardOf(hash)] }
 
@@ -255,7 +295,7 @@ func (g *Group[K, V]) Acquire(s Spec[K], epoch uint64) (f *Flight[K, V], leader 
 		return f, false, NoRetry
 	}
 	if now := sh.epoch.Load(); epoch != NoEpoch && now != epoch {
-		if r := forgottenSince(sh.recent, epoch, now, s.Hash); r != NoRetry {
+		if r := changedSince(sh.recent, epoch, now, s.Hash, fenceOf(s)); r != NoRetry {
 			return nil, false, r
 		}
 	}
@@ -296,6 +336,7 @@ func (g *Group[K, V]) Start(s Spec[K]) *Flight[K, V] {
 		sh.detachLocked(old) // the key's joinable flight is about to be this one
 	}
 	marked, _ := sh.invalidateLocked(fenceOf(s), inv, nil, nil) // no write is in progress: waited above
+	sh.noteLocked(stamp[K]{kind: stampFence, fence: fenceOf(s)})
 	for _, old := range marked {
 		sh.detachLocked(old) // the new flight is the key's current one from now on
 	}
@@ -328,6 +369,15 @@ func (g *Group[K, V]) startLocked(sh *shard[K, V], s Spec[K], soft, joinable boo
 		sh.n.Add(1)
 		f.joinable = true
 	}
+	for _, a := range sh.active {
+		switch {
+		case a.byLabel:
+			f.pending = append(f.pending, pendingLabel{label: a.label, inv: a.inv})
+		case a.fence == f.fence:
+			f.invalidated = true
+			f.blockers = append(f.blockers, a.inv)
+		}
+	}
 	f.next = sh.head
 	if sh.head != nil {
 		sh.head.prev = f
@@ -348,12 +398,7 @@ func (sh *shard[K, V]) detachLocked(f *Flight[K, V]) {
 		delete(sh.flights, f.key)
 		sh.n.Add(-1)
 	}
-	e := sh.epoch.Load()
-	if sh.recent == nil {
-		sh.recent = new([recentLen]uint64)
-	}
-	sh.recent[e%recentLen] = f.hash
-	sh.epoch.Store(e + 1)
+	sh.noteLocked(stamp[K]{kind: stampForgotten, hash: f.hash})
 }
 
 // End forgets f: it is no longer joinable nor live, and the next caller for its key starts a new
@@ -399,15 +444,21 @@ func (g *Group[K, V]) Expire(f *Flight[K, V]) {
 	f.Publish(zero, ErrExpired)
 }
 
-// forgottenSince reports whether the key with hash may have stopped being joinable between epochs from
-// and to: RetryKey when it did (or another key with the same hash, which only costs a look-up),
-// RetryUnknown when more flights stopped than recent remembers.
-func forgottenSince(recent *[recentLen]uint64, from, to, hash uint64) Retry {
+// changedSince reports whether something that concerns the key with hash and fence happened between
+// epochs from and to: RetryKey when a flight of it (or of another key with the same hash, which only
+// costs a look-up) stopped being joinable or its fence was invalidated (a look-up made before that may
+// have read what the invalidation removed: a varying response's index, say), RetryUnknown when more
+// happened than recent remembers.
+func changedSince[K comparable](recent *[recentLen]stamp[K], from, to, hash uint64, fence K) Retry {
 	if to-from > recentLen || recent == nil {
 		return RetryUnknown
 	}
 	for e := from; e < to; e++ {
-		if recent[e%recentLen] == hash {
+		st := &recent[e%recentLen]
+		switch {
+		case st.kind == stampAll,
+			st.kind == stampForgotten && st.hash == hash,
+			st.kind == stampFence && st.fence == fence:
 			return RetryKey
 		}
 	}
@@ -425,13 +476,18 @@ func (g *Group[K, V]) Invalidate(fence K, hash uint64, apply func()) {
 	inv := make(chan struct{})
 	sh.mu.Lock()
 	marked, wait := sh.invalidateLocked(fence, inv, nil, nil)
+	sh.active = append(sh.active, activeInvalidation[K]{fence: fence, inv: inv})
 	sh.mu.Unlock()
-	g.finish(marked, wait, inv, apply)
+	g.finish(marked, wait, inv, apply, stamp[K]{kind: stampFence, fence: fence}, sh)
 }
 
 // finish waits for the writes in progress, applies an invalidation, detaches the flights it marked and
 // says it is done.
-func (g *Group[K, V]) finish(marked []*Flight[K, V], wait []chan struct{}, inv chan struct{}, apply func()) {
+// The shards in active are those the invalidation registered itself in as in progress (see
+// shard.active); it leaves them once it is done, recording st in their epochs then: a caller whose
+// look-up may have read what the invalidation removed, and who comes to Acquire after it is done, looks
+// again (a caller who comes while it is in progress is reached by it through active).
+func (g *Group[K, V]) finish(marked []*Flight[K, V], wait []chan struct{}, inv chan struct{}, apply func(), st stamp[K], active ...*shard[K, V]) {
 	defer close(inv)
 	for _, c := range wait {
 		<-c
@@ -441,6 +497,12 @@ func (g *Group[K, V]) finish(marked []*Flight[K, V], wait []chan struct{}, inv c
 	}
 	for _, f := range marked {
 		g.Detach(f)
+	}
+	for _, sh := range active {
+		sh.mu.Lock()
+		sh.active = slices.DeleteFunc(sh.active, func(a activeInvalidation[K]) bool { return a.inv == inv })
+		sh.noteLocked(st)
+		sh.mu.Unlock()
 	}
 }
 
@@ -469,7 +531,8 @@ func (sh *shard[K, V]) markLocked(f *Flight[K, V], inv chan struct{}, marked []*
 
 // InvalidateFunc is Invalidate for every live flight, in any shard, that match reports (for an
 // invalidation known by a store key that the flights' keys do not show, such as an announcement from
-// another replica).
+// another replica). Unlike Invalidate it does not send back the callers who read before it: it is for
+// front-ends whose flights compute their values afresh, whatever their callers read.
 func (g *Group[K, V]) InvalidateFunc(match func(f *Flight[K, V]) bool, apply func()) {
 	inv := make(chan struct{})
 	var marked []*Flight[K, V]
@@ -484,7 +547,16 @@ func (g *Group[K, V]) InvalidateFunc(match func(f *Flight[K, V]) bool, apply fun
 		}
 		sh.mu.Unlock()
 	}
-	g.finish(marked, wait, inv, apply)
+	g.finish(marked, wait, inv, apply, stamp[K]{}, nil...)
+}
+
+// all returns every shard.
+func (g *Group[K, V]) all() []*shard[K, V] {
+	all := make([]*shard[K, V], len(g.shards))
+	for i := range g.shards {
+		all[i] = &g.shards[i]
+	}
+	return all
 }
 
 // pendingLabel is a label purged while a flight's labels were not known, and that purge.
@@ -513,9 +585,10 @@ func (g *Group[K, V]) InvalidateLabel(label string, apply func()) {
 				marked = append(marked, f)
 			}
 		}
+		sh.active = append(sh.active, activeInvalidation[K]{label: label, byLabel: true, inv: inv})
 		sh.mu.Unlock()
 	}
-	g.finish(marked, wait, inv, apply)
+	g.finish(marked, wait, inv, apply, stamp[K]{kind: stampAll}, g.all()...)
 }
 
 // Label records f's labels once they are known, and reports whether f is still allowed to write: false

@@ -33,6 +33,16 @@ func (r *recorder) do(client int, in op, f func() any) {
 	r.mu.Unlock()
 }
 
+// add records, for each key, an invalidation that client made between call and ret: one operation that
+// reaches several keys (a tag purge) is one operation per key over the same interval.
+func (r *recorder) add(client int, call, ret int64, keys []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: op{Kind: "invalidate", Key: k, Via: "PurgeTag"}, Call: call, Return: ret})
+	}
+}
+
 // source is the versions of the keys the test changes, read by the loads and handlers.
 type source struct {
 	mu       sync.Mutex

@@ -186,7 +186,7 @@ func loaderHistory(t *testing.T, kind loaderKind, seed uint64, prefix string) bo
 				case n < 62:
 					rec.do(c, op{Kind: "change", Key: k}, func() any { return src.change(k) })
 				case n < 77:
-					rec.do(c, op{Kind: "invalidate", Key: k}, func() any {
+					rec.do(c, op{Kind: "invalidate", Key: k, Via: "Invalidate"}, func() any {
 						if err := l.Invalidate(ctx, k); err != nil {
 							t.Errorf("seed %d: Invalidate(%s): %v", seed, k, err)
 							failed.Store(true)

@@ -24,6 +24,7 @@ type op struct {
 	Key     string
 	Variant int
 	Value   int
+	Via     string // what made an invalidation (Purge, POST, PurgeTag, Invalidate), for reports
 }
 
 // variants is how many variants the model keeps per key.
@@ -85,7 +86,7 @@ var model = (&porcupine.NondeterministicModel{
 		case "set":
 			return fmt.Sprintf("set(%s/%d, %d)", o.Key, o.Variant, o.Value)
 		}
-		return fmt.Sprintf("%s(%s)", o.Kind, o.Key)
+		return fmt.Sprintf("%s(%s) via %s", o.Kind, o.Key, o.Via)
 	},
 	DescribeState: func(s any) string {
 		st := s.(state)

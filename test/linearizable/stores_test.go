@@ -3,6 +3,7 @@ package linearizable
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,7 @@ func (t *trace) add(op, key string, value []byte) {
 	}
 	body := ""
 	if v, err := entry.Parse(value); err == nil {
-		body = string(v.Body)
+		body = strconv.Quote(string(v.Body))
 	}
 	t.mu.Lock()
 	t.lines = append(t.lines, fmt.Sprintf("  %d %s %s %s", t.clock.Add(1), op, key, body))
