@@ -68,6 +68,9 @@ type callOpts[V any] struct {
 	// storeFailed: the store did not answer this call's read; its load pays no second timeout (no
 	// lease, no ticket: its value is not stored in a store that fences writes).
 	storeFailed bool
+	// force: the call loads whatever is stored or in flight elsewhere (Refresh): no fleet lease, whose
+	// wait could serve another replica's value.
+	force bool
 }
 
 // maxLoadAttempts bounds how often one call looks in the store again because a load for its key finished
@@ -411,7 +414,7 @@ func (e *engine[K, V]) leadStore(ctx context.Context, f *flight.Flight[K, record
 		return ld, false
 	}
 	sk := e.storeKey(r).s
-	if e.fleet != nil && !f.Soft() {
+	if e.fleet != nil && !f.Soft() && !co.force {
 		fctx, cancel := context.WithTimeout(ctx, e.cfg.fleetLease+e.cfg.storeTimeout)
 		defer cancel()
 		var res storecall.FleetResult
@@ -705,6 +708,7 @@ func (e *engine[K, V]) forceLoad(ctx context.Context, k K, co callOpts[V]) (V, e
 	if err := ctx.Err(); err != nil {
 		return zero, err
 	}
+	co.force = true
 	for {
 		f := e.flights.Start(e.spec(&r))
 		if e.local != nil {

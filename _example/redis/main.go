@@ -46,7 +46,7 @@ func main() {
 		MaxRetries:            -1,
 	})
 	defer client.Close()
-	store := redisstore.New(client, redisstore.WithKeyPrefix("example:"), redisstore.WithCompression(0))
+	store := redisstore.New(client, redisstore.WithKeyPrefix("example:"), redisstore.WithCompression(redisstore.DefaultCompressionThreshold))
 
 	cache := stampede.New(logger, store, 30*time.Second, stampede.WithName("prices"))
 

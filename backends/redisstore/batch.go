@@ -52,7 +52,7 @@ func (s *Store) batchGetRaw(ctx context.Context, full []string) ([][]byte, error
 		if err != nil {
 			return values, opError(ctx, "batchget", err)
 		}
-		fill(values, nil, vals)
+		fill(values, nil, vals, s.cfg.maxValue)
 		return values, nil
 	}
 
@@ -149,7 +149,7 @@ func (s *Store) mgetGroups(ctx context.Context, groups []keyGroup, values [][]by
 			failed++
 			continue
 		}
-		fill(values, g.idx, vals)
+		fill(values, g.idx, vals, s.cfg.maxValue)
 	}
 	return failed, firstErr
 }
@@ -164,8 +164,8 @@ func (s *Store) mget(ctx context.Context, keys []string) ([]any, error) {
 	return s.client.MGet(ctx, keys...).Result()
 }
 
-// fill decodes MGET replies into values: reply j belongs to values[idx[j]], or values[j] when idx is nil.
-func fill(values [][]byte, idx []int, replies []any) {
+// fill decodes MGET replies into values (see decode for limit): reply j belongs to values[idx[j]], or values[j] when idx is nil.
+func fill(values [][]byte, idx []int, replies []any, limit int64) {
 	for j, r := range replies {
 		i := j
 		if idx != nil {
@@ -177,7 +177,7 @@ func fill(values [][]byte, idx []int, replies []any) {
 			return
 		}
 		if v, ok := r.(string); ok { // nil for a missing key
-			values[i] = decode([]byte(v))
+			values[i] = decode([]byte(v), limit)
 		}
 	}
 }

@@ -11,16 +11,11 @@ import (
 // S2 blocks carry no checksum, but the entry inside has its own, so corruption is still caught.
 const compressedMagic = "STZ1"
 
-// maxDecodedLen refuses a compressed value that claims to expand past it, so a planted or corrupt value
-// cannot make a Get allocate without bound. Responses are far smaller (the middleware's body limit is
-// 8 MiB by default).
-const maxDecodedLen = 512 << 20
-
 // encode returns the bytes to store for value: compressed in the envelope when compression is on, the
 // value is above the threshold, it is an entry without a Content-Encoding, and S2 makes it smaller;
 // otherwise value itself.
 func (s *Store) encode(value []byte) []byte {
-	if !s.cfg.compress || len(value) <= s.cfg.threshold {
+	if !s.cfg.compress || len(value) <= s.cfg.threshold || int64(len(value)) > s.cfg.maxValue {
 		return value
 	}
 	v, err := entry.Parse(value)
@@ -44,15 +39,16 @@ func (s *Store) encode(value []byte) []byte {
 }
 
 // decode returns the entry bytes of a stored value: decompressed when it is in the envelope, as stored
-// otherwise. A value in the envelope that does not decompress within maxDecodedLen is returned as stored;
-// its magic is not entry.Magic, so the entry decoder rejects it as it rejects any foreign value.
-func decode(b []byte) []byte {
+// otherwise. A value in the envelope that declares more than limit bytes, or does not decompress, is
+// returned as stored, before anything is allocated for it: its magic is not entry.Magic, so the entry
+// decoder rejects it as it rejects any foreign value.
+func decode(b []byte, limit int64) []byte {
 	if len(b) < len(compressedMagic) || string(b[:len(compressedMagic)]) != compressedMagic {
 		return b
 	}
 	src := b[len(compressedMagic):]
 	n, err := s2.DecodedLen(src)
-	if err != nil || n > maxDecodedLen {
+	if err != nil || int64(n) > limit {
 		return b
 	}
 	out, err := s2.Decode(make([]byte, n), src)

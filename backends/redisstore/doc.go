@@ -16,7 +16,7 @@
 // A [Store] is anything with Get, SetEx and Delete, so it plugs into the middleware directly:
 //
 //	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
-//	store := redisstore.New(client, redisstore.WithKeyPrefix("myapp:"), redisstore.WithCompression(0))
+//	store := redisstore.New(client, redisstore.WithKeyPrefix("myapp:"), redisstore.WithCompression(redisstore.DefaultCompressionThreshold))
 //	r.Use(stampede.Handler(logger, store, time.Minute))
 //
 // The store never closes the client; close it when the application shuts down.

@@ -3,9 +3,7 @@ package redisstore
 import (
 	"cmp"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
-	"fmt"
+	"errors"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -34,12 +32,6 @@ const (
 const lockSuffix = ":lock"
 
 var (
-	// setFenced: KEYS[1] value, KEYS[2] lock; ARGV[1] token, ARGV[2] value, ARGV[3] ttl in ms.
-	setFenced = redis.NewScript(`if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0`)
 	// release: KEYS[1] lock; ARGV[1] token, ARGV[2] channel, ARGV[3] message. Only the holder deletes
 	// the lease and announces it, so a late holder never wakes the waiters of the one that took over.
 	release = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -50,40 +42,29 @@ end
 return 0`)
 )
 
-// TryLease takes the lease on key for lease (SET key:lock token NX PX lease). held reports whether this
-// caller got it; token identifies the holder to SetExFenced and Release.
+// TryLease takes the lease on key for lease (SET key:lock token NX PX lease, in a script that names the
+// token after the server's clock). held reports whether this caller got it; token identifies the holder
+// to Release and is a ticket for SetFenced while the lease is held (see fenced.go).
 func (s *Store) TryLease(ctx context.Context, key string, lease time.Duration) (token string, held bool, err error) {
-	var b [16]byte
-	_, _ = crand.Read(b[:])
-	token = hex.EncodeToString(b[:])
+	random := newRandom()
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	ok, err := run(s, ctx, func(ctx context.Context) (bool, error) {
-		return s.client.SetNX(ctx, s.key(key)+lockSuffix, token, max(lease, time.Millisecond)).Result()
+	token, err = run(s, ctx, func(ctx context.Context) (string, error) {
+		return leaseScript.Run(ctx, s.client, []string{s.key(key) + lockSuffix}, random, max(lease, time.Millisecond).Milliseconds()).Text()
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", false, nil
+	case err != nil:
 		return "", false, opError(ctx, "trylease", err)
 	}
-	return token, ok, nil
+	return token, true, nil
 }
 
-// SetExFenced stores value under key for ttl only while token holds key's lease, atomically (a Lua
-// script), so a holder whose lease expired cannot overwrite the entry of the replica that took over.
-// stored reports whether the value was written.
+// SetExFenced stores value under key for ttl only while token holds key's lease: SetFenced(ctx, key,
+// token, key, value, ttl, nil). It is kept for callers written before tickets.
 func (s *Store) SetExFenced(ctx context.Context, key string, value []byte, ttl time.Duration, token string) (stored bool, err error) {
-	if ttl <= 0 {
-		return false, fmt.Errorf("redisstore: setexfenced: ttl %v is not above zero", ttl)
-	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	k := s.key(key)
-	n, err := run(s, ctx, func(ctx context.Context) (int64, error) {
-		return setFenced.Run(ctx, s.client, []string{k, k + lockSuffix}, token, s.encode(value), max(ttl.Milliseconds(), 1)).Int64()
-	})
-	if err != nil {
-		return false, opError(ctx, "setexfenced", err)
-	}
-	return n == 1, nil
+	return s.SetFenced(ctx, key, token, key, value, ttl, nil)
 }
 
 // Release gives up key's lease if token still holds it (compare-and-delete) and then announces outcome
@@ -199,6 +180,7 @@ func (s *Store) Close() error {
 const (
 	fleetChannel      = "stampede-fleet"
 	invalidateChannel = "stampede-invalidate"
+	tagChannel        = "stampede-tag-invalidate"
 )
 
 func (s *Store) channel(name string) string { return s.cfg.prefix + name }
@@ -211,9 +193,10 @@ type listener struct {
 
 	mu         sync.Mutex
 	sub        *redis.PubSub            // the current subscription; guarded by mu
-	waiters    map[string][]chan string // guarded by mu; each channel has room for one outcome
-	invalidate map[int]func(string)     // guarded by mu
-	nextID     int                      // guarded by mu
+	waiters       map[string][]chan string // guarded by mu; each channel has room for one outcome
+	invalidate    map[int]func(string)     // guarded by mu
+	tagInvalidate map[int]func(string)     // guarded by mu
+	nextID        int                      // guarded by mu
 }
 
 // listen returns the Store's listener, starting it on first use.
@@ -225,7 +208,7 @@ func (s *Store) listen() *listener {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &listener{ready: make(chan struct{}), done: make(chan struct{}), cancel: cancel,
-		waiters: map[string][]chan string{}, invalidate: map[int]func(string){}}
+		waiters: map[string][]chan string{}, invalidate: map[int]func(string){}, tagInvalidate: map[int]func(string){}}
 	s.listener = l
 	go l.run(ctx, s)
 	return l
@@ -235,11 +218,11 @@ func (s *Store) listen() *listener {
 // notices until ctx ends.
 func (l *listener) run(ctx context.Context, s *Store) {
 	defer close(l.done)
-	fleet, inval := s.channel(fleetChannel), s.channel(invalidateChannel)
+	fleet, inval, tags := s.channel(fleetChannel), s.channel(invalidateChannel), s.channel(tagChannel)
 	var once sync.Once
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		sub := s.client.Subscribe(ctx, fleet, inval)
+		sub := s.client.Subscribe(ctx, fleet, inval, tags)
 		l.mu.Lock()
 		l.sub = sub
 		l.mu.Unlock()
@@ -255,12 +238,16 @@ func (l *listener) run(ctx context.Context, s *Store) {
 			backoff = 50 * time.Millisecond
 			switch m := msg.(type) {
 			case *redis.Subscription:
-				if m.Kind == "subscribe" && m.Count == 2 {
+				if m.Kind == "subscribe" && m.Count == 3 {
 					once.Do(func() { close(l.ready) })
 				}
 			case *redis.Message:
-				if m.Channel == inval {
-					l.invalidated(m.Payload)
+				switch m.Channel {
+				case inval:
+					l.invalidated(l.invalidate, m.Payload)
+					continue
+				case tags:
+					l.invalidated(l.tagInvalidate, m.Payload)
 					continue
 				}
 				if outcome, key, ok := strings.Cut(m.Payload, " "); ok {
@@ -315,14 +302,15 @@ func (l *listener) notify(key, outcome string) {
 	}
 }
 
-func (l *listener) invalidated(key string) {
+// invalidated calls each function of fns (l.invalidate or l.tagInvalidate) with key.
+func (l *listener) invalidated(fns map[int]func(string), key string) {
 	l.mu.Lock()
-	fns := make([]func(string), 0, len(l.invalidate))
-	for _, fn := range l.invalidate {
-		fns = append(fns, fn)
+	list := make([]func(string), 0, len(fns))
+	for _, fn := range fns {
+		list = append(list, fn)
 	}
 	l.mu.Unlock()
-	for _, fn := range fns {
+	for _, fn := range list {
 		fn(key)
 	}
 }

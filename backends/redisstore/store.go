@@ -35,6 +35,8 @@ type Store struct {
 	// change it, to tell a waiter woken by the holder's notice from one that saw the lease disappear.
 	pollEvery time.Duration
 
+	replicas replicaState // what Invalidate learnt of the master's replicas (fenced.go)
+
 	lmu      sync.Mutex // guards listener
 	listener *listener  // the Pub/Sub subscription of WaitRelease and Invalidations; nil until used
 }
@@ -57,11 +59,14 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	case cfg.timeout == 0:
 		cfg.timeout = DefaultTimeout
 	}
-	switch {
-	case cfg.threshold < 0:
+	if cfg.threshold < 0 {
 		panic(fmt.Sprintf("stampede: redisstore: WithCompression expects threshold >= 0, got %d", cfg.threshold))
-	case cfg.compress && cfg.threshold == 0:
-		cfg.threshold = DefaultCompressionThreshold
+	}
+	switch {
+	case cfg.maxValue < 0:
+		panic(fmt.Sprintf("stampede: redisstore: WithMaxValueBytes expects n >= 0, got %d", cfg.maxValue))
+	case cfg.maxValue == 0:
+		cfg.maxValue = DefaultMaxValueBytes
 	}
 
 	switch {
@@ -112,7 +117,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 		}
 		return nil, false, opError(ctx, "get", err)
 	}
-	return decode(b), true, nil
+	return decode(b, s.cfg.maxValue), true, nil
 }
 
 // SetEx stores value under key for ttl (SET key value PX ms; a ttl below a millisecond counts as one),
@@ -143,17 +148,17 @@ func (s *Store) SetEx(ctx context.Context, key string, value []byte, ttl time.Du
 	return nil
 }
 
-// Delete removes key; a missing key is not an error. It then announces key on the invalidation channel
-// (see Invalidations), so two-tier caches on every replica drop their local copy.
+// Delete removes key; a missing key is not an error. Like Invalidate, it revokes key's tickets and
+// lease, so no write computed before it lands after it, and announces key on the invalidation channel
+// (see Invalidations), so two-tier caches on every replica drop their local copy; unlike Invalidate it
+// does not wait for a replica.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	_, err := run(s, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
-		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, s.key(key))
-			p.Publish(ctx, s.channel(invalidateChannel), key)
-			return nil
-		})
+	k := s.key(key)
+	_, err := run(s, ctx, func(ctx context.Context) (any, error) {
+		return invalidateScript.Run(ctx, s.client, []string{k, k + ticketSuffix, k + lockSuffix},
+			s.channel(invalidateChannel), s.channel(fleetChannel), key).Result()
 	})
 	if err != nil {
 		return opError(ctx, "delete", err)

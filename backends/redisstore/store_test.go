@@ -109,7 +109,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Parallel()
 			var opts []Option
 			if tt.compress {
-				opts = append(opts, WithCompression(0))
+				opts = append(opts, WithCompression(DefaultCompressionThreshold))
 			}
 			s := New(newClient(t, relaxed(srv.Addr())), append(opts, WithTimeout(5*time.Second))...)
 			key := "rt:" + tt.name
@@ -362,6 +362,7 @@ func TestNewPanics(t *testing.T) {
 		{"typed nil client", (*redis.Client)(nil), nil},
 		{"negative timeout", client, []Option{WithTimeout(-time.Second)}},
 		{"negative threshold", client, []Option{WithCompression(-1)}},
+		{"negative value bound", client, []Option{WithMaxValueBytes(-1)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -385,8 +386,11 @@ func TestDefaults(t *testing.T) {
 	if s.cfg.timeout != DefaultTimeout || s.cfg.compress {
 		t.Fatalf("timeout %v compress %v; want %v, off", s.cfg.timeout, s.cfg.compress, DefaultTimeout)
 	}
-	if s = New(client, WithCompression(0)); s.cfg.threshold != DefaultCompressionThreshold {
-		t.Fatalf("WithCompression(0) threshold = %d, want %d", s.cfg.threshold, DefaultCompressionThreshold)
+	if s = New(client, WithCompression(0)); s.cfg.compress {
+		t.Fatal("WithCompression(0) turned compression on")
+	}
+	if s = New(client, WithMaxValueBytes(0)); s.cfg.maxValue != DefaultMaxValueBytes {
+		t.Fatalf("WithMaxValueBytes(0) = %d, want %d", s.cfg.maxValue, DefaultMaxValueBytes)
 	}
 }
 

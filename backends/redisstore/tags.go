@@ -8,7 +8,7 @@ import (
 )
 
 // Tag index: stampede.Cache.PurgeTag removes every entry whose response carried a tag (Cache-Tag or
-// Surrogate-Key). Each tag is a Redis set of store keys at <prefix>stampede-tag:<tag>, which lives as long
+// Surrogate-Key); PurgeTag is in fenced.go, with the purge marks that fence writes by tag. Each tag is a Redis set of store keys at <prefix>stampede-tag:<tag>, which lives as long
 // as the longest-lived entry added to it: an entry that expired leaves a stale member behind until then,
 // which costs a DEL of a missing key at purge time and nothing else.
 
@@ -34,32 +34,4 @@ func (s *Store) TagKeys(ctx context.Context, key string, tags []string, ttl time
 		}
 	}
 	return nil
-}
-
-// PurgeTag deletes every entry recorded under tag, announces each key on the invalidation channel (as
-// Delete does) and forgets the tag. It returns how many keys the tag held.
-func (s *Store) PurgeTag(ctx context.Context, tag string) (int, error) {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	tk := s.tagKey(tag)
-	keys, err := run(s, ctx, func(ctx context.Context) ([]string, error) {
-		return s.client.SMembers(ctx, tk).Result()
-	})
-	if err != nil {
-		return 0, opError(ctx, "purgetag", err)
-	}
-	_, err = run(s, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
-		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range keys {
-				p.Del(ctx, s.key(k))
-				p.Publish(ctx, s.channel(invalidateChannel), k)
-			}
-			p.Del(ctx, tk)
-			return nil
-		})
-	})
-	if err != nil {
-		return 0, opError(ctx, "purgetag", err)
-	}
-	return len(keys), nil
 }

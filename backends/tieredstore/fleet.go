@@ -80,9 +80,19 @@ func (s *Store) TagKeys(ctx context.Context, key string, tagList []string, ttl t
 	return nil
 }
 
-// PurgeTag purges tag through L2's tag index; L2's deletion announcements clear the L1 copies. Without
-// a tag index in L2 it returns ErrUnsupported.
+// PurgeTag purges tag through L2's tag index. When L2 says which keys it deleted (redisstore's
+// PurgeTagKeys), their L1 copies are dropped before PurgeTag returns; otherwise L2's deletion
+// announcements clear them as they arrive. Without a tag index in L2 it returns ErrUnsupported.
 func (s *Store) PurgeTag(ctx context.Context, tag string) (int, error) {
+	if t, ok := s.l2.(interface {
+		PurgeTagKeys(ctx context.Context, tag string) ([]string, error)
+	}); ok {
+		keys, err := t.PurgeTagKeys(ctx, tag)
+		for _, k := range keys {
+			_ = s.dropL1(ctx, k)
+		}
+		return len(keys), err
+	}
 	if t, ok := s.l2.(tags); ok {
 		return t.PurgeTag(ctx, tag)
 	}

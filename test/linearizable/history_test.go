@@ -21,10 +21,34 @@ type recorder struct {
 	clock atomic.Int64
 	mu    sync.Mutex
 	ops   []porcupine.Operation
+	// gate, for a fleet, keeps reads from overlapping invalidations and sets (see fleetGate).
+	gate *sync.RWMutex
+}
+
+// fleetGate is what a fleet's history checks: replicas learn of one another's invalidations by
+// announcements, so a read on one replica that overlaps an invalidation made through another may be
+// served by a flight the invalidation has not reached yet while a third read already saw a newer
+// value (docs/behaviour.md §11 states the bound). A fleet's history therefore runs its invalidations
+// and sets apart from its reads (changes of the source still overlap everything), and checks that once
+// one returned (its announcement delivered, see history.settle) no replica serves what it removed.
+func (r *recorder) lock(in op) func() {
+	if r.gate == nil {
+		return func() {}
+	}
+	switch in.Kind {
+	case "invalidate", "set":
+		r.gate.Lock()
+		return r.gate.Unlock
+	case "get", "refresh":
+		r.gate.RLock()
+		return r.gate.RUnlock
+	}
+	return func() {}
 }
 
 // do runs f as client's operation in and records it with the output f returns.
 func (r *recorder) do(client int, in op, f func() any) {
+	defer r.lock(in)()
 	call := r.clock.Add(1)
 	out := f()
 	ret := r.clock.Add(1)

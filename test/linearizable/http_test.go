@@ -61,8 +61,9 @@ func cacheKinds(t *testing.T) []cacheKind {
 		}},
 		{"fleet", func(t *testing.T, rng *lockedRand, prefix string) []*stampede.Cache {
 			var cs []*stampede.Cache
+			current.ann = newAnnouncer(redisClient())
 			for range 2 {
-				store := slow(redisStore(t, redisClient()), rng)
+				store := current.ann.slow(redisStore(t, redisClient()), rng)
 				cs = append(cs, stampede.New(nil, store, time.Hour, append(opts(prefix), stampede.WithFleetCoalescing(time.Minute))...))
 			}
 			return cs
@@ -123,6 +124,9 @@ func cacheHistory(t *testing.T, kind cacheKind, seed uint64, prefix string) bool
 	current = h
 	caches := kind.build(t, rng, prefix)
 	defer h.close()
+	if h.ann != nil {
+		rec.gate = new(sync.RWMutex)
+	}
 	for _, c := range caches {
 		h.closing(c.Close)
 	}
@@ -168,21 +172,26 @@ func cacheHistory(t *testing.T, kind cacheKind, seed uint64, prefix string) bool
 						if err := c.Purge(ctx, httptest.NewRequest(http.MethodGet, u, nil)); err != nil {
 							fail("Purge(%s): %v", u, err)
 						}
+						h.settle(t)
 						return nil
 					})
 				case n < 92:
 					rec.do(cl, op{Kind: "invalidate", Key: u, Via: "POST"}, func() any {
 						w := httptest.NewRecorder()
 						hd.ServeHTTP(w, httptest.NewRequest(http.MethodPost, u, nil))
+						h.settle(t)
 						return nil
 					})
 				default:
 					// PurgeTag("all") invalidates both URLs: one operation per URL, over the same interval.
+					unlock := rec.lock(op{Kind: "invalidate"})
 					call := rec.clock.Add(1)
 					if err := c.PurgeTag(ctx, "all"); err != nil {
 						fail("PurgeTag: %v", err)
 					}
+					h.settle(t)
 					ret := rec.clock.Add(1)
+					unlock()
 					rec.add(cl, call, ret, urls)
 				}
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,8 +30,22 @@ type loaderKind struct {
 }
 
 // history is what one history's stores need closed when it ends (a Redis store's subscription, its
-// client): a test runs thousands.
-type history struct{ closers []func() }
+// client): a test runs thousands. ann is set for a fleet, whose replicas learn of each other's
+// invalidations by announcements (see announcer).
+type history struct {
+	closers []func()
+	ann     *announcer
+}
+
+// settle returns once every replica received what was announced before it was called: an
+// invalidation made through one replica reaches the others' flights when its announcement arrives
+// (docs/behaviour.md §11), so a fleet's history counts an invalidation as done only then. It does
+// nothing for a single process.
+func (h *history) settle(t *testing.T) {
+	if h.ann != nil {
+		h.ann.settle(t)
+	}
+}
 
 func (h *history) closing(f func()) { h.closers = append(h.closers, f) }
 
@@ -88,6 +104,12 @@ func loaderKinds(t *testing.T) []loaderKind {
 	one := func(l *stampede.Loader[string, int]) []*stampede.Loader[string, int] {
 		return []*stampede.Loader[string, int]{l}
 	}
+	if os.Getenv("LINEARIZABLE_PLANTED") != "" { // see TestCheckerFindsLostInvalidations
+		return []loaderKind{{"planted", func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
+			store := slow(forgetful{mem(t)}, rng)
+			return one(stampede.NewLoader("lin", load, append(loaderOptions(prefix), stampede.WithStore(store))...))
+		}}}
+	}
 	return []loaderKind{
 		{"in-process", func(t *testing.T, load stampede.LoadFunc[string, int], _ *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			return one(stampede.NewLoader("lin", load, loaderOptions(prefix)...))
@@ -113,8 +135,9 @@ func loaderKinds(t *testing.T) []loaderKind {
 		}},
 		{"fleet", func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			var ls []*stampede.Loader[string, int]
+			current.ann = newAnnouncer(redisClient())
 			for range 2 {
-				store := slow(redisStore(t, redisClient()), rng)
+				store := current.ann.slow(redisStore(t, redisClient()), rng)
 				ls = append(ls, stampede.NewLoader("lin", load, append(loaderOptions(prefix), stampede.WithStore(store),
 					stampede.WithFleetCoalescing(time.Minute))...))
 			}
@@ -140,6 +163,28 @@ func TestLoaderLinearizable(t *testing.T) {
 	}
 }
 
+// forgetful is a store whose deletions do nothing: the invalidations a checker must catch being lost.
+type forgetful struct{ stampede.Store }
+
+func (forgetful) Delete(context.Context, string) error { return nil }
+
+// TestCheckerFindsLostInvalidations runs the checker on a store that loses every deletion (in a child
+// process, which must fail): a checker that passed it would prove nothing.
+func TestCheckerFindsLostInvalidations(t *testing.T) {
+	if os.Getenv("LINEARIZABLE_PLANTED") != "" {
+		return // the child process runs the planted kind only
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLoaderLinearizable$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LINEARIZABLE_PLANTED=1", "LINEARIZABLE_HISTORIES=500")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the checker passed 500 histories of a store that loses its deletions:\n%s", out)
+	}
+	if !strings.Contains(string(out), "history not linearizable") {
+		t.Fatalf("the child failed, but not on a history:\n%s", out)
+	}
+}
+
 // setValues numbers the values Set stores apart from every source version.
 var setValues atomic.Int64
 
@@ -161,6 +206,9 @@ func loaderHistory(t *testing.T, kind loaderKind, seed uint64, prefix string) bo
 	current = h
 	loaders := kind.build(t, load, rng, prefix)
 	defer h.close()
+	if h.ann != nil {
+		rec.gate = new(sync.RWMutex)
+	}
 	for _, l := range loaders {
 		h.closing(l.Close)
 	}
@@ -191,6 +239,7 @@ func loaderHistory(t *testing.T, kind loaderKind, seed uint64, prefix string) bo
 							t.Errorf("seed %d: Invalidate(%s): %v", seed, k, err)
 							failed.Store(true)
 						}
+						h.settle(t)
 						return nil
 					})
 				case n < 89:
@@ -200,6 +249,7 @@ func loaderHistory(t *testing.T, kind loaderKind, seed uint64, prefix string) bo
 							t.Errorf("seed %d: Set(%s): %v", seed, k, err)
 							failed.Store(true)
 						}
+						h.settle(t)
 						return nil
 					})
 				default:
@@ -209,6 +259,7 @@ func loaderHistory(t *testing.T, kind loaderKind, seed uint64, prefix string) bo
 							t.Errorf("seed %d: Refresh(%s): %v", seed, k, err)
 							failed.Store(true)
 						}
+						h.settle(t)
 						return v
 					})
 				}

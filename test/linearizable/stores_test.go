@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
 
@@ -81,7 +85,8 @@ type fullStore interface {
 // backends/tieredstore over it): each of them is delayed the same way.
 type slowFenced struct {
 	slowStore
-	f fullStore
+	f   fullStore
+	ann *announcer // nil outside a fleet
 }
 
 // slow wraps s in the delaying store that offers what s offers.
@@ -101,19 +106,25 @@ func (s slowFenced) BatchGet(ctx context.Context, keys []string) ([][]byte, erro
 func (s slowFenced) Ticket(ctx context.Context, key string, ttl time.Duration) (string, error) {
 	s.rng.jitter()
 	defer s.rng.jitter()
-	return s.f.Ticket(ctx, key, ttl)
+	tk, err := s.f.Ticket(ctx, key, ttl)
+	s.trace.add("ticket "+tk, key, nil)
+	return tk, err
 }
 
 func (s slowFenced) SetFenced(ctx context.Context, key, ticket, writeKey string, value []byte, ttl time.Duration, tags []string) (bool, error) {
 	s.rng.jitter()
 	defer s.rng.jitter()
-	return s.f.SetFenced(ctx, key, ticket, writeKey, value, ttl, tags)
+	ok, err := s.f.SetFenced(ctx, key, ticket, writeKey, value, ttl, tags)
+	s.trace.add(fmt.Sprintf("setfenced(stored=%v, err=%v, tags=%v)", ok, err, tags), writeKey, value)
+	return ok, err
 }
 
 func (s slowFenced) Invalidate(ctx context.Context, key string) error {
 	s.rng.jitter()
 	defer s.rng.jitter()
-	return s.f.Invalidate(ctx, key)
+	err := s.f.Invalidate(ctx, key)
+	s.trace.add(fmt.Sprintf("invalidate(err=%v)", err), key, nil)
+	return err
 }
 
 func (s slowFenced) TryLease(ctx context.Context, key string, lease time.Duration) (string, bool, error) {
@@ -133,7 +144,12 @@ func (s slowFenced) WaitRelease(ctx context.Context, key string) (string, error)
 	return s.f.WaitRelease(ctx, key)
 }
 
-func (s slowFenced) Invalidations(fn func(key string)) func() { return s.f.Invalidations(fn) }
+func (s slowFenced) Invalidations(fn func(key string)) func() {
+	if s.ann != nil {
+		fn = s.ann.wrap(fn)
+	}
+	return s.f.Invalidations(fn)
+}
 
 func (s slowFenced) TagInvalidations(fn func(tag string)) func() { return s.f.TagInvalidations(fn) }
 
@@ -146,5 +162,85 @@ func (s slowFenced) TagKeys(ctx context.Context, key string, tags []string, ttl 
 func (s slowFenced) PurgeTag(ctx context.Context, tag string) (int, error) {
 	s.rng.jitter()
 	defer s.rng.jitter()
-	return s.f.PurgeTag(ctx, tag)
+	n, err := s.f.PurgeTag(ctx, tag)
+	s.trace.add(fmt.Sprintf("purgetag(n=%d, err=%v)", n, err), tag, nil)
+	return n, err
+}
+
+// announcer lets a fleet's history wait until every replica's subscription delivered what was announced
+// before (see history.settle): it publishes a marker on the invalidation channel, which Redis delivers
+// to each subscriber after every message published before it, and waits until each replica's store saw
+// the marker. A subscription may not be confirmed yet when the marker is first published, so it is
+// published again until every subscription saw it.
+type announcer struct {
+	client redis.UniversalClient
+	n      atomic.Int64
+	mu     sync.Mutex
+	subs   int                     // subscriptions made through the stores of this announcer
+	marks  map[string]map[int]bool // marker → the subscriptions that saw it
+}
+
+func newAnnouncer(client redis.UniversalClient) *announcer {
+	return &announcer{client: client, marks: map[string]map[int]bool{}}
+}
+
+// slow is the package's slow for a replica of the fleet: its subscriptions report markers.
+func (a *announcer) slow(s stampede.Store, rng *lockedRand) stampede.Store {
+	f := slow(s, rng).(slowFenced)
+	f.ann = a
+	return f
+}
+
+const markPrefix = "lin-settle:"
+
+// wrap returns fn reporting markers instead of passing them on.
+func (a *announcer) wrap(fn func(string)) func(string) {
+	a.mu.Lock()
+	id := a.subs
+	a.subs++
+	a.mu.Unlock()
+	return func(key string) {
+		if !strings.HasPrefix(key, markPrefix) {
+			fn(key)
+			return
+		}
+		a.mu.Lock()
+		if seen := a.marks[key]; seen != nil {
+			seen[id] = true
+		}
+		a.mu.Unlock()
+	}
+}
+
+func (a *announcer) settle(t *testing.T) {
+	mark := markPrefix + strconv.FormatInt(a.n.Add(1), 10)
+	a.mu.Lock()
+	a.marks[mark] = map[int]bool{}
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.marks, mark)
+		a.mu.Unlock()
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for wait := 100 * time.Microsecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		if err := a.client.Publish(context.Background(), "stampede-invalidate", mark).Err(); err != nil {
+			t.Errorf("publish %s: %v", mark, err)
+			return
+		}
+		// Polling: the marker's delivery has no event this goroutine could wait on besides the map.
+		for end := time.Now().Add(wait); time.Now().Before(end); {
+			a.mu.Lock()
+			done := len(a.marks[mark]) == a.subs
+			a.mu.Unlock()
+			if done {
+				return
+			}
+			time.Sleep(wait / 10)
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the replicas did not all receive %s within a minute", mark)
+			return
+		}
+	}
 }
