@@ -100,7 +100,6 @@ return n`)
 local now = t[1] .. string.format('%06d', tonumber(t[2]))
 redis.call('SET', KEYS[1], now, 'PX', ARGV[1])
 return now`)
-
 )
 
 // newRandom returns 16 random bytes in hexadecimal.

@@ -191,8 +191,8 @@ type listener struct {
 	done   chan struct{} // closed when the goroutine has exited
 	cancel context.CancelFunc
 
-	mu         sync.Mutex
-	sub        *redis.PubSub            // the current subscription; guarded by mu
+	mu            sync.Mutex
+	sub           *redis.PubSub            // the current subscription; guarded by mu
 	waiters       map[string][]chan string // guarded by mu; each channel has room for one outcome
 	invalidate    map[int]func(string)     // guarded by mu
 	tagInvalidate map[int]func(string)     // guarded by mu
