@@ -173,9 +173,14 @@ func TestRedisKilled(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "caching did not resume after Redis came back; logs:\n%s", logs.String())
 		time.Sleep(20 * time.Millisecond) // waiting on an external process; the breaker's back-off is 50 ms
 	}
+	// One line per change of state: the breaker opened while Redis was down and closed once it was back.
+	// A restart that a loaded machine makes slow may fail a probe or two after the first recovery and
+	// open the breaker again; every opening is then closed again.
 	out := logs.String()
-	assert.Equal(t, 1, strings.Count(out, "circuit breaker open"), out)
-	assert.Equal(t, 1, strings.Count(out, "circuit breaker closed"), out)
+	opened, closed := strings.Count(out, "circuit breaker open"), strings.Count(out, "circuit breaker closed")
+	assert.GreaterOrEqual(t, opened, 1, out)
+	assert.Equal(t, opened, closed, out)
+	assert.Greater(t, strings.LastIndex(out, "circuit breaker closed"), strings.LastIndex(out, "circuit breaker open"), out)
 }
 
 // TestRedisPaused: a Redis that stops answering (stalled until the test ends) costs each request no
