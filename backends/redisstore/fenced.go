@@ -227,15 +227,21 @@ func (s *Store) tagMarkKey(tag string) string { return s.cfg.prefix + tagMarkInf
 func (s *Store) Invalidate(ctx context.Context, key string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	err := s.durably(ctx, func(ctx context.Context, c redis.Cmdable) error {
-		k := s.key(key)
-		return invalidateScript.Run(ctx, c, []string{k, k + ticketSuffix, k + lockSuffix},
-			s.channel(invalidateChannel), s.channel(fleetChannel), key).Err()
+	_, err := s.durably(ctx, func(p redis.Pipeliner) {
+		s.queueInvalidate(ctx, p, key)
 	})
 	if err != nil {
 		return opError(ctx, "invalidate", err)
 	}
 	return nil
+}
+
+// queueInvalidate queues the invalidation of key on p (Eval: a pipeline cannot fall back from
+// EVALSHA); its reply is 1 when a value was deleted.
+func (s *Store) queueInvalidate(ctx context.Context, p redis.Pipeliner, key string) *redis.Cmd {
+	k := s.key(key)
+	return invalidateScript.Eval(ctx, p, []string{k, k + ticketSuffix, k + lockSuffix},
+		s.channel(invalidateChannel), s.channel(fleetChannel), key)
 }
 
 // PurgeTag deletes every entry recorded under tag as Invalidate does (revoking their tickets and
@@ -252,93 +258,90 @@ func (s *Store) PurgeTag(ctx context.Context, tag string) (int, error) {
 func (s *Store) PurgeTagKeys(ctx context.Context, tag string) ([]string, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	var deleted []string
-	err := s.durably(ctx, func(ctx context.Context, c redis.Cmdable) error {
-		if err := markScript.Run(ctx, c, []string{s.tagMarkKey(tag)}, maxTicketTTL.Milliseconds()).Err(); err != nil {
-			return err
+	// The members are read after the mark, invalidated, and only then removed: a concurrent purge of
+	// the same tag reads them too and returns only once they are gone; a member added meanwhile stays
+	// (its write is refused by the mark, or came after it).
+	keys, err := run(s, ctx, func(ctx context.Context) ([]string, error) {
+		if err := markScript.Run(ctx, s.client, []string{s.tagMarkKey(tag)}, maxTicketTTL.Milliseconds()).Err(); err != nil {
+			return nil, err
 		}
-		// The members are read, invalidated, and only then removed: a concurrent purge of the same tag
-		// reads them too and returns only once they are gone; a member added meanwhile stays (its write
-		// is refused by the mark, or came after it).
-		keys, err := c.SMembers(ctx, s.tagKey(tag)).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
+		return s.client.SMembers(ctx, s.tagKey(tag)).Result()
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, opError(ctx, "purgetag", err)
+	}
+	var dels []*redis.Cmd
+	_, err = s.durably(ctx, func(p redis.Pipeliner) {
+		dels = dels[:0]
 		for _, key := range keys {
-			k := s.key(key)
-			d, err := invalidateScript.Run(ctx, c, []string{k, k + ticketSuffix, k + lockSuffix},
-				s.channel(invalidateChannel), s.channel(fleetChannel), key).Int64()
-			if err != nil {
-				return err
-			}
-			if d == 1 {
-				deleted = append(deleted, key)
-			}
+			dels = append(dels, s.queueInvalidate(ctx, p, key))
 		}
 		if len(keys) > 0 {
 			members := make([]any, len(keys))
 			for i, k := range keys {
 				members[i] = k
 			}
-			if err := c.SRem(ctx, s.tagKey(tag), members...).Err(); err != nil {
-				return err
-			}
+			p.SRem(ctx, s.tagKey(tag), members...)
 		}
-		return c.Publish(ctx, s.channel(tagChannel), tag).Err()
+		p.Publish(ctx, s.channel(tagChannel), tag)
 	})
+	var deleted []string
+	for i, c := range dels {
+		if n, _ := c.Int64(); n == 1 {
+			deleted = append(deleted, keys[i])
+		}
+	}
 	if err != nil {
 		return deleted, opError(ctx, "purgetag", err)
 	}
 	return deleted, nil
 }
 
-// durably runs del, which deletes or revokes, and then, when the deletions must reach a replica (see
-// WithReplicaAcks), waits for one to acknowledge them on the same connection (WAIT).
-func (s *Store) durably(ctx context.Context, del func(ctx context.Context, c redis.Cmdable) error) error {
-	cl, ok := s.client.(*redis.Client) // one node or a Sentinel group: WAIT needs the writes' connection
-	if !ok || s.cfg.replicaAcks < 0 {
-		_, err := run(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, del(ctx, s.client) })
-		return err
-	}
-	_, err := run(s, ctx, func(ctx context.Context) (struct{}, error) {
-		conn := cl.Conn()
-		defer conn.Close()
-		if err := del(ctx, conn); err != nil {
-			return struct{}{}, err
-		}
-		want := s.cfg.replicaAcks
-		if want == 0 {
-			want = s.learnReplicas(ctx, conn)
-		}
-		if want == 0 {
-			return struct{}{}, nil
-		}
-		wait := time.Until(deadlineOf(ctx, s.cfg.timeout)) * 9 / 10
-		acked, err := conn.Wait(ctx, want, max(wait, time.Millisecond)).Result()
-		if err != nil {
-			return struct{}{}, err
-		}
-		if acked < int64(want) {
-			return struct{}{}, fmt.Errorf("%w (%d of %d)", ErrNotReplicated, acked, want)
-		}
-		return struct{}{}, nil
+// durably sends what queue queues in one pipeline, which deletes or revokes, followed, when the
+// deletions must reach a replica (see WithReplicaAcks), by a WAIT on the same connection.
+func (s *Store) durably(ctx context.Context, queue func(p redis.Pipeliner)) ([]redis.Cmder, error) {
+	want := s.acksWanted(ctx)
+	var wait *redis.Cmd
+	cmds, err := run(s, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
+		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			queue(p)
+			if want > 0 {
+				d := time.Until(deadlineOf(ctx, s.cfg.timeout)) * 9 / 10
+				wait = p.Do(ctx, "wait", want, max(d, time.Millisecond).Milliseconds())
+			}
+			return nil
+		})
 	})
-	return err
+	if err != nil {
+		return cmds, err
+	}
+	if wait != nil {
+		if n, err := wait.Int64(); err != nil || n < int64(want) {
+			return cmds, fmt.Errorf("%w (%d of %d)", ErrNotReplicated, n, want)
+		}
+	}
+	return cmds, nil
 }
 
-// learnReplicas returns how many replicas an invalidation waits for when WithReplicaAcks is not given:
-// one once this Store has seen its master with a replica, for good (a master that lost its replica, as
-// an old master does during a failover, must not take a deletion alone), none before. It asks INFO at
-// most once a second.
-func (s *Store) learnReplicas(ctx context.Context, conn *redis.Conn) int {
-	if s.replicas.saw.Load() {
+// acksWanted returns how many replicas an invalidation waits for (see WithReplicaAcks). Without the
+// option: one once this Store has seen its master with a replica, for good (a master that lost its
+// replica, as an old master does during a failover, must not take a deletion alone), none before,
+// asking INFO at most once a second. A Cluster client waits for none.
+func (s *Store) acksWanted(ctx context.Context) int {
+	cl, ok := s.client.(*redis.Client)
+	switch {
+	case !ok || s.cfg.replicaAcks < 0:
+		return 0
+	case s.cfg.replicaAcks > 0:
+		return s.cfg.replicaAcks
+	case s.replicas.saw.Load():
 		return 1
 	}
 	now := time.Now().UnixNano()
 	if last := s.replicas.askedAt.Load(); now-last < int64(time.Second) || !s.replicas.askedAt.CompareAndSwap(last, now) {
 		return 0
 	}
-	info, err := conn.Info(ctx, "replication").Result()
+	info, err := run(s, ctx, func(ctx context.Context) (string, error) { return cl.Info(ctx, "replication").Result() })
 	if err != nil {
 		return 0
 	}
