@@ -641,7 +641,8 @@ func TestStatsLogs(t *testing.T) {
 			assert.Contains(t, out, `msg="stampede: request" cache=logs outcome=MISS key=`+digest)
 			assert.Contains(t, out, `msg="stampede: request" cache=logs outcome=HIT key=`+digest)
 			assert.Contains(t, out, `outcome=BYPASS reason=hit-for-pass key=`)
-			assert.Contains(t, out, `outcome=BYPASS reason=method`+"\n")
+			assert.Contains(t, out, `outcome=BYPASS reason=method method=POST duration=`)
+			assert.Contains(t, out, `msg="stampede: run" cache=logs key=`+digest+` status=200 duration=`)
 		}
 	}
 	assert.NotContains(t, debug.String(), "s3cr3t", "no key material or header value is logged")
