@@ -8,8 +8,9 @@
 //	prometheus.MustRegister(stampedeprom.NewCollector(products))
 //
 // Every source has each series below whatever its kind, so that none appears or disappears as traffic
-// changes: the figures a kind never counts stay at 0. The memory series are the exception: a source has
-// them when its store reports its size (backends/memstore), always, and never otherwise. Each series
+// changes: the figures a kind never counts stay at 0. The exceptions: the store-time histogram, which a
+// source has when it times its store calls (stampede.WithStoreTimings), and the memory series, which a
+// store has when it reports its size (backends/memstore), always, and never otherwise. Each series
 // carries the Snapshot field it is named for:
 //
 //   - stampede_cache_info{kind}: always 1; kind is Kind ("http", "loader", "function")
@@ -25,8 +26,16 @@
 //   - stampede_fleet_served_total, stampede_fleet_fenced_total: FleetServed, FleetFenced
 //   - stampede_batch_loads_total, stampede_cached_errors_total, stampede_decode_errors_total:
 //     BatchLoads, CachedErrors, DecodeErrors
-//   - stampede_memory_entries, stampede_memory_bytes, stampede_memory_evictions_total: Memory.Entries,
-//     Memory.Bytes, Memory.Evictions
+//   - stampede_store_duration_seconds{op}: the histograms StoreTimes
+//   - stampede_in_flight: InFlight
+//   - stampede_cache_store_info{store}: always 1; the store label of the memory series of the source's
+//     store (Memory.Store)
+//   - with a store label instead of cache, once per store however many sources share it, named after the
+//     first source given to NewCollector that uses it: stampede_memory_entries (Memory.Entries),
+//     stampede_memory_bytes (Memory.Bytes, for a store bounded by bytes), stampede_memory_max_entries
+//     (Memory.MaxEntries, for a store bounded by its number of entries, as memstore.Values is, whose
+//     byte count is unknown), stampede_memory_evictions_total (Memory.Evictions). A sum over them counts
+//     each store once.
 //
 // The rates of a Snapshot are left to PromQL: HitRate is (hits + stale_hits) / requests, MissRate
 // misses / requests, LoadFailureRate handler_failures / handler_duration_seconds_count, CollapseRatio
