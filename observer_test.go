@@ -225,3 +225,40 @@ func TestSnapshotStoreTimes(t *testing.T) {
 		assert.Len(t, h.Counts, len(h.Bounds)+1, op)
 	}
 }
+
+// nopObserver is an Observer that does nothing: what observing costs the cache itself.
+type nopObserver struct{}
+
+func (nopObserver) ObserveRequest(context.Context, stampede.RequestEvent) {}
+func (nopObserver) ObserveStore(context.Context, stampede.StoreCall)      {}
+
+// BenchmarkHitObserved: a 1 KiB memory hit unobserved, with store timings, and with an observer that
+// does nothing, beside the bare handler.
+func BenchmarkHitObserved(b *testing.B) {
+	body := make([]byte, 1<<10)
+	bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) })
+	for _, tc := range []struct {
+		name string
+		opts []stampede.Option
+	}{
+		{"bare", nil},
+		{"unobserved", []stampede.Option{}},
+		{"store-timings", []stampede.Option{stampede.WithStoreTimings(true)}},
+		{"observer", []stampede.Option{stampede.WithObserver(nopObserver{})}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := http.Handler(bare)
+			if tc.opts != nil {
+				c := stampede.New(nil, newMem(b), time.Hour, tc.opts...)
+				h = c.Handler(bare)
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/bench?id=42", nil))
+				c.Wait()
+			}
+			b.ReportAllocs()
+			req := httptest.NewRequest(http.MethodGet, "/bench?id=42", nil)
+			for b.Loop() {
+				h.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}
