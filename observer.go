@@ -33,7 +33,8 @@ type RequestEvent struct {
 	// its [Snapshot].Kind: "http", "loader" or "function".
 	Cache, Kind string
 	// Outcome is the request's X-Cache value: "HIT", "MISS", "COALESCED", "BYPASS", or "REFRESH" for a
-	// background refresh; "LOAD" for a load of the function API. Reason says why a request passed, or
+	// background refresh; "LOAD" for a load of the function API; empty for a waiter whose client left
+	// before it was answered ([Snapshot].Abandoned). Reason says why a request passed, or
 	// how a hit was served ("stale-while-revalidate", "max-stale", "compute-timeout"); empty otherwise.
 	Outcome, Reason string
 	// Key is the hex digest of the request's store key, as logged: never the key material. Empty when
