@@ -8,7 +8,7 @@ EXAMPLES := $(filter-out _example/loader,$(patsubst %/,%,$(wildcard _example/*/)
 # example, the SQL stores' drivers). Each has a replace directive to this checkout. bench/ is one too,
 # handled apart.
 SQLSTORES := backends/pgstore backends/mysqlstore backends/sqlitestore
-SUBMODULES := metrics/prometheus test/browser test/gochi test/linearizable codec/cbor _example/loader $(SQLSTORES)
+SUBMODULES := metrics/prometheus metrics/otel test/browser test/gochi test/linearizable codec/cbor _example/loader $(SQLSTORES)
 
 .PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover check-linearizable
 

@@ -289,6 +289,7 @@ func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 	}
 	e.flights.RunMany(b.fs, func() ([]record[V], func()) {
 		start := time.Now()
+		e.stats.running.Add(1) // until ran
 		finished := false
 		defer func() {
 			if !finished {

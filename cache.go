@@ -80,6 +80,7 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 		Timeout: cfg.storeTimeout, Bounded: storecall.SelfBounded(store, cfg.storeTimeout), Clock: cfg.clock,
 		Logger: logger, Name: cfg.name, Threshold: cfg.breakerFails, Backoff: cfg.breakerBackoff,
 		GetErrors: &c.stats.getErrors, SetErrors: &c.stats.setErrors, Fenced: &c.stats.fleetFenced,
+		Observe: storeObserver(&c.stats, &cfg, cfg.name),
 	})
 	if store == nil {
 		return c

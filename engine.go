@@ -465,6 +465,7 @@ func (e *engine[K, V]) runLoad(base context.Context, f *flight.Flight[K, record[
 	}()
 	e.flights.Run(f, func() (record[V], func()) {
 		start := time.Now()
+		e.stats.running.Add(1) // until ran
 		finished := false
 		defer func() {
 			if !finished {
@@ -482,6 +483,7 @@ func (e *engine[K, V]) runLoad(base context.Context, f *flight.Flight[K, record[
 		d := time.Since(start)
 		finished = true
 		e.stats.ran(d, statusOf(err), true)
+		e.loadEnded(ctx, r, d, err)
 		rec, storeTTL := e.newRecord(v, err, ttl, co, d)
 		if co.skip {
 			storeTTL = 0 // this call coalesces only (WithSkipCache)

@@ -52,8 +52,18 @@ const (
 	maxUnknownRetries = 4
 )
 
-// serve is the whole request flow: pass through, or key the request, then hit, join, or lead a run.
+// serve serves r, observed when it has observers or logs at debug level (see [WithObserver]).
 func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	if c.observed(r) {
+		c.serveObserved(next, w, r)
+		return
+	}
+	c.serveRequest(next, w, r)
+}
+
+// serveRequest is the whole request flow: pass through, or key the request, then hit, join, or lead a
+// run.
+func (c *Cache) serveRequest(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	c.stats.requests.Add(1)
 	if reason := c.passesThrough(r); reason != "" {
 		c.bypass(next, w, r, "", reason)

@@ -161,6 +161,7 @@ func (e *engine[K, V]) setup(name, kind string, cfg config, logger *slog.Logger,
 		Timeout: cfg.storeTimeout, Bounded: bounded, Clock: cfg.clock, Logger: logger, Name: name,
 		Threshold: cfg.breakerFails, Backoff: cfg.breakerBackoff,
 		GetErrors: &e.stats.getErrors, SetErrors: &e.stats.setErrors, Fenced: &e.stats.fleetFenced,
+		Observe: storeObserver(&e.stats, &cfg, name),
 	})
 	if cfg.minUses > 1 {
 		e.door = &doorkeeper{minUses: cfg.minUses, window: cfg.minUsesWindow}

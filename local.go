@@ -15,7 +15,8 @@ const DefaultLocalEntries = 10_000
 // for as long as they are of any use (their TTL plus the longer stale window), and otter drops them
 // then; a record whose every use is fresh needs no clock on a hit.
 type localTier[K comparable, V any] struct {
-	cache *otter.Cache[K, *localItem[V]]
+	cache   *otter.Cache[K, *localItem[V]]
+	entries int // the bound, for Snapshot.Memory
 }
 
 // localItem is one record in the tier, with the time the tier keeps it.
@@ -36,7 +37,7 @@ func newLocalTier[K comparable, V any](entries int, clock func() time.Time) *loc
 	if clock != nil {
 		o.Clock = otterClock{clock}
 	}
-	return &localTier[K, V]{cache: otter.Must(o)}
+	return &localTier[K, V]{cache: otter.Must(o), entries: entries}
 }
 
 // get returns k's record, if the tier holds one that is still of use.
@@ -54,8 +55,9 @@ func (t *localTier[K, V]) del(k K) { t.cache.Invalidate(k) }
 func (t *localTier[K, V]) close() { t.cache.StopAllGoroutines() }
 
 // len and so on, for Snapshot.Memory.
-func (t *localTier[K, V]) Len() int     { return t.cache.EstimatedSize() }
-func (t *localTier[K, V]) Bytes() int64 { return 0 }
+func (t *localTier[K, V]) Len() int        { return t.cache.EstimatedSize() }
+func (t *localTier[K, V]) Bytes() int64    { return 0 }
+func (t *localTier[K, V]) MaxEntries() int { return t.entries }
 
 // otterClock is the configured clock as otter's: no ticks, so no periodic clean-up (entries still
 // expire on read and are evicted by size).

@@ -79,8 +79,10 @@ type config struct {
 	customClock          bool          // WithClock gave the clock
 	fleetLease           time.Duration // 0: fleet coalescing off
 	keep                 time.Duration
-	targets              []string // targeted Cache-Control fields (RFC 9213), canonical, in precedence order
-	noXCache             bool     // WithoutXCache: Cache-Status alone says how a response was served
+	targets              []string   // targeted Cache-Control fields (RFC 9213), canonical, in precedence order
+	noXCache             bool       // WithoutXCache: Cache-Status alone says how a response was served
+	observers            []Observer // WithObserver
+	storeTimings         bool       // WithStoreTimings: store calls are timed into Snapshot.StoreTimes
 }
 
 func defaultConfig() config {

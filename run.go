@@ -139,6 +139,7 @@ func (c *Cache) lead(f *flight.Flight[string, *outcome], next http.Handler, w ht
 		c.stats.misses.Add(1)
 		c.logDecision(r.Context(), o.k.s, "MISS", "")
 	}
+	c.stats.running.Add(1) // until close counts the run
 	l := c.newLeader(f, next, w, r, o)
 	l.lead, l.writes = ld, writes
 	defer l.close()
@@ -389,6 +390,7 @@ func (l *leader) close() {
 		status = l.rw.status
 	}
 	l.c.stats.ran(time.Since(l.began), status, l.ended && !l.failed)
+	l.runEnded(time.Since(l.began), status)
 	if !l.handed.Load() {
 		l.c.calls.Release(l.c.fleet, l.lead, storecall.OutcomeMiss) // the handler panicked or called Goexit: nothing stored
 	}
@@ -506,6 +508,7 @@ func (c *Cache) refresh(next http.Handler, r *http.Request, o runOpts) {
 	}
 	bg := r.Clone(context.WithoutCancel(r.Context()))
 	bg.Body = http.NoBody
+	bg = observeBackground(bg)
 	o.background = true
 	c.background.Add()
 	go func() {

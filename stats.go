@@ -86,6 +86,11 @@ type stats struct {
 	setErrors    atomic.Uint64
 	fleetServed  atomic.Uint64 // leaders served another replica's stored response (WithFleetCoalescing)
 	fleetFenced  atomic.Uint64 // fenced writes refused: the lease had expired
+	running      atomic.Int64  // runs started and not ended: Snapshot.InFlight
+
+	// storeTimed is set, before any call, when store calls are timed into storeTimes (WithStoreTimings).
+	storeTimed bool
+	storeTimes [len(storeOps)]storeTimes
 
 	// The function API's own counters (Loader, Stampede); zero for a Cache.
 	batchLoads   atomic.Uint64 // calls of a batch load function
@@ -158,12 +163,23 @@ func (s *stats) ran(d time.Duration, status int, finished bool) {
 		s.failures.Add(1)
 	}
 	s.runs[i].Add(1) // last: see Snapshot
+	s.running.Add(-1)
 }
 
 // logDecision logs at debug level how a request was served: outcome is its X-Cache value and reason
 // why it passed. Only the digest of the key is logged, never the key material, which may carry user
 // data. When debug is off it costs one Enabled check.
+//
+// An observed request (see [WithObserver]) records its outcome instead, and is logged once it ended,
+// with its route and duration.
 func (c *Cache) logDecision(ctx context.Context, storeKey, outcome, reason string) {
+	if len(c.cfg.observers) == 0 && !c.logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	if o := observationOf(ctx); o != nil {
+		o.decide(storeKey, outcome, reason)
+		return
+	}
 	if c.logger.Enabled(ctx, slog.LevelDebug) {
 		c.logDecisionSlow(ctx, storeKey, outcome, reason)
 	}
@@ -289,6 +305,12 @@ type Snapshot struct {
 	// Memory describes what a store that reports its size holds (backends/memstore does); nil for
 	// other stores and when nothing is stored.
 	Memory *MemoryStats `json:"memory,omitempty"`
+	// InFlight is the number of runs (handler runs, loads, batch loads) started and not ended yet.
+	InFlight int64 `json:"in_flight"`
+	// StoreTimes is the distribution of the store calls' times by operation ("get", "set", "delete",
+	// "lease", "ticket", "tag"), when they are timed ([WithStoreTimings], [WithObserver]); nil
+	// otherwise. Only calls that reached the store are counted.
+	StoreTimes map[string]Histogram `json:"store_times,omitempty"`
 
 	// HitRate is (Hits + StaleHits) / Requests, MissRate Misses / Requests; both 0 before any request.
 	HitRate  float64 `json:"hit_rate"`
@@ -309,13 +331,20 @@ type MemoryStats struct {
 	// Evictions counts entries removed to keep within the budget; zero for a store that does not
 	// count them.
 	Evictions uint64 `json:"evictions"`
+	// MaxEntries is the bound of a store bounded by its number of entries rather than by bytes (an
+	// [EntryBoundedStore], such as backends/memstore's Values, or a Loader's in-process tier): such a
+	// store does not know the size of what it holds, and its Bytes is 0. Zero for other stores.
+	MaxEntries int `json:"max_entries,omitempty"`
+	// Store is the store these figures are of, so that a reader of several snapshots can tell the
+	// caches that share one store and count its figures once (compare it with ==).
+	Store any `json:"-"`
 }
 
-// Histogram is the distribution of handler run times over fixed buckets.
+// Histogram is a distribution of times over fixed buckets: handler run times, store call times.
 type Histogram struct {
 	// Bounds are the buckets' upper bounds in seconds, ascending; the same for every snapshot.
 	Bounds []float64 `json:"bounds_seconds"`
-	// Counts[i] counts the runs that took more than Bounds[i-1] and at most Bounds[i]; the last
+	// Counts[i] counts the runs (or calls) that took more than Bounds[i-1] and at most Bounds[i]; the last
 	// element, Counts[len(Bounds)], counts the runs that took longer than every bound.
 	Counts []uint64 `json:"counts"`
 	// Count is the sum of Counts, and Sum the total time of those runs in seconds.
@@ -404,11 +433,17 @@ func (s *stats) snapshot(name, kind string, b *storecall.Breaker, store any) Sna
 	snap.FleetServed, snap.FleetFenced = s.fleetServed.Load(), s.fleetFenced.Load()
 	snap.BatchLoads, snap.CachedErrors, snap.DecodeErrors = s.batchLoads.Load(), s.cachedErrors.Load(), s.decodeErrors.Load()
 	if m, ok := store.(SizedStore); ok {
-		snap.Memory = &MemoryStats{Entries: m.Len(), Bytes: m.Bytes()}
+		snap.Memory = &MemoryStats{Entries: m.Len(), Bytes: m.Bytes(), Store: store}
+		if b, ok := store.(EntryBoundedStore); ok {
+			snap.Memory.MaxEntries = b.MaxEntries()
+		}
 		if e, ok := store.(EvictionCounter); ok {
 			snap.Memory.Evictions = e.Evictions()
 		}
 	}
+
+	snap.InFlight = max(s.running.Load(), 0)
+	snap.StoreTimes = s.storeTimesSnapshot()
 
 	snap.HitRate = ratio(snap.Hits+snap.StaleHits, snap.Requests)
 	snap.MissRate = ratio(snap.Misses, snap.Requests)

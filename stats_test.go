@@ -476,7 +476,7 @@ func TestStatsMemoryStore(t *testing.T) {
 	c := stampede.New(nil, store, time.Minute)
 	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, body) }))
 
-	assert.Equal(t, &stampede.MemoryStats{}, c.Snapshot().Memory)
+	assert.Equal(t, &stampede.MemoryStats{Store: store}, c.Snapshot().Memory)
 	serveDirect(h, newGet("/a"))
 	c.Wait()
 	store.CleanUp()
@@ -491,7 +491,7 @@ func TestStatsMemoryStore(t *testing.T) {
 	c.Wait()
 	store.CleanUp()
 	st := store.Stats()
-	assert.Equal(t, &stampede.MemoryStats{Entries: st.Entries, Bytes: st.Bytes, Evictions: st.Evictions},
+	assert.Equal(t, &stampede.MemoryStats{Entries: st.Entries, Bytes: st.Bytes, Evictions: st.Evictions, Store: store},
 		c.Snapshot().Memory)
 	assert.EqualValues(t, 1, st.Evictions, "one of the two entries was evicted or refused")
 
@@ -641,7 +641,8 @@ func TestStatsLogs(t *testing.T) {
 			assert.Contains(t, out, `msg="stampede: request" cache=logs outcome=MISS key=`+digest)
 			assert.Contains(t, out, `msg="stampede: request" cache=logs outcome=HIT key=`+digest)
 			assert.Contains(t, out, `outcome=BYPASS reason=hit-for-pass key=`)
-			assert.Contains(t, out, `outcome=BYPASS reason=method`+"\n")
+			assert.Contains(t, out, `outcome=BYPASS reason=method method=POST duration=`)
+			assert.Contains(t, out, `msg="stampede: run" cache=logs key=`+digest+` status=200 duration=`)
 		}
 	}
 	assert.NotContains(t, debug.String(), "s3cr3t", "no key material or header value is logged")

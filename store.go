@@ -183,6 +183,16 @@ type SizedStore interface {
 	Bytes() int64
 }
 
+// EntryBoundedStore is a [SizedStore] bounded by its number of entries rather than by bytes (as
+// backends/memstore's Values is): it does not know the size of what it holds, and reports Bytes 0.
+// [Snapshot].Memory carries its bound in MaxEntries, and the Prometheus collector reports its entries
+// and bound instead of a byte count.
+type EntryBoundedStore interface {
+	SizedStore
+	// MaxEntries returns the most entries the store holds.
+	MaxEntries() int
+}
+
 // EvictionCounter is a store that counts the entries it evicted to stay within its budget.
 type EvictionCounter interface {
 	Evictions() uint64

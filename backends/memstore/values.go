@@ -19,8 +19,9 @@ import (
 // to [Values.SetEx] is what every [Values.Get] returns, so nobody may modify it afterwards. A hit
 // allocates nothing.
 type Values[V any] struct {
-	cache     *otter.Cache[string, valueItem[V]]
-	evictions atomic.Uint64
+	cache      *otter.Cache[string, valueItem[V]]
+	evictions  atomic.Uint64
+	maxEntries int // the bound given to NewValues
 }
 
 type valueItem[V any] struct {
@@ -38,7 +39,7 @@ func NewValues[V any](maxEntries int, opts ...Option) (*Values[V], error) {
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	s := &Values[V]{}
+	s := &Values[V]{maxEntries: maxEntries}
 	o := &otter.Options[string, valueItem[V]]{
 		MaximumSize: maxEntries,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, valueItem[V]]) time.Duration {
@@ -89,8 +90,12 @@ func (s *Values[V]) Delete(_ context.Context, key string) error {
 func (s *Values[V]) Len() int { return s.cache.EstimatedSize() }
 
 // Bytes returns 0: a Values does not know the size of what it holds (it is reported as a memory store
-// of so many entries).
+// of so many entries, bounded by [Values.MaxEntries]).
 func (s *Values[V]) Bytes() int64 { return 0 }
+
+// MaxEntries returns the most values the store holds, as given to [NewValues]: with it, a Values is a
+// stampede.EntryBoundedStore, whose statistics report entries and their bound rather than bytes.
+func (s *Values[V]) MaxEntries() int { return s.maxEntries }
 
 // Evictions returns the number of values removed to keep within maxEntries.
 func (s *Values[V]) Evictions() uint64 { return s.evictions.Load() }

@@ -29,9 +29,10 @@ type Config struct {
 
 	// Counters the calls count into; any may be nil.
 	GetErrors, SetErrors, Fenced *atomic.Uint64
-	// Observe, when set, is told of every call that reached the store: its operation ("get", "set",
-	// "delete", "lease", "ticket"), how long it took, and its error.
-	Observe func(op string, d time.Duration, err error)
+	// Observe, when set, is told of every call that reached the store: the context of the request or
+	// load it was made for (context.Background() for writes, which are the flight's), its operation
+	// ("get", "set", "delete", "lease", "ticket", "tag"), how long it took, and its error.
+	Observe func(ctx context.Context, op string, d time.Duration, err error)
 }
 
 // Calls makes store calls under the convention. It is safe for concurrent use.
@@ -121,9 +122,9 @@ func count(n *atomic.Uint64) {
 }
 
 // observe times a call that reached the store, when an observer is set.
-func (c *Calls) observe(op string, start time.Time, err error) {
+func (c *Calls) observe(ctx context.Context, op string, start time.Time, err error) {
 	if c.cfg.Observe != nil {
-		c.cfg.Observe(op, time.Since(start), err)
+		c.cfg.Observe(ctx, op, time.Since(start), err)
 	}
 }
 
@@ -158,7 +159,7 @@ func Read[T any](c *Calls, parent context.Context, get func(ctx context.Context)
 	ctx, bound := c.Ctx(parent)
 	v, found, err := get(ctx)
 	bound.Release()
-	c.observe("get", start, err)
+	c.observe(parent, "get", start, err)
 	c.EndRead(parent, probe, err)
 	switch {
 	case err != nil:
@@ -208,7 +209,7 @@ func (c *Calls) writeOnce(op string, set func(ctx context.Context) (bool, error)
 		err = errors.Join(context.DeadlineExceeded, err) // a store that wraps the deadline differently
 	}
 	bound.Release()
-	c.observe(op, start, err)
+	c.observe(context.Background(), op, start, err)
 	c.EndWrite(probe, err)
 	if err != nil {
 		c.cfg.Logger.Debug("stampede: store "+op+" failed", "cache", c.cfg.Name, "error", err)
@@ -237,7 +238,7 @@ func (c *Calls) Delete(parent context.Context, del func(ctx context.Context) err
 	ctx, bound := c.Ctx(parent)
 	err = del(ctx)
 	bound.Release()
-	c.observe("delete", start, err)
+	c.observe(parent, "delete", start, err)
 	c.EndWrite(probe, err)
 	return err
 }

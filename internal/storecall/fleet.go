@@ -93,7 +93,7 @@ func (c *Calls) tryLease(ctx context.Context, l Leaser, key string, lease time.D
 	sctx, bound := c.Ctx(ctx)
 	token, held, err := l.TryLease(sctx, key, lease)
 	bound.Release()
-	c.observe("lease", start, err)
+	c.observe(ctx, "lease", start, err)
 	c.EndRead(ctx, probe, err)
 	if err != nil {
 		c.cfg.Logger.Debug("stampede: fleet lease failed, coalescing in this process only", "cache", c.cfg.Name, "error", err)
@@ -127,7 +127,7 @@ func (c *Calls) Ticket(ctx context.Context, f Fencer, key string, ttl time.Durat
 	sctx, bound := c.Ctx(ctx)
 	ticket, err := f.Ticket(sctx, key, ttl)
 	bound.Release()
-	c.observe("ticket", start, err)
+	c.observe(ctx, "ticket", start, err)
 	c.EndRead(ctx, probe, err)
 	if err != nil {
 		c.cfg.Logger.Debug("stampede: store ticket failed, the value will not be stored", "cache", c.cfg.Name, "error", err)

@@ -8,8 +8,9 @@
 //	prometheus.MustRegister(stampedeprom.NewCollector(products))
 //
 // Every source has each series below whatever its kind, so that none appears or disappears as traffic
-// changes: the figures a kind never counts stay at 0. The memory series are the exception: a source has
-// them when its store reports its size (backends/memstore), always, and never otherwise. Each series
+// changes: the figures a kind never counts stay at 0. The exceptions: the store-time histogram, which a
+// source has when it times its store calls (stampede.WithStoreTimings), and the memory series, which a
+// store has when it reports its size (backends/memstore), always, and never otherwise. Each series
 // carries the Snapshot field it is named for:
 //
 //   - stampede_cache_info{kind}: always 1; kind is Kind ("http", "loader", "function")
@@ -25,8 +26,16 @@
 //   - stampede_fleet_served_total, stampede_fleet_fenced_total: FleetServed, FleetFenced
 //   - stampede_batch_loads_total, stampede_cached_errors_total, stampede_decode_errors_total:
 //     BatchLoads, CachedErrors, DecodeErrors
-//   - stampede_memory_entries, stampede_memory_bytes, stampede_memory_evictions_total: Memory.Entries,
-//     Memory.Bytes, Memory.Evictions
+//   - stampede_store_duration_seconds{op}: the histograms StoreTimes
+//   - stampede_in_flight: InFlight
+//   - stampede_cache_store_info{store}: always 1; the store label of the memory series of the source's
+//     store (Memory.Store)
+//   - with a store label instead of cache, once per store however many sources share it, named after the
+//     first source given to NewCollector that uses it: stampede_memory_entries (Memory.Entries),
+//     stampede_memory_bytes (Memory.Bytes, for a store bounded by bytes), stampede_memory_max_entries
+//     (Memory.MaxEntries, for a store bounded by its number of entries, as memstore.Values is, whose
+//     byte count is unknown), stampede_memory_evictions_total (Memory.Evictions). A sum over them counts
+//     each store once.
 //
 // The rates of a Snapshot are left to PromQL: HitRate is (hits + stale_hits) / requests, MissRate
 // misses / requests, LoadFailureRate handler_failures / handler_duration_seconds_count, CollapseRatio
@@ -59,7 +68,9 @@ type Collector struct {
 	failures, panics, duration                              *prometheus.Desc
 	storeErrors, breakerOpen, breakerTrips                  *prometheus.Desc
 	memoryEntries, memoryBytes, memoryEvictions             *prometheus.Desc
+	memoryMaxEntries, storeInfo                             *prometheus.Desc
 	info, batchLoads, cachedErrors, decodeErrors            *prometheus.Desc
+	inFlight, storeDuration                                 *prometheus.Desc
 }
 
 // NewCollector returns a Collector for caches: *stampede.Cache, *stampede.Loader, *stampede.Stampede.
@@ -81,33 +92,40 @@ func NewCollector(caches ...stampede.StatsSource) *Collector {
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, append([]string{"cache"}, labels...), nil)
 	}
+	storeDesc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, []string{"store"}, nil)
+	}
 	return &Collector{
-		caches:          append([]stampede.StatsSource(nil), caches...),
-		requests:        desc("requests_total", "Requests that reached the middleware."),
-		hits:            desc("hits_total", "Requests served a fresh response from the store (X-Cache: HIT)."),
-		staleHits:       desc("stale_hits_total", "Requests served an expired response from the store."),
-		misses:          desc("misses_total", "Requests that ran the handler for the others (X-Cache: MISS)."),
-		refreshes:       desc("refreshes_total", "Background runs that refreshed an entry nobody waited on (stale-while-revalidate, early refresh)."),
-		coalesced:       desc("coalesced_total", "Requests served the response of another request's run (X-Cache: COALESCED)."),
-		abandoned:       desc("abandoned_total", "Waiting requests whose client left before the run they waited on answered."),
-		failed:          desc("failed_total", "Waiting requests that got no whole response from the run they waited on: it panicked, or its response broke off."),
-		passes:          desc("passes_total", "Requests passed to the handler untouched (X-Cache: BYPASS), by reason.", "reason"),
-		unshareable:     desc("unshareable_total", "Handler runs whose response could not be shared, by reason.", "reason"),
-		failures:        desc("handler_failures_total", "Handler runs that answered 5xx, panicked or called runtime.Goexit."),
-		panics:          desc("handler_panics_total", "Handler runs that panicked or called runtime.Goexit."),
-		duration:        desc("handler_duration_seconds", "Time the handler runs led by the cache took."),
-		storeErrors:     desc("store_errors_total", "Store calls that failed or timed out, by operation.", "op"),
-		breakerOpen:     desc("breaker_open", "1 while the circuit breaker skips the store, else 0."),
-		breakerTrips:    desc("breaker_trips_total", "Times the circuit breaker opened."),
-		fleetServed:     desc("fleet_served_total", "Leaders that waited for another replica's run and replayed its stored response instead of running the handler (fleet coalescing)."),
-		fleetFenced:     desc("fleet_fenced_total", "Responses not stored because their fleet lease had expired (another replica had taken over)."),
-		memoryEntries:   desc("memory_entries", "Entries held by the in-process store."),
-		memoryBytes:     desc("memory_bytes", "Bytes the in-process store's entries are charged against its budget."),
-		memoryEvictions: desc("memory_evictions_total", "Entries the in-process store evicted to stay within its budget."),
-		info:            desc("cache_info", "Always 1; the kind label says what the source is: http (middleware), loader or function.", "kind"),
-		batchLoads:      desc("batch_loads_total", "Calls of a loader's batch load function."),
-		cachedErrors:    desc("cached_errors_total", "Hits on a kept load failure (negative caching)."),
-		decodeErrors:    desc("decode_errors_total", "Stored values that did not decode (each also a miss)."),
+		caches:           append([]stampede.StatsSource(nil), caches...),
+		requests:         desc("requests_total", "Requests that reached the middleware."),
+		hits:             desc("hits_total", "Requests served a fresh response from the store (X-Cache: HIT)."),
+		staleHits:        desc("stale_hits_total", "Requests served an expired response from the store."),
+		misses:           desc("misses_total", "Requests that ran the handler for the others (X-Cache: MISS)."),
+		refreshes:        desc("refreshes_total", "Background runs that refreshed an entry nobody waited on (stale-while-revalidate, early refresh)."),
+		coalesced:        desc("coalesced_total", "Requests served the response of another request's run (X-Cache: COALESCED)."),
+		abandoned:        desc("abandoned_total", "Waiting requests whose client left before the run they waited on answered."),
+		failed:           desc("failed_total", "Waiting requests that got no whole response from the run they waited on: it panicked, or its response broke off."),
+		passes:           desc("passes_total", "Requests passed to the handler untouched (X-Cache: BYPASS), by reason.", "reason"),
+		unshareable:      desc("unshareable_total", "Handler runs whose response could not be shared, by reason.", "reason"),
+		failures:         desc("handler_failures_total", "Handler runs that answered 5xx, panicked or called runtime.Goexit."),
+		panics:           desc("handler_panics_total", "Handler runs that panicked or called runtime.Goexit."),
+		duration:         desc("handler_duration_seconds", "Time the handler runs led by the cache took."),
+		storeErrors:      desc("store_errors_total", "Store calls that failed or timed out, by operation.", "op"),
+		breakerOpen:      desc("breaker_open", "1 while the circuit breaker skips the store, else 0."),
+		breakerTrips:     desc("breaker_trips_total", "Times the circuit breaker opened."),
+		fleetServed:      desc("fleet_served_total", "Leaders that waited for another replica's run and replayed its stored response instead of running the handler (fleet coalescing)."),
+		fleetFenced:      desc("fleet_fenced_total", "Responses not stored because their fleet lease had expired (another replica had taken over)."),
+		memoryEntries:    storeDesc("memory_entries", "Entries held by the in-process store."),
+		memoryBytes:      storeDesc("memory_bytes", "Bytes the in-process store's entries are charged against its budget (a store bounded by bytes)."),
+		memoryMaxEntries: storeDesc("memory_max_entries", "The most entries the in-process store holds (a store bounded by its number of entries, which does not know their size)."),
+		memoryEvictions:  storeDesc("memory_evictions_total", "Entries the in-process store evicted to stay within its budget."),
+		storeInfo:        desc("cache_store_info", "Always 1; the store label names the in-process store the cache uses, whose stampede_memory_* series carry that label.", "store"),
+		inFlight:         desc("in_flight", "Handler runs (or loads) started and not ended yet."),
+		storeDuration:    desc("store_duration_seconds", "Time the store calls that reached the store took, by operation (only when the source times them: stampede.WithStoreTimings or stampede.WithObserver).", "op"),
+		info:             desc("cache_info", "Always 1; the kind label says what the source is: http (middleware), loader or function.", "kind"),
+		batchLoads:       desc("batch_loads_total", "Calls of a loader's batch load function."),
+		cachedErrors:     desc("cached_errors_total", "Hits on a kept load failure (negative caching)."),
+		decodeErrors:     desc("decode_errors_total", "Stored values that did not decode (each also a miss)."),
 	}
 }
 
@@ -118,6 +136,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.passes, c.unshareable, c.failures, c.panics, c.duration, c.storeErrors, c.breakerOpen, c.breakerTrips,
 		c.fleetServed, c.fleetFenced,
 		c.memoryEntries, c.memoryBytes, c.memoryEvictions, c.info, c.batchLoads, c.cachedErrors, c.decodeErrors,
+		c.memoryMaxEntries, c.storeInfo, c.inFlight, c.storeDuration,
 	} {
 		ch <- d
 	}
@@ -125,6 +144,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	stores := storeNames{}
 	for _, cache := range c.caches {
 		s := cache.Snapshot()
 		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
@@ -156,13 +176,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.panics, s.Panics)
 
 		h := s.HandlerTimes
-		buckets := make(map[float64]uint64, len(h.Bounds))
-		var cumulative uint64
-		for i, bound := range h.Bounds {
-			cumulative += h.Counts[i]
-			buckets[bound] = cumulative
+		ch <- prometheus.MustNewConstHistogram(c.duration, h.Count, h.Sum, cumulativeBuckets(h), s.Name)
+		for _, op := range sortedKeys(s.StoreTimes) {
+			h := s.StoreTimes[op]
+			ch <- prometheus.MustNewConstHistogram(c.storeDuration, h.Count, h.Sum, cumulativeBuckets(h), s.Name, op)
 		}
-		ch <- prometheus.MustNewConstHistogram(c.duration, h.Count, h.Sum, buckets, s.Name)
+		gauge(c.inFlight, float64(s.InFlight))
 
 		counter(c.storeErrors, s.StoreGetErrors, "get")
 		counter(c.storeErrors, s.StoreSetErrors, "set")
@@ -179,14 +198,66 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.cachedErrors, s.CachedErrors)
 		counter(c.decodeErrors, s.DecodeErrors)
 		if m := s.Memory; m != nil {
-			gauge(c.memoryEntries, float64(m.Entries))
-			gauge(c.memoryBytes, float64(m.Bytes))
-			counter(c.memoryEvictions, m.Evictions)
+			// A store is reported once, under the name of the first source that uses it, however many
+			// caches share it: a sum over the memory series counts each store once.
+			store, first := stores.name(m.Store, s.Name)
+			ch <- prometheus.MustNewConstMetric(c.storeInfo, prometheus.GaugeValue, 1, s.Name, store)
+			if first {
+				ch <- prometheus.MustNewConstMetric(c.memoryEntries, prometheus.GaugeValue, float64(m.Entries), store)
+				if m.MaxEntries > 0 {
+					ch <- prometheus.MustNewConstMetric(c.memoryMaxEntries, prometheus.GaugeValue, float64(m.MaxEntries), store)
+				} else {
+					ch <- prometheus.MustNewConstMetric(c.memoryBytes, prometheus.GaugeValue, float64(m.Bytes), store)
+				}
+				ch <- prometheus.MustNewConstMetric(c.memoryEvictions, prometheus.CounterValue, float64(m.Evictions), store)
+			}
 		}
 	}
 }
 
-func sortedKeys(m map[string]uint64) []string {
+// storeNames names the stores of one Collect: each after the first source found using it.
+type storeNames struct {
+	byStore map[any]string
+	used    map[string]bool
+}
+
+// name returns the label of store, used by the source named source, and whether it is the first time
+// store is seen (its series are to be collected).
+func (n *storeNames) name(store any, source string) (label string, first bool) {
+	keyed := store != nil && reflect.TypeOf(store).Comparable()
+	if keyed {
+		if label, ok := n.byStore[store]; ok {
+			return label, false
+		}
+	}
+	if n.byStore == nil {
+		n.byStore, n.used = map[any]string{}, map[string]bool{}
+	}
+	// Source names are unique, so a store gets its first source's name; a name already taken (an
+	// uncomparable store seen twice) gets the source's name with a suffix.
+	label = source
+	for i := 2; n.used[label]; i++ {
+		label = fmt.Sprintf("%s#%d", source, i)
+	}
+	n.used[label] = true
+	if keyed {
+		n.byStore[store] = label
+	}
+	return label, true
+}
+
+// cumulativeBuckets returns h's buckets as Prometheus counts them: cumulative, by upper bound.
+func cumulativeBuckets(h stampede.Histogram) map[float64]uint64 {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cumulative uint64
+	for i, bound := range h.Bounds {
+		cumulative += h.Counts[i]
+		buckets[bound] = cumulative
+	}
+	return buckets
+}
+
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

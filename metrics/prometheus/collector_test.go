@@ -125,7 +125,7 @@ stampede_store_errors_total{cache="users",op="get"} 0
 stampede_store_errors_total{cache="users",op="set"} 0
 # HELP stampede_memory_entries Entries held by the in-process store.
 # TYPE stampede_memory_entries gauge
-stampede_memory_entries{cache="products"} 1
+stampede_memory_entries{store="products"} 1
 `
 	c := stampedeprom.NewCollector(products, users)
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want),
@@ -327,7 +327,6 @@ var exportedFields = map[string]series{
 	"CachedErrors":     {name: "stampede_cached_errors_total"},
 	"DecodeErrors":     {name: "stampede_decode_errors_total"},
 	"Memory.Entries":   {name: "stampede_memory_entries"},
-	"Memory.Bytes":     {name: "stampede_memory_bytes"},
 	"Memory.Evictions": {name: "stampede_memory_evictions_total"},
 }
 
@@ -389,14 +388,42 @@ var derivedFields = map[string]struct {
 		coalesced := sc.value(t, "stampede_coalesced_total")
 		assert.Equal(t, s.CollapseRatio, ratio(coalesced, coalesced+sc.value(t, "stampede_misses_total")), s.Name)
 	}},
-	"Memory": {"its fields, as Memory.<Field>; no memory series when it is nil", func(t *testing.T, s stampede.Snapshot, sc scrape) {
+	"Memory": {"its fields, as Memory.<Field>, on series with a store label; no memory series when it is nil", func(t *testing.T, s stampede.Snapshot, sc scrape) {
 		// checkScrape walks the fields; here only that a nil Memory has no series at all.
 		if s.Memory == nil {
-			for name := range exportedFields {
-				if strings.HasPrefix(name, "Memory.") {
-					assert.Empty(t, sc.series(exportedFields[name].name), "%s: %s without a memory store", s.Name, name)
-				}
-			}
+			assert.Empty(t, sc.store, "%s: a store label without a memory store", s.Name)
+		} else {
+			assert.NotEmpty(t, sc.store, "%s: no stampede_cache_store_info", s.Name)
+		}
+	}},
+	"Memory.Store": {"the store label of stampede_cache_store_info and of the memory series (TestCollectorSharedStore)", func(*testing.T, stampede.Snapshot, scrape) {}},
+	"Memory.Bytes": {"stampede_memory_bytes, for a store bounded by bytes (MaxEntries 0)", func(t *testing.T, s stampede.Snapshot, sc scrape) {
+		if s.Memory == nil {
+			return
+		}
+		if s.Memory.MaxEntries > 0 {
+			assert.Empty(t, sc.series("stampede_memory_bytes"), "%s: no byte count for a store bounded by entries", s.Name)
+			return
+		}
+		assert.Equal(t, float64(s.Memory.Bytes), sc.value(t, "stampede_memory_bytes"), s.Name)
+	}},
+	"Memory.MaxEntries": {"stampede_memory_max_entries, for a store bounded by entries", func(t *testing.T, s stampede.Snapshot, sc scrape) {
+		if s.Memory == nil || s.Memory.MaxEntries == 0 {
+			assert.Empty(t, sc.series("stampede_memory_max_entries"), s.Name)
+			return
+		}
+		assert.Equal(t, float64(s.Memory.MaxEntries), sc.value(t, "stampede_memory_max_entries"), s.Name)
+	}},
+	"InFlight": {"stampede_in_flight (0 once the traffic is quiet: TestCollectorInFlight sees it above)", func(t *testing.T, s stampede.Snapshot, sc scrape) {
+		assert.Equal(t, float64(s.InFlight), sc.value(t, "stampede_in_flight"), s.Name)
+	}},
+	"StoreTimes": {"the histogram stampede_store_duration_seconds{op}, when the source times its store calls", func(t *testing.T, s stampede.Snapshot, sc scrape) {
+		assert.Len(t, sc.series("stampede_store_duration_seconds"), len(s.StoreTimes), s.Name)
+		for op, h := range s.StoreTimes {
+			ms := sc.series("stampede_store_duration_seconds", "op", op)
+			require.Len(t, ms, 1, "%s %s", s.Name, op)
+			assert.Equal(t, h.Count, ms[0].GetHistogram().GetSampleCount(), "%s %s", s.Name, op)
+			assert.Equal(t, h.Sum, ms[0].GetHistogram().GetSampleSum(), "%s %s", s.Name, op)
 		}
 	}},
 }
@@ -406,6 +433,9 @@ var derivedFields = map[string]struct {
 func checkScrape(t *testing.T, got map[string][]*dto.Metric, s stampede.Snapshot, nonzero map[string]bool) {
 	t.Helper()
 	sc := scrape{got: got, cache: s.Name}
+	if info := sc.series("stampede_cache_store_info"); len(info) == 1 {
+		sc.store = label(info[0], "store")
+	}
 	walk := func(typ reflect.Type, v reflect.Value, prefix string) {
 		for i := range typ.NumField() {
 			f := typ.Field(i)
@@ -485,13 +515,24 @@ func ratio(n, d float64) float64 {
 type scrape struct {
 	got   map[string][]*dto.Metric
 	cache string
+	store string // the store label of the cache's memory series (stampede_cache_store_info); "" when none
 }
 
-// series returns the metric's series of the cache that have the given label values (name, value, ...).
+// series returns the metric's series of the cache that have the given label values (name, value, ...):
+// for a memory series, those of the cache's store.
 func (sc scrape) series(name string, labels ...string) []*dto.Metric {
 	var out []*dto.Metric
+	ms := filter(sc.got[name], sc.cache)
+	if strings.HasPrefix(name, "stampede_memory_") {
+		ms = nil
+		for _, m := range sc.got[name] {
+			if sc.store != "" && label(m, "store") == sc.store {
+				ms = append(ms, m)
+			}
+		}
+	}
 next:
-	for _, m := range filter(sc.got[name], sc.cache) {
+	for _, m := range ms {
 		for i := 0; i+1 < len(labels); i += 2 {
 			if label(m, labels[i]) != labels[i+1] {
 				continue next
