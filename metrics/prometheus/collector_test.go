@@ -643,7 +643,10 @@ func busyTraffic(t *testing.T) []stampede.StatsSource {
 
 	broken := stampede.New(quiet, brokenStore{}, time.Minute, stampede.WithName("broken"),
 		stampede.WithCircuitBreaker(2, time.Hour))
-	<-send(ctx, broken.Handler(http.NotFoundHandler()), http.MethodGet, "/a") // a failed read, a failed write
+	<-send(ctx, broken.Handler(http.NotFoundHandler()), http.MethodGet, "/a") // a failed read
+	broken.Wait()
+	time.Sleep(150 * time.Millisecond) // the breaker opens on failures spread over 100 ms at least (synctest: no real wait)
+	<-send(ctx, broken.Handler(http.NotFoundHandler()), http.MethodGet, "/a") // a second failed read: open
 	broken.Wait()
 
 	shared, err := memstore.New(1 << 20)
@@ -798,6 +801,33 @@ func (s *leaseStore) SetExFenced(ctx context.Context, key string, value []byte, 
 		return false, nil
 	}
 	return true, s.SetEx(ctx, key, value, ttl)
+}
+
+// Ticket returns a ticket that fences nothing but the lease tokens' writes: the leases are what this
+// store is for.
+func (s *leaseStore) Ticket(context.Context, string, time.Duration) (string, error) { return "ticket", nil }
+
+// SetFenced writes while a lease token holds its lease, and always with a plain ticket.
+func (s *leaseStore) SetFenced(ctx context.Context, key, ticket, writeKey string, value []byte, ttl time.Duration, _ []string) (bool, error) {
+	if ticket != "ticket" {
+		s.mu.Lock()
+		l := s.leases[key]
+		s.mu.Unlock()
+		if l == nil || l.token != ticket {
+			return false, nil
+		}
+	}
+	return true, s.SetEx(ctx, writeKey, value, ttl)
+}
+
+// Invalidate deletes key and ends its lease.
+func (s *leaseStore) Invalidate(ctx context.Context, key string) error {
+	s.mu.Lock()
+	if s.leases[key] != nil {
+		s.end(key, "miss")
+	}
+	s.mu.Unlock()
+	return s.Delete(ctx, key)
 }
 
 func (s *leaseStore) Release(_ context.Context, key, token, outcome string) error {
