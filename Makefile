@@ -78,7 +78,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/entry
 	@for f in FuzzParseCacheControl FuzzParseTargeted FuzzParseRange FuzzDates; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/httpcache || exit 1; done
-	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzRecordDecode FuzzMemoHash; do \
+	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzKeyView FuzzRecordDecode FuzzMemoHash; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) . || exit 1; done
 	@for f in FuzzParseTicket FuzzPayload; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/sqlstore || exit 1; done
