@@ -17,20 +17,33 @@ const (
 )
 
 // responseTags returns the tags of a response: the values of Cache-Tag and Surrogate-Key, separated
-// by spaces or commas, without duplicates, at most maxTagsPerResponse of at most maxTagLen bytes each.
-func responseTags(h http.Header) []string {
-	var tags []string
+// by spaces or commas, without duplicates. ok is false when the response carries more than
+// maxTagsPerResponse distinct tags or one longer than maxTagLen bytes: such a response cannot be indexed
+// under all its tags, and is not stored (a stored entry that PurgeTag of one of its tags would miss
+// must never exist).
+func responseTags(h http.Header) (tags []string, ok bool) {
 	for _, name := range [...]string{"Cache-Tag", "Surrogate-Key"} {
 		for _, v := range h[name] {
 			for _, t := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-				if len(t) > maxTagLen || len(tags) == maxTagsPerResponse || contains(tags, t) {
+				if contains(tags, t) {
 					continue
+				}
+				if len(t) > maxTagLen || len(tags) == maxTagsPerResponse {
+					return nil, false
 				}
 				tags = append(tags, t)
 			}
 		}
 	}
-	return tags
+	return tags, true
+}
+
+// tagsUnindexable logs that a response is not stored because it carries tags that cannot all be
+// indexed (see responseTags).
+func (c *Cache) tagsUnindexable() {
+	c.stats.logs.log(context.Background(), c.logger, logTagIndexFull, slog.LevelWarn,
+		"stampede: response carries more tags than can be indexed; not stored", "cache", c.cfg.name,
+		"max_tags", maxTagsPerResponse, "max_tag_len", maxTagLen)
 }
 
 func contains(list []string, s string) bool {
