@@ -99,7 +99,8 @@ soak:
 # DIR); without it that column of the report is skipped.
 GOCHI_STAMPEDE ?=
 bench: bench-deps
-	$(GO) test -run=^$$ -bench=. -benchmem -count=5 . ./backends/... ./internal/fleetreplica
+	$(GO) test -run=^$$ -bench=. -skip=FloodHeap -benchmem -count=5 . ./backends/... ./internal/fleetreplica
+	$(GO) test -run=^$$ -bench=FloodHeap -benchtime=1x -count=1 .
 	cd bench && $(GO) run ./cmd/bench -redis auto $(if $(GOCHI_STAMPEDE),-gochi $(abspath $(GOCHI_STAMPEDE)))
 
 # The SQL stores (not part of make test): in each store module, a hit and a BatchGet of 100 keys beside
