@@ -179,11 +179,9 @@ func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) bool {
 	defer t.mu.Unlock()
 	for len(t.expiry) > 0 && t.expiry[0].expires <= now {
 		p := t.expiry.pop()
-		if ks := t.tags[p.tag]; ks != nil && ks[p.key].expires == p.expires {
-			if _, ok := ks[p.key]; ok {
-				delete(ks, p.key)
-				t.n--
-			}
+		if ks := t.tags[p.tag]; ks != nil && ks[p.key].expires == p.expires { // a missing key's is 0
+			delete(ks, p.key)
+			t.n--
 			if len(ks) == 0 {
 				delete(t.tags, p.tag)
 			}
