@@ -78,7 +78,7 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/entry
 	@for f in FuzzParseCacheControl FuzzParseTargeted FuzzParseRange FuzzDates; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/httpcache || exit 1; done
-	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzRecordDecode FuzzMemoHash; do \
+	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzKeyView FuzzRecordDecode FuzzMemoHash; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) . || exit 1; done
 	@for f in FuzzParseTicket FuzzPayload; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/sqlstore || exit 1; done
@@ -99,7 +99,8 @@ soak:
 # DIR); without it that column of the report is skipped.
 GOCHI_STAMPEDE ?=
 bench: bench-deps
-	$(GO) test -run=^$$ -bench=. -benchmem -count=5 . ./backends/... ./internal/fleetreplica
+	$(GO) test -run=^$$ -bench=. -skip=FloodHeap -benchmem -count=5 . ./backends/... ./internal/fleetreplica
+	$(GO) test -run=^$$ -bench=FloodHeap -benchtime=1x -count=1 .
 	cd bench && $(GO) run ./cmd/bench -redis auto $(if $(GOCHI_STAMPEDE),-gochi $(abspath $(GOCHI_STAMPEDE)))
 
 # The SQL stores (not part of make test): in each store module, a hit and a BatchGet of 100 keys beside

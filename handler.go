@@ -294,18 +294,32 @@ func (c *Cache) keyParts(r *http.Request) (digest []byte, fromFunc, reason strin
 	return digest, fromFunc, ""
 }
 
-// urlKeys returns the keys of r's URL in both key spaces (with and without an Authorization the key does
-// not include; one key when Authorization is keyed), for an invalidation of the URL. A non-empty reason
-// means r cannot be keyed.
+// urlKeys returns the keys of r's URL in every key space r reaches, for an invalidation or a purge of
+// the URL: without and with an Authorization the key does not include; or, when Authorization is keyed
+// (a key header, a CredentialKeyFunc), r's own credential's and the public one (r without its
+// Authorization, the key function run on that). A non-empty reason means r cannot be keyed.
 func (c *Cache) urlKeys(r *http.Request) ([]key, string) {
 	digest, fromFunc, reason := c.keyParts(r)
 	if reason != "" {
 		return nil, reason
 	}
-	if c.keys.authKeyed {
-		return []key{c.keys.build(r, digest, fromFunc, false)}, ""
+	keys := []key{c.keys.build(r, digest, fromFunc, false)}
+	if !c.keys.authKeyed {
+		return append(keys, c.keys.build(r, digest, fromFunc, true)), ""
 	}
-	return []key{c.keys.build(r, digest, fromFunc, false), c.keys.build(r, digest, fromFunc, true)}, ""
+	if r.Header["Authorization"] == nil {
+		return keys, ""
+	}
+	public := r.Clone(r.Context())
+	delete(public.Header, "Authorization")
+	if c.cfg.keyFunc != nil {
+		s, err := c.cfg.keyFunc(public)
+		if err != nil {
+			return keys, "" // the public request cannot be keyed, so nothing is stored for it
+		}
+		fromFunc = s
+	}
+	return append(keys, c.keys.build(public, digest, fromFunc, false)), ""
 }
 
 // readKeyBody reads r's body up to the key-body limit and puts back a body that reads the same bytes.
@@ -323,13 +337,26 @@ func (c *Cache) readKeyBody(r *http.Request) (sum [sha256.Size]byte, reason stri
 		r.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(buf), orig), Closer: orig}
 		return sum, reasonBodyLimit
 	}
-	r.Body = &replayBody{Reader: bytes.NewReader(buf), Closer: orig}
+	r.Body = &replayBody{Reader: bytes.NewReader(buf), Closer: orig, keyed: buf, whole: true}
 	return sha256.Sum256(buf), ""
 }
 
+// replayBody is the body a request keyed on its body is handed on with: the bytes read to key it, then
+// what was left of the original.
 type replayBody struct {
 	io.Reader
 	io.Closer
+	keyed []byte // the bytes the key was computed from; never modified
+	whole bool   // keyed is the whole body: a background refresh replays it (run.go)
+}
+
+// keyedBody returns the body r was keyed on, when it was keyed and read whole.
+func keyedBody(r *http.Request) ([]byte, bool) {
+	rb, ok := r.Body.(*replayBody)
+	if !ok || !rb.whole {
+		return nil, false
+	}
+	return rb.keyed, true
 }
 
 type errReader struct{ err error }

@@ -349,8 +349,10 @@ func appendPath(b []byte, path, rawPath string) []byte {
 // appendCanonicalQuery appends the query's parameters decoded and sorted by name. Parameters with
 // different names commute, so "a=1&b=2" and "b=2&a=1" share a key; the order of repeated values of one
 // name is kept ("a=1&a=2" differs from "a=2&a=1"), because handlers see it. "a" and "a=" are the same,
-// as they are to url.ParseQuery. A piece that does not decode is kept raw, flagged so it cannot collide
-// with a decoded one.
+// as they are to url.ParseQuery. A piece that url.ParseQuery drops (one that does not decode, or that
+// holds a raw ";", which Go no longer takes as a separator) is kept exactly as sent, flagged so it cannot
+// collide with a decoded one: "q=shoes;size=9" (no q for the handler) and "q=shoes%3Bsize=9" (q is
+// "shoes;size=9") never share a key.
 func appendCanonicalQuery(b []byte, raw string, pairs []queryPair) []byte {
 	for raw != "" {
 		var piece string
@@ -359,8 +361,15 @@ func appendCanonicalQuery(b []byte, raw string, pairs []queryPair) []byte {
 			continue
 		}
 		name, value, _ := strings.Cut(piece, "=")
+		if strings.IndexByte(piece, ';') >= 0 {
+			pairs = append(pairs, queryPair{name: name, value: value, raw: true})
+			continue
+		}
 		n, okn := unescapeQuery(name)
 		v, okv := unescapeQuery(value)
+		if !okn || !okv {
+			n, v = name, value // both halves as sent: a flagged piece is never partly decoded
+		}
 		pairs = append(pairs, queryPair{name: n, value: v, raw: !okn || !okv})
 	}
 	byName := func(a, b queryPair) int { return strings.Compare(a.name, b.name) }

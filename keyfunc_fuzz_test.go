@@ -26,8 +26,8 @@ func pathKey(u *url.URL) string {
 }
 
 // modelQuery is the canonical form of a raw query as a list: the non-empty &-separated pieces, each split
-// at its first "=", each half decoded as url.ParseQuery decodes it (or kept as sent, and the piece
-// flagged, when it does not decode), sorted stably by name. Two queries are equivalent exactly when their
+// at its first "=", each half decoded as url.ParseQuery decodes it (or the piece kept as sent, and
+// flagged, when url.ParseQuery drops it: a half does not decode, or it holds a ";"), sorted stably by name. Two queries are equivalent exactly when their
 // lists are equal: parameter order across names does not matter, the order of one name's values does.
 func modelQuery(raw string) []string {
 	type piece struct {
@@ -40,14 +40,11 @@ func modelQuery(raw string) []string {
 			continue
 		}
 		name, value, _ := strings.Cut(s, "=")
-		p := piece{name: name, value: value}
-		if n, err := url.QueryUnescape(name); err == nil {
-			p.name = n
-		} else {
-			p.raw = true
-		}
-		if v, err := url.QueryUnescape(value); err == nil {
-			p.value = v
+		p := piece{name: name, value: value, raw: strings.Contains(s, ";")}
+		n, err1 := url.QueryUnescape(name)
+		v, err2 := url.QueryUnescape(value)
+		if !p.raw && err1 == nil && err2 == nil {
+			p.name, p.value = n, v
 		} else {
 			p.raw = true
 		}
@@ -98,7 +95,7 @@ func reencodeQueryPart(s string, ch *chooser) string {
 
 // equivalentQuery rewrites q into a query with the same canonical form: every part re-encoded another
 // way, pieces moved across names (the order within one name kept), empty pieces and "a" vs "a=" varied.
-// ok is false when q has a piece that does not decode (such pieces are keyed as sent).
+// ok is false when q has a piece url.ParseQuery drops (such pieces are keyed as sent).
 func equivalentQuery(q string, ch *chooser) (string, bool) {
 	type piece struct{ name, value string }
 	var byName = map[string][]piece{}
@@ -110,7 +107,7 @@ func equivalentQuery(q string, ch *chooser) (string, bool) {
 		n, v, _ := strings.Cut(s, "=")
 		dn, err1 := url.QueryUnescape(n)
 		dv, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil {
+		if err1 != nil || err2 != nil || strings.Contains(s, ";") {
 			return "", false
 		}
 		if _, seen := byName[dn]; !seen {

@@ -271,7 +271,9 @@ func WithEarlyRefresh(beta float64) Option {
 
 // WithMinUses stores a response only once its key was requested n times within window (nginx's
 // proxy_cache_min_uses); the default is 1 (store at once), in a window of a minute when window is zero.
-// Until then responses are still coalesced.
+// Until then responses are still coalesced. Uses are counted in a fixed 1 MiB sketch, whatever the
+// number of distinct URLs: every use within the last window counts (some up to two windows old may
+// too), and a flood of distinct keys makes keys admitted early, never late.
 func WithMinUses(n int, window time.Duration) Option {
 	return func(c *config) { c.minUses, c.minUsesWindow = n, window }
 }

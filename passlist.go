@@ -16,12 +16,16 @@ type passList struct {
 
 type passShard struct {
 	mu    sync.Mutex
-	until map[string]time.Time // guarded by mu; key -> end of its pass window
+	until map[string]time.Time // guarded by mu; key -> end of its pass window; at most passPerShard
+	swept time.Time            // when add last dropped the expired entries; guarded by mu
 }
 
-// sweepAt is the shard size at which adding an entry first drops the expired ones, bounding memory by
-// the rate of unshareable keys times the window.
-const sweepAt = 1024
+// passPerShard bounds each shard: 64 × 512 = 32,768 keys in pass windows at most, about 4 MiB
+// (measured by TestFloodBookkeeping). A shard that is full drops its expired entries (at most once a
+// tenth of the window, so a flood does not scan it on every add) and then, if still full, an arbitrary
+// entry: a key that loses its window early only makes its next requests coalesce again, as before it
+// was first seen unshareable.
+const passPerShard = 512
 
 // has reports whether k is inside a pass window at now.
 func (p *passList) has(k key, now time.Time) bool {
@@ -54,15 +58,23 @@ func (p *passList) add(k key, now time.Time) {
 	if s.until == nil {
 		s.until = make(map[string]time.Time)
 	}
-	if len(s.until) >= sweepAt {
-		for k, until := range s.until {
-			if !now.Before(until) {
-				delete(s.until, k)
-				p.n.Add(-1)
+	if _, ok := s.until[k.s]; !ok {
+		if len(s.until) >= passPerShard && now.Sub(s.swept) >= p.ttl/10 {
+			s.swept = now
+			for k, until := range s.until {
+				if !now.Before(until) {
+					delete(s.until, k)
+					p.n.Add(-1)
+				}
 			}
 		}
-	}
-	if _, ok := s.until[k.s]; !ok {
+		if len(s.until) >= passPerShard {
+			for k := range s.until {
+				delete(s.until, k)
+				p.n.Add(-1)
+				break
+			}
+		}
 		p.n.Add(1)
 	}
 	s.until[k.s] = now.Add(p.ttl)

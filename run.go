@@ -1,15 +1,18 @@
 package stampede
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/seed-a1426414/stampede/internal/entry"
 	"github.com/seed-a1426414/stampede/internal/flight"
 	"github.com/seed-a1426414/stampede/internal/storecall"
@@ -296,7 +299,11 @@ func (l *leader) publish(rec *recording, v *verdict) {
 	l.rec.Store(rec)
 	if v.reason == "" && v.store {
 		// The response's tags are known now: a PurgeTag from here on finds the run by them.
-		if !l.c.flights.Label(l.f, responseTags(v.head.Header)) {
+		tags, ok := responseTags(v.head.Header)
+		if !ok {
+			l.c.tagsUnindexable()
+		}
+		if !ok || !l.c.flights.Label(l.f, tags) {
 			v.store = false
 		}
 	}
@@ -449,7 +456,11 @@ func (c *Cache) writeEntry(ticket storecall.Lead, v verdict, sealed []byte, idx 
 		keys = append(keys, v.indexKey.s)
 	}
 	header := v.head.Header
-	tags := responseTags(header)
+	tags, ok := responseTags(header)
+	if !ok {
+		c.tagsUnindexable()
+		return false
+	}
 	if !c.indexTagsLocal(tags, keys, v.storeTTL) || !c.write(ticket, v.storeKey, sealed, v.storeTTL, tags) {
 		return false
 	}
@@ -496,18 +507,29 @@ func (c *Cache) write(ticket storecall.Lead, k key, value []byte, ttl time.Durat
 }
 
 // refresh starts a background run for k unless one is in flight: the stale (or nearly expired) entry is
-// served meanwhile. Only GET and HEAD refresh in the background, since their requests carry no body
-// that could be gone once the client's request is over.
+// served meanwhile. Only GET and HEAD refresh in the background. The refresh runs the request that was
+// keyed: its headers (a clone of them, so the key headers and those the response varies on), and its
+// body when the body is keyed (WithHTTPCacheKeyRequestBody), replayed from the bytes the key was
+// computed from; with an unkeyed body it gets none, since the client's may be gone.
 func (c *Cache) refresh(next http.Handler, r *http.Request, o runOpts) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return
+	}
+	body, keyed := keyedBody(r)
+	if c.cfg.keyBody && !keyed && r.Body != nil && r.Body != http.NoBody {
+		return // cannot happen (a keyed request's body is a replayBody); never refresh with another body
 	}
 	f, leader := c.flights.AcquireSoft(o.spec())
 	if !leader {
 		return
 	}
-	bg := r.Clone(context.WithoutCancel(r.Context()))
+	bg := r.Clone(detachedRoute(context.WithoutCancel(r.Context())))
 	bg.Body = http.NoBody
+	if keyed && c.cfg.keyBody {
+		bg.Body = io.NopCloser(bytes.NewReader(body))
+		bg.ContentLength = int64(len(body))
+		bg.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
 	bg = observeBackground(bg)
 	o.background = true
 	c.background.Add()
@@ -521,6 +543,17 @@ func (c *Cache) refresh(next http.Handler, r *http.Request, o runOpts) {
 		}()
 		c.lead(f, next, discardWriter{header: http.Header{}}, bg, o)
 	}()
+}
+
+// detachedRoute returns ctx with a copy of chi's route context, when it holds one: a background refresh
+// outlives its request, and chi puts the request's route context back in its pool (to be reset and
+// reused by another request) once the request returns. The copy is made while the request is still
+// being served.
+func detachedRoute(ctx context.Context) context.Context {
+	if rc := chi.RouteContext(ctx); rc != nil {
+		return context.WithValue(ctx, chi.RouteCtxKey, rc.Clone())
+	}
+	return ctx
 }
 
 func asErr(p any) error {

@@ -17,20 +17,33 @@ const (
 )
 
 // responseTags returns the tags of a response: the values of Cache-Tag and Surrogate-Key, separated
-// by spaces or commas, without duplicates, at most maxTagsPerResponse of at most maxTagLen bytes each.
-func responseTags(h http.Header) []string {
-	var tags []string
+// by spaces or commas, without duplicates. ok is false when the response carries more than
+// maxTagsPerResponse distinct tags or one longer than maxTagLen bytes: such a response cannot be indexed
+// under all its tags, and is not stored (a stored entry that PurgeTag of one of its tags would miss
+// must never exist).
+func responseTags(h http.Header) (tags []string, ok bool) {
 	for _, name := range [...]string{"Cache-Tag", "Surrogate-Key"} {
 		for _, v := range h[name] {
 			for _, t := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-				if len(t) > maxTagLen || len(tags) == maxTagsPerResponse || contains(tags, t) {
+				if contains(tags, t) {
 					continue
+				}
+				if len(t) > maxTagLen || len(tags) == maxTagsPerResponse {
+					return nil, false
 				}
 				tags = append(tags, t)
 			}
 		}
 	}
-	return tags
+	return tags, true
+}
+
+// tagsUnindexable logs that a response is not stored because it carries tags that cannot all be
+// indexed (see responseTags).
+func (c *Cache) tagsUnindexable() {
+	c.stats.logs.log(context.Background(), c.logger, logTagIndexFull, slog.LevelWarn,
+		"stampede: response carries more tags than can be indexed; not stored", "cache", c.cfg.name,
+		"max_tags", maxTagsPerResponse, "max_tag_len", maxTagLen)
 }
 
 func contains(list []string, s string) bool {
@@ -86,30 +99,35 @@ func (c *Cache) indexTagsStore(tags, keys []string, ttl time.Duration) bool {
 }
 
 // tagIndex maps tags to the store keys of the entries that carry them, for stores that keep no tag
-// index. It holds at most max (tag, key) pairs. Adding costs O(log n) per pair: pairs whose entry has
-// expired are dropped in expiry order from a heap, never by scanning the whole index.
+// index. It holds at most max (tag, key) pairs, about 250 bytes each (maxTaggedKeys: some 25 MiB at
+// most, measured by TestTagIndexMemory). Adding costs O(log n) per pair: pairs whose entry has expired
+// are dropped in expiry order from a heap, never by scanning the whole index.
 type tagIndex struct {
 	mu     sync.Mutex
-	tags   map[string]map[string]time.Time // tag -> key -> expiry; guarded by mu
-	n      int                             // pairs in tags; guarded by mu
-	expiry pairHeap                        // every pair added, soonest expiry first; guarded by mu
+	tags   map[string]map[string]tagEntry // tag -> key -> its pair; guarded by mu
+	n      int                            // pairs in tags; guarded by mu
+	expiry pairHeap                       // every pair added, soonest expiry first; guarded by mu
 	max    int
-	// added[tag+"\x00"+key] is when the pair was last added, by seq; a purge forgets only the pairs it
-	// saw (see keys, forget), not one added again since. Guarded by mu.
-	added map[string]uint64
-	seq   uint64 // guarded by mu
+	seq    uint64 // guarded by mu
+}
+
+// tagEntry is one recorded (tag, key) pair: its expiry, and when it was last added, by seq; a purge
+// forgets only the pairs it saw (see keys, forget), not one added again since.
+type tagEntry struct {
+	expires int64 // Unix nanoseconds
+	seq     uint64
 }
 
 // tagPair is one (tag, key) pair with the expiry it was added with.
 type tagPair struct {
 	tag, key string
-	expires  time.Time
+	expires  int64 // Unix nanoseconds
 }
 
 // pairHeap is a min-heap of pairs by expiry.
 type pairHeap []tagPair
 
-func (h pairHeap) less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h pairHeap) less(i, j int) bool { return h[i].expires < h[j].expires }
 
 func (h *pairHeap) push(p tagPair) {
 	*h = append(*h, p)
@@ -129,6 +147,7 @@ func (h *pairHeap) pop() tagPair {
 	top := s[0]
 	last := len(s) - 1
 	s[0] = s[last]
+	s[last] = tagPair{}
 	s = s[:last]
 	for i := 0; ; {
 		l, r, small := 2*i+1, 2*i+2, i
@@ -149,19 +168,19 @@ func (h *pairHeap) pop() tagPair {
 }
 
 func newTagIndex(max int) *tagIndex {
-	return &tagIndex{tags: map[string]map[string]time.Time{}, max: max, added: map[string]uint64{}}
+	return &tagIndex{tags: map[string]map[string]tagEntry{}, max: max}
 }
 
 // add records every (tag, key) pair until expires, first dropping the pairs that expired by now. It
 // reports false, and records nothing, when the pairs do not fit.
-func (t *tagIndex) add(tags, keys []string, expires, now time.Time) bool {
+func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) bool {
+	expires, now := expiresAt.UnixNano(), nowAt.UnixNano()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for len(t.expiry) > 0 && !t.expiry[0].expires.After(now) {
+	for len(t.expiry) > 0 && t.expiry[0].expires <= now {
 		p := t.expiry.pop()
-		if ks := t.tags[p.tag]; ks != nil && ks[p.key].Equal(p.expires) {
+		if ks := t.tags[p.tag]; ks != nil && ks[p.key].expires == p.expires { // a missing key's is 0
 			delete(ks, p.key)
-			delete(t.added, p.tag+"\x00"+p.key)
 			t.n--
 			if len(ks) == 0 {
 				delete(t.tags, p.tag)
@@ -183,18 +202,20 @@ func (t *tagIndex) add(tags, keys []string, expires, now time.Time) bool {
 	for _, tag := range tags {
 		ks := t.tags[tag]
 		if ks == nil {
-			ks = map[string]time.Time{}
+			ks = map[string]tagEntry{}
 			t.tags[tag] = ks
 		}
 		for _, k := range keys {
-			if _, ok := ks[k]; !ok {
+			e, ok := ks[k]
+			if !ok {
 				t.n++
 			}
-			t.added[tag+"\x00"+k] = t.seq
-			if expires.After(ks[k]) {
-				ks[k] = expires
+			e.seq = t.seq
+			if expires > e.expires {
+				e.expires = expires
 				t.expiry.push(tagPair{tag: tag, key: k, expires: expires})
 			}
+			ks[k] = e
 		}
 	}
 	if len(t.expiry) > 2*t.max+1024 {
@@ -205,10 +226,11 @@ func (t *tagIndex) add(tags, keys []string, expires, now time.Time) bool {
 
 // compact rebuilds the heap from the live pairs. mu must be held.
 func (t *tagIndex) compact() {
+	clear(t.expiry)
 	t.expiry = t.expiry[:0]
 	for tag, ks := range t.tags {
-		for k, exp := range ks {
-			t.expiry.push(tagPair{tag: tag, key: k, expires: exp})
+		for k, e := range ks {
+			t.expiry.push(tagPair{tag: tag, key: k, expires: e.expires})
 		}
 	}
 }
@@ -241,9 +263,8 @@ func (t *tagIndex) forget(tag string, keys []string, at uint64) {
 	defer t.mu.Unlock()
 	ks := t.tags[tag]
 	for _, k := range keys {
-		if _, ok := ks[k]; ok && t.added[tag+"\x00"+k] <= at {
+		if e, ok := ks[k]; ok && e.seq <= at {
 			delete(ks, k)
-			delete(t.added, tag+"\x00"+k)
 			t.n--
 		}
 	}
