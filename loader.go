@@ -138,6 +138,7 @@ func NewLoader[K comparable, V any](name string, load LoadFunc[K, V], opts ...Lo
 			}))
 		}
 	}
+	warnFleet(e.logger, name, c.fleetLease > 0, e.fleet, c.store)
 	if c.bufSize > 0 {
 		e.buffer = &refreshBuffer[K, V]{e: e, size: c.bufSize, wait: c.bufWait}
 	}

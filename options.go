@@ -288,7 +288,8 @@ func WithClock(now func() time.Time) Option {
 
 // WithFleetCoalescing runs the handler once per key across every replica sharing the store, not just
 // once per process; the default is off. It needs a store that offers leases (backends/redisstore, or
-// backends/tieredstore over it); with any other store it does nothing. On a miss the process's leader
+// backends/tieredstore over it); with any other store it does nothing, and the Cache logs a warning
+// once, when it is built. On a miss the process's leader
 // takes the key's lease in the store for lease; the holder runs the handler, stores the response and
 // releases the lease, waking the other replicas' leaders, which then replay the stored response. Choose
 // lease above the handler's slowest normal run: a holder still running when it expires is taken over by

@@ -21,7 +21,7 @@ var reasons = [...]string{
 	reasonMethod, reasonUpgrade, reasonNoStoreReq, reasonBodyLimit, reasonBodyError, reasonKeyError,
 	reasonPass, reasonGoexit, reasonVary, reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar,
 	reasonAuth, reasonEventStream, reasonHijacked, reasonTooLarge, reasonIncomplete, reasonPartial, reasonStatus,
-	reasonContention, reasonRevalidate, reasonTimeout, reasonOnlyIfCached,
+	reasonContention, reasonRevalidate, reasonTimeout, reasonOnlyIfCached, reasonDeclined, reasonNested,
 }
 
 // responseReasons are the reasons a handler's response cannot be shared (docs/behaviour.md §4), the keys of
