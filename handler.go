@@ -278,7 +278,7 @@ func (c *Cache) keyParts(r *http.Request) (digest []byte, fromFunc, reason strin
 	}
 	if c.cfg.keyFunc != nil {
 		s, err := c.cfg.keyFunc(r)
-		if errors.Is(err, ErrNoCache) {
+		if errors.Is(err, ErrNotCached) {
 			return nil, "", reasonDeclined // the key function's quiet "not for the cache"
 		}
 		if err != nil {

@@ -21,7 +21,7 @@ import (
 // KeyFunc returns extra key material for a request, for example the tenant or user id that decides what
 // the response contains. Requests whose KeyFunc results differ never share a response. An error makes the
 // request pass through to the handler uncached (logged at warn level, rate-limited), so a KeyFunc may
-// refuse requests it cannot classify; [ErrNoCache] does the same without the warning.
+// refuse requests it cannot classify; [ErrNotCached] does the same without the warning.
 type KeyFunc func(r *http.Request) (string, error)
 
 // ErrKeyBodyTooLarge is why a request whose keyed body exceeds the key-body limit passes through.

@@ -9,6 +9,10 @@ import (
 
 // ErrNotCached is returned by [Cache.Purge] for a request the cache never stores (it would pass through:
 // a key function error, a keyed body over the limit, an upgrade, ...).
+//
+// A [KeyFunc] returns it (or an error wrapping it) to pass a request to the handler uncached without the
+// warning other key function errors log: the quiet way to say "this request is not for the cache" (a
+// request without a tenant, say). Such a request is counted as a pass with the reason "key-declined".
 var ErrNotCached = errors.New("stampede: request is not cached")
 
 // Purge removes the stored response for r: the entry under r's key or, when the response varies, its

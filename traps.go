@@ -2,7 +2,6 @@ package stampede
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,13 +13,7 @@ import (
 // their author meant (docs/behaviour.md §10.4): each is logged once per Cache, at warn level, when the
 // Cache is built or when the first request shows it.
 
-// ErrNoCache, returned by a [KeyFunc] (or wrapped in its error), passes the request to the handler
-// uncached without the warning other key function errors log: the quiet way for a key function to say
-// "this request is not for the cache" (a request without a tenant, say). It is counted as a pass with
-// the reason "key-declined".
-var ErrNoCache = errors.New("stampede: request not cached")
-
-// reasonDeclined is the pass reason of a request whose key function returned [ErrNoCache].
+// reasonDeclined is the pass reason of a request whose key function returned [ErrNotCached].
 const reasonDeclined = "key-declined"
 
 // reasonNested is the pass reason of a request that reached a Cache while another Cache's run was

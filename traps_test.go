@@ -1,7 +1,7 @@
 package stampede_test
 
 // Tests of traps.go: the configurations that serve but quietly do something else are each reported once,
-// and ErrNoCache passes a request through without a warning.
+// and ErrNotCached passes a request through without a warning.
 
 import (
 	"context"
@@ -190,16 +190,16 @@ func TestTrapNestedCache(t *testing.T) {
 	require.Equal(t, uint64(3), inner.Snapshot().Requests)
 }
 
-// TestErrNoCache: a key function that returns ErrNoCache (wrapped or not) passes its request through
+// TestErrNotCached: a key function that returns ErrNotCached (wrapped or not) passes its request through
 // uncached, counted as "key-declined", with no warning; any other error warns.
-func TestErrNoCache(t *testing.T) {
+func TestErrNotCached(t *testing.T) {
 	t.Parallel()
 	var l logBuffer
 	runs := 0
 	tenant := func(r *http.Request) (string, error) {
 		switch t := r.Header.Get("X-Tenant"); t {
 		case "":
-			return "", fmt.Errorf("no tenant: %w", stampede.ErrNoCache)
+			return "", fmt.Errorf("no tenant: %w", stampede.ErrNotCached)
 		case "bad":
 			return "", errors.New("malformed tenant")
 		default:
