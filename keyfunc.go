@@ -403,7 +403,7 @@ type CacheKeyFunc func(r *http.Request) (uint64, error)
 // CredentialKeyFunc is a [KeyFunc] that promises its result identifies the caller's credential: two
 // requests get the same result only when they carry the same credential (the same Authorization
 // token, say, or the user id verified from it). With that promise a request with Authorization is
-// shared and stored within its key, as when Authorization is a key header (docs/behaviour.md §2.3);
+// shared and stored within its key, as when Authorization is a key header (behaviour contract §2.3);
 // without it such a request is shared only when the response says public, s-maxage or
 // must-revalidate. Build one with [PerCredential], pass it to [HandlerWithKey] or
 // [WithCredentialKeyFunc].

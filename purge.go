@@ -23,7 +23,7 @@ var ErrNotCached = errors.New("stampede: request is not cached")
 //
 // Once Purge returns nil, no request is served a response from a run that started before it, and no
 // such run stores its response: runs in flight still answer the requests already waiting on them, and
-// later requests start a run of their own (docs/behaviour.md §11). With a store that announces deletions
+// later requests start a run of their own (behaviour contract §11). With a store that announces deletions
 // (backends/redisstore) every replica's local tier drops the entry too.
 func (c *Cache) Purge(ctx context.Context, r *http.Request) error {
 	if c.store == nil {

@@ -263,7 +263,7 @@ type Snapshot struct {
 	AvgHandlerTime time.Duration `json:"avg_handler_time_ns"`
 	HandlerTimes   Histogram     `json:"handler_time_histogram"`
 	// Unshareable counts the runs whose response could not be shared, by reason ("private",
-	// "set-cookie", "flushed", "too-large", ...). Each opened a hit-for-pass window for its key.
+	// "set-cookie", "event-stream", "too-large", ...). Each opened a hit-for-pass window for its key.
 	Unshareable map[string]uint64 `json:"unshareable"`
 
 	// StoreGetErrors and StoreSetErrors count store calls that failed or timed out (a read by a
