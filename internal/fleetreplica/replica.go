@@ -1,5 +1,5 @@
-// Package fleetreplica is one replica of a fleet, the server that _example/fleet and the fleet tests
-// (in this directory) run as separate processes: the stampede middleware with fleet coalescing, in front
+// Package fleetreplica is one replica of a fleet, the server that the fleet tests (in this directory)
+// run as separate processes (_example/fleet has a smaller one of its own, so that it can be copied): the stampede middleware with fleet coalescing, in front
 // of a proxy to an origin, over Redis (single node or Cluster), optionally with a memory tier in front
 // of Redis.
 //
