@@ -31,7 +31,7 @@ type manySlot[K comparable, V any] struct {
 // getMany is get for many keys: one read of what is kept for all of them (one batched store call),
 // then, for the keys it did not answer, the loads in flight (whoever started them: a key that another
 // call is loading, alone or in a batch, is taken from that load) and one batch load for the rest. See
-// docs/behaviour.md §8.
+// the behaviour contract, §8.
 func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 	slots := make([]manySlot[K, V], 0, len(ks))
 	index := make(map[K]struct{}, len(ks))

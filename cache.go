@@ -41,6 +41,7 @@ type Cache struct {
 	// unsubscribe ends the subscriptions to the store's announcements; nil when there are none.
 	unsubscribe []func()
 	echoes      storecall.Echoes // this process's own invalidations, whose announcements come back
+	traps       traps            // the once-only warnings written (traps.go)
 }
 
 // New builds a Cache. A nil logger means slog.Default(). A nil store, ttl == 0 or WithSkipCache(true)
@@ -65,6 +66,7 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 		store = nil
 	}
 	c := &Cache{cfg: cfg, store: store, logger: logger}
+	defer c.warnConfig()
 	c.keys = keyer{
 		prefix:    cfg.keyPrefix + ":" + cfg.keyVersion + ":{",
 		headers:   cfg.keyHeaders,

@@ -15,7 +15,7 @@ const DefaultCacheTTL = time.Minute
 // Stampede is go-chi/stampede's function coalescer and cache: [Stampede.Do] runs a function once for
 // every caller that asks for the same key while it runs, and keeps its value in a [ValueStore] for the
 // TTL. Build it with [NewStampede]; it is safe for concurrent use. It is the same engine as a [Loader]
-// (string keys, a function per call), so it has the same guarantees (docs/behaviour.md §8); a store of
+// (string keys, a function per call), so it has the same guarantees (behaviour contract §8); a store of
 // plain values keeps no metadata, though, so stale serving, early refresh and kept failures need a
 // Loader.
 type Stampede[V any] struct {

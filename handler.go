@@ -65,6 +65,10 @@ func (c *Cache) serve(next http.Handler, w http.ResponseWriter, r *http.Request)
 // run.
 func (c *Cache) serveRequest(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	c.stats.requests.Add(1)
+	if outer := nestedIn(r); outer != nil {
+		c.passNested(outer, next, w, r)
+		return
+	}
 	if reason := c.passesThrough(r); reason != "" {
 		c.bypass(next, w, r, "", reason)
 		return
@@ -284,12 +288,16 @@ func (c *Cache) keyParts(r *http.Request) (digest []byte, fromFunc, reason strin
 	}
 	if c.cfg.keyFunc != nil {
 		s, err := c.cfg.keyFunc(r)
+		if errors.Is(err, ErrNotCached) {
+			return nil, "", reasonDeclined // the key function's quiet "not for the cache"
+		}
 		if err != nil {
 			c.stats.logs.log(r.Context(), c.logger, logKeyFunc, slog.LevelWarn,
 				"stampede: key function failed, request not cached", "cache", c.cfg.name, "error", err)
 			return nil, "", reasonKeyError
 		}
 		fromFunc = s
+		c.checkCredentialKey(r)
 	}
 	return digest, fromFunc, ""
 }

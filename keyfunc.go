@@ -20,8 +20,8 @@ import (
 
 // KeyFunc returns extra key material for a request, for example the tenant or user id that decides what
 // the response contains. Requests whose KeyFunc results differ never share a response. An error makes the
-// request pass through to the handler uncached (logged at warn level), so a KeyFunc may refuse requests it
-// cannot classify.
+// request pass through to the handler uncached (logged at warn level, rate-limited), so a KeyFunc may
+// refuse requests it cannot classify; [ErrNotCached] does the same without the warning.
 type KeyFunc func(r *http.Request) (string, error)
 
 // ErrKeyBodyTooLarge is why a request whose keyed body exceeds the key-body limit passes through.
@@ -412,7 +412,7 @@ type CacheKeyFunc func(r *http.Request) (uint64, error)
 // CredentialKeyFunc is a [KeyFunc] that promises its result identifies the caller's credential: two
 // requests get the same result only when they carry the same credential (the same Authorization
 // token, say, or the user id verified from it). With that promise a request with Authorization is
-// shared and stored within its key, as when Authorization is a key header (docs/behaviour.md §2.3);
+// shared and stored within its key, as when Authorization is a key header (behaviour contract §2.3);
 // without it such a request is shared only when the response says public, s-maxage or
 // must-revalidate. Build one with [PerCredential], pass it to [HandlerWithKey] or
 // [WithCredentialKeyFunc].

@@ -23,7 +23,7 @@ type LoadFunc[K comparable, V any] func(ctx context.Context, k K) (V, error)
 // Loader is a function-level cache of the values of one load function, keyed by K: cacheme's node,
 // sturdyc's client. Build it once with [NewLoader]; it is safe for concurrent use.
 //
-// It gives a function what the middleware gives a handler (docs/behaviour.md §8): one load per key in
+// It gives a function what the middleware gives a handler (behaviour contract §8): one load per key in
 // flight per process, with zero duplicate loads (a store read that may predate a finished load's write
 // reads again), and one per fleet with [WithFleetCoalescing]; callers that stop waiting as their own
 // context ends while the load goes on; panics and runtime.Goexit contained; stale-while-revalidate,
@@ -138,6 +138,7 @@ func NewLoader[K comparable, V any](name string, load LoadFunc[K, V], opts ...Lo
 			}))
 		}
 	}
+	warnFleet(e.logger, name, c.fleetLease > 0, e.fleet, c.store)
 	if c.bufSize > 0 {
 		e.buffer = &refreshBuffer[K, V]{e: e, size: c.bufSize, wait: c.bufWait}
 	}
@@ -249,7 +250,7 @@ func (l *Loader[K, V]) GetMany(ctx context.Context, ks []K) (map[K]V, error) {
 }
 
 // Set stores v as k's value now, as if a load had returned it. Once it returns, no call returns, and no
-// write stores, a value of a load of k that started before it (docs/behaviour.md §11): loads of k in
+// write stores, a value of a load of k that started before it (behaviour contract §11): loads of k in
 // flight still answer the callers already waiting on them. It returns [ErrNotStored] when the store did
 // not take v.
 func (l *Loader[K, V]) Set(ctx context.Context, k K, v V) error {
@@ -257,7 +258,7 @@ func (l *Loader[K, V]) Set(ctx context.Context, k K, v V) error {
 }
 
 // Invalidate removes what is kept for ks, so the next call for each loads it again. Once it returns, no
-// call returns, and no write stores, a value of a load that started before it (docs/behaviour.md §11):
+// call returns, and no write stores, a value of a load that started before it (behaviour contract §11):
 // loads in flight still answer the callers already waiting on them. With
 // backends/redisstore (or backends/tieredstore over it) the deletion is announced to every replica,
 // whose in-process tiers ([WithValues], tieredstore's L1) drop the keys at once.

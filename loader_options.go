@@ -7,7 +7,7 @@ import (
 )
 
 // LoaderOption configures a [Loader]. Every [Option] is a LoaderOption: those that are not about HTTP
-// mean for a loader what they mean for the middleware (see docs/behaviour.md §8): [WithTTL] (default
+// mean for a loader what they mean for the middleware (see the behaviour contract, §8): [WithTTL] (default
 // [DefaultCacheTTL]), [WithSkipCache], [WithStaleWhileRevalidate], [WithStaleIfError],
 // [WithEarlyRefresh], [WithMinUses], [WithComputeTimeout], [WithStoreTimeout], [WithCircuitBreaker],
 // [WithKeyPrefix], [WithKeyVersion], [WithClock] and [WithFleetCoalescing]. The HTTP ones are ignored.
@@ -46,7 +46,8 @@ type loaderConfig struct {
 }
 
 // WithStore keeps a [Loader]'s values in store, encoded with the loader's [Codec] (JSON by default)
-// inside stampede's checksummed entry format; by default nothing is stored (coalesce only). Any
+// inside stampede's checksummed entry format; by default values are kept in a bounded in-process tier
+// instead (see [WithLocalEntries]). Any
 // [Store] fits: backends/memstore, backends/redisstore (whose BatchGet makes [Loader.GetMany] one MGET
 // per cluster slot, and whose leases give [WithFleetCoalescing]), backends/tieredstore.
 func WithStore(store Store) LoaderOption {
@@ -54,11 +55,12 @@ func WithStore(store Store) LoaderOption {
 }
 
 // WithValues keeps a [Loader]'s values in store as Go values, never encoded, for in-process use; by
-// default nothing is stored. Use backends/memstore's Values (memstore.NewValues[any]): a hit is then a
-// map look-up that allocates nothing. Callers share the values the store holds, so they must not modify
-// them. With [WithStore] too, store is a tier in front of that one: a value read or loaded is kept here
-// for at most [WithLocalTTL] and never past its freshness, and dropped when the shared store announces
-// that it was invalidated (backends/redisstore does, for every replica).
+// default they are kept in a bounded in-process tier of the loader's own (see [WithLocalEntries]). Use
+// backends/memstore's Values (memstore.NewValues[any]): a hit is then a map look-up that allocates
+// nothing. Callers share the values the store holds, so they must not modify them. With [WithStore] too,
+// store is a tier in front of that one: a value read or loaded is kept here for at most [WithLocalTTL]
+// and never past its freshness, and dropped when the shared store announces that it was invalidated
+// (backends/redisstore does, for every replica).
 func WithValues(store ValueStore[any]) LoaderOption {
 	return loaderOption(func(c *loaderConfig) { c.values = store })
 }

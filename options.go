@@ -292,7 +292,8 @@ func WithClock(now func() time.Time) Option {
 
 // WithFleetCoalescing runs the handler once per key across every replica sharing the store, not just
 // once per process; the default is off. It needs a store that offers leases (backends/redisstore, or
-// backends/tieredstore over it); with any other store it does nothing. On a miss the process's leader
+// backends/tieredstore over it); with any other store it does nothing, and the Cache logs a warning
+// once, when it is built. On a miss the process's leader
 // takes the key's lease in the store for lease; the holder runs the handler, stores the response and
 // releases the lease, waking the other replicas' leaders, which then replay the stored response. Choose
 // lease above the handler's slowest normal run: a holder still running when it expires is taken over by
@@ -328,9 +329,8 @@ func WithTargetedCacheControl(names ...string) Option {
 
 // WithoutXCache stops the middleware from adding X-Cache (HIT, MISS, COALESCED, BYPASS) to responses; by
 // default every response carries it, as go-chi/stampede users and most caches' tooling expect.
-// Cache-Status (RFC 9211), the standard field, is always sent and says all X-Cache says and more (see
-// the README's table); without X-Cache a hit writes one header field fewer (about 15 bytes, and a
-// little CPU: see BENCHMARKS.md).
+// Cache-Status (RFC 9211), the standard field, is always sent and says all X-Cache says and more;
+// without X-Cache a hit writes one header field fewer (about 15 bytes, and a little CPU).
 func WithoutXCache() Option {
 	return func(c *config) { c.noXCache = true }
 }
@@ -411,7 +411,10 @@ func (c *config) validate() {
 	check(!strings.ContainsAny(c.keyPrefix+c.keyVersion, "{}"),
 		"key prefix and version must not contain braces (they delimit the Redis Cluster hash tag)")
 	for _, h := range c.keyHeaders {
-		check(h != "", "WithHTTPCacheKeyRequestHeaders: empty header name")
+		check(httpcache.ValidToken(h), "WithHTTPCacheKeyRequestHeaders: %q is not a header name", h)
+	}
+	for _, h := range c.neverStore {
+		check(httpcache.ValidToken(strings.TrimSuffix(h, "*")), "WithNeverStoreHeaders: %q is not a header name (or a prefix ending in *)", h)
 	}
 	check(c.keep > 0, "WithKeep expects d >= 0, got %v", c.keep)
 	for _, t := range c.targets {

@@ -9,6 +9,10 @@ import (
 
 // ErrNotCached is returned by [Cache.Purge] for a request the cache never stores (it would pass through:
 // a key function error, a keyed body over the limit, an upgrade, ...).
+//
+// A [KeyFunc] returns it (or an error wrapping it) to pass a request to the handler uncached without the
+// warning other key function errors log: the quiet way to say "this request is not for the cache" (a
+// request without a tenant, say). Such a request is counted as a pass with the reason "key-declined".
 var ErrNotCached = errors.New("stampede: request is not cached")
 
 // Purge removes the stored response for r: the entry under r's key or, when the response varies, its
@@ -19,7 +23,7 @@ var ErrNotCached = errors.New("stampede: request is not cached")
 //
 // Once Purge returns nil, no request is served a response from a run that started before it, and no
 // such run stores its response: runs in flight still answer the requests already waiting on them, and
-// later requests start a run of their own (docs/behaviour.md §11). With a store that announces deletions
+// later requests start a run of their own (behaviour contract §11). With a store that announces deletions
 // (backends/redisstore) every replica's local tier drops the entry too.
 func (c *Cache) Purge(ctx context.Context, r *http.Request) error {
 	if c.store == nil {

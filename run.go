@@ -196,7 +196,7 @@ func (c *Cache) newLeader(f *flight.Flight[string, *outcome], next http.Handler,
 	case o.index != nil:
 		l.fwd = fwdVaryMiss
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.computeTimeout)
+	ctx, cancel := context.WithTimeout(c.markRun(context.WithoutCancel(r.Context())), c.cfg.computeTimeout)
 	l.cancel = cancel
 	run := r.WithContext(ctx)
 	if r.Method == http.MethodHead {

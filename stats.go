@@ -21,7 +21,7 @@ var reasons = [...]string{
 	reasonMethod, reasonUpgrade, reasonNoStoreReq, reasonBodyLimit, reasonBodyError, reasonKeyError,
 	reasonPass, reasonGoexit, reasonVary, reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar,
 	reasonAuth, reasonEventStream, reasonHijacked, reasonTooLarge, reasonIncomplete, reasonPartial, reasonStatus,
-	reasonContention, reasonRevalidate, reasonTimeout, reasonOnlyIfCached,
+	reasonContention, reasonRevalidate, reasonTimeout, reasonOnlyIfCached, reasonDeclined, reasonNested,
 }
 
 // responseReasons are the reasons a handler's response cannot be shared (docs/behaviour.md §4), the keys of
@@ -279,7 +279,7 @@ type Snapshot struct {
 	AvgHandlerTime time.Duration `json:"avg_handler_time_ns"`
 	HandlerTimes   Histogram     `json:"handler_time_histogram"`
 	// Unshareable counts the runs whose response could not be shared, by reason ("private",
-	// "set-cookie", "flushed", "too-large", ...). Each opened a hit-for-pass window for its key.
+	// "set-cookie", "event-stream", "too-large", ...). Each opened a hit-for-pass window for its key.
 	Unshareable map[string]uint64 `json:"unshareable"`
 
 	// StoreGetErrors and StoreSetErrors count store calls that failed or timed out (a read by a

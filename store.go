@@ -12,7 +12,7 @@ import (
 // must not modify a slice after handing it out (the middleware replays from it without copying).
 // Get reports a missing key as (nil, false, nil). Every method must respect ctx: the middleware bounds
 // each call with a deadline (see [WithStoreTimeout]), and an error or a timeout only ever counts as a
-// miss (docs/behaviour.md §7.1).
+// miss (behaviour contract §7.1).
 //
 // A Store may offer more, each by a method set below; the middleware detects them when it is built
 // ([New], [NewLoader], [NewStampede]), so a store needs no import of this package to offer them:
@@ -88,8 +88,8 @@ type LeaseStore interface {
 }
 
 // FencedStore is a [Store] whose writes are fenced against the invalidations made through any replica
-// sharing it, so that a value computed before an invalidation never lands after it (docs/behaviour.md
-// §11). backends/redisstore implements it (Lua scripts), backends/tieredstore passes it on to its second
+// sharing it, so that a value computed before an invalidation never lands after it (behaviour
+// contract §11). backends/redisstore implements it (Lua scripts), backends/tieredstore passes it on to its second
 // tier.
 //
 // The protocol, as the middleware and the function API use it:
@@ -140,7 +140,7 @@ type TagStore interface {
 // InvalidationStore is a store that announces the deletions made through any of its replicas
 // (backends/redisstore, with Pub/Sub), so that copies kept in this process can be dropped and the flights
 // of this process that an invalidation elsewhere fenced are no longer joined: fn is called with each
-// deleted key until stop is called. Delivery is asynchronous (docs/behaviour.md §11 says what that
+// deleted key until stop is called. Delivery is asynchronous (behaviour contract §11 says what that
 // bounds across replicas).
 type InvalidationStore interface {
 	Invalidations(fn func(key string)) (stop func())

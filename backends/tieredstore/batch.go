@@ -18,6 +18,7 @@ func (s *Store) BatchGet(ctx context.Context, keys []string) ([][]byte, error) {
 	for i, k := range keys {
 		if v, ok, err := s.l1.Get(ctx, k); err == nil && ok {
 			values[i] = v
+			s.l1Hits.Add(1)
 			continue
 		}
 		missing, at = append(missing, k), append(at, i)
@@ -45,7 +46,10 @@ func (s *Store) BatchGet(ctx context.Context, keys []string) ([][]byte, error) {
 	for j, i := range at {
 		if j < len(l2) && l2[j] != nil {
 			values[i] = l2[j]
+			s.l2Hits.Add(1)
 			s.fill(ctx, keys[i], l2[j])
+		} else {
+			s.misses.Add(1)
 		}
 	}
 	return values, err

@@ -18,6 +18,7 @@ import (
 	"hash/maphash"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
@@ -52,6 +53,21 @@ type Store struct {
 	now    func() time.Time
 	stop   func() // ends the invalidation subscription; nil when L2 announces nothing
 	fills  fills
+	// l1Hits, l2Hits and misses count the Gets by the tier that answered them (see [Store.Stats]).
+	l1Hits, l2Hits, misses atomic.Uint64
+}
+
+// Stats counts a Store's Gets by the tier that answered them, since it was built.
+type Stats struct {
+	// L1Hits counts the Gets answered by the first tier (memory), L2Hits those answered by the second
+	// (Redis, say) after L1 missed, and Misses those neither tier answered (or that failed).
+	L1Hits, L2Hits, Misses uint64
+}
+
+// Stats returns the Store's counts of Gets by the tier that answered them: which tier serves a
+// replica's hits, which the middleware's counters cannot tell apart.
+func (s *Store) Stats() Stats {
+	return Stats{L1Hits: s.l1Hits.Load(), L2Hits: s.l2Hits.Load(), Misses: s.misses.Load()}
 }
 
 // New returns a Store with l1 in front of l2. It panics, with a message starting "stampede: ", on a nil
@@ -89,13 +105,16 @@ func (s *Store) Close() {
 // while it was read (a copy made then would outlive the deletion).
 func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if v, ok, err := s.l1.Get(ctx, key); err == nil && ok {
+		s.l1Hits.Add(1)
 		return v, true, nil
 	}
 	gen := s.generation(key)
 	v, ok, err := s.l2.Get(ctx, key)
 	if err != nil || !ok {
+		s.misses.Add(1)
 		return nil, false, err
 	}
+	s.l2Hits.Add(1)
 	s.fillAt(ctx, key, v, gen)
 	return v, true, nil
 }

@@ -110,3 +110,34 @@ func TestNoFleetInL2(t *testing.T) {
 		t.Fatalf("CallTimeout = %v, want 0 (memory tiers)", got)
 	}
 }
+
+// TestStats: Get and BatchGet count each read under the tier that answered it.
+func TestStats(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l1, l2 := mem(t), mem(t)
+		s := New(l1, l2)
+		defer s.Close()
+		if err := l2.SetEx(ctx, "a", value(time.Now(), time.Hour), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		steps := []struct {
+			name string
+			read func()
+			want Stats
+		}{
+			{"miss", func() { _, _, _ = s.Get(ctx, "none") }, Stats{Misses: 1}},
+			{"from L2, copied to L1", func() { _, _, _ = s.Get(ctx, "a") }, Stats{L2Hits: 1, Misses: 1}},
+			{"from L1", func() { _, _, _ = s.Get(ctx, "a") }, Stats{L1Hits: 1, L2Hits: 1, Misses: 1}},
+			{"batch", func() { _, _ = s.BatchGet(ctx, []string{"a", "none"}) }, Stats{L1Hits: 2, L2Hits: 1, Misses: 2}},
+		}
+		for _, step := range steps {
+			step.read()
+			synctest.Wait()
+			if got := s.Stats(); got != step.want {
+				t.Fatalf("after %s: %+v, want %+v", step.name, got, step.want)
+			}
+		}
+	})
+}

@@ -1,7 +1,7 @@
-// Package fleetreplica is one replica of a fleet, the server that _example/fleet and the fleet tests
-// (in this directory) run as separate processes: the stampede middleware with fleet coalescing, in front
-// of a proxy to an origin, over Redis (single node or Cluster), optionally with a memory tier in front
-// of Redis.
+// Package fleetreplica is one replica of a fleet, the server that the fleet tests (in this directory)
+// run as separate processes (_example/fleet has a smaller one of its own, so that it can be copied): the
+// stampede middleware with fleet coalescing, in front of a proxy to an origin, over Redis (single node
+// or Cluster), optionally with a memory tier in front of Redis.
 //
 // [Run] is the whole replica: a program re-executes itself as a replica and calls it with its command
 // line. The replica prints "listening on ADDR" once it serves. Besides the proxied paths it answers

@@ -179,7 +179,7 @@ func (rep *report) peerSection(b *strings.Builder) {
 		p("¹ go-chi/stampede, built from a checkout given with `-gochi` into an adapter program\n")
 		p("(`bench/internal/suite/testdata/gochiadapter`) in a temporary Go workspace; %s.", rep.gochi.about)
 		p(" Its in-memory backend, `github.com/goware/cachestore-mem`, is not\n")
-		p("served by the Go module proxy: every go-chi number here runs on a **stand-in**, `peers.MapStore`\n")
+		p("part of the build: every go-chi number here runs on a **stand-in**, `peers.MapStore`\n")
 		p("(`bench/internal/peers`), a map under one mutex implementing `github.com/goware/cachestore2` v0.12.2's\n")
 		p("`Backend`, with TTLs but without cachestore-mem's LRU bound and recency updates.\n\n")
 	}
