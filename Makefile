@@ -76,7 +76,7 @@ demo:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run=^$$ -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/entry
-	@for f in FuzzParseCacheControl FuzzParseTargeted FuzzParseRange FuzzDates; do \
+	@for f in FuzzParseCacheControl FuzzParseTargeted FuzzParseRange FuzzDates FuzzAgeValue FuzzParseStrictDate; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/httpcache || exit 1; done
 	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzRecordDecode FuzzMemoHash; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) . || exit 1; done
@@ -128,15 +128,17 @@ failover: deps
 	cd bench && $(GO) run ./cmd/failover $(FAILOVER_FLAGS)
 
 # The HTTP caching test suite (npm package http-cache-tests 0.4.5, the suite behind cache-tests.fyi)
-# against stampede in front of a reverse proxy, summarised beside the caches whose results the package
+# against stampede in front of a reverse proxy, summarised beside the caches whose results the suite
 # ships; see conformance/README.md. Needs Node.js 20+ and npm (not part of `make test`).
 # One test, verbosely: make conformance ID=freshness-max-age
+# A checkout of http-tests/cache-tests instead of the npm package: make conformance CACHE_TESTS_DIR=<dir>
 ID ?=
+CACHE_TESTS_DIR ?=
 conformance:
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
 		echo "make conformance needs Node.js (20 or later) and npm on PATH; install them (Debian: apt-get install nodejs npm) and rerun" >&2; \
 		exit 1; }
-	bash conformance/run.sh $(ID)
+	CACHE_TESTS_DIR="$(CACHE_TESTS_DIR)" bash conformance/run.sh $(ID)
 
 # The linearizability check of test/linearizable at full size: 10,000 random histories per store kind
 # (make test runs a few hundred). LINEARIZABLE_SEED=N replays a seed.
