@@ -244,7 +244,7 @@ type Lifetime struct {
 
 // ExplicitLifetime computes a response's explicit freshness lifetime as a shared cache does (RFC 9111
 // §4.2.1): s-maxage, else max-age, else Expires minus Date (the time the response was received when
-// Date is absent). An invalid or conflicting directive or Expires gives a lifetime of zero. When the
+// Date is absent), at most MaxDelta seconds. An invalid or conflicting directive or Expires gives a lifetime of zero. When the
 // directives came from a targeted field (RFC 9213 §2.2), Expires is ignored.
 func ExplicitLifetime(d *Directives, h http.Header, responseTime time.Time, targeted bool) Lifetime {
 	for _, delta := range [...]Delta{d.SMaxAge, d.MaxAge} {
@@ -264,7 +264,9 @@ func ExplicitLifetime(d *Directives, h http.Header, responseTime time.Time, targ
 		if date, ok := DateValue(h); ok {
 			base = date
 		}
-		return Lifetime{Explicit: true, D: max(0, exp.Sub(base))}
+		// Capped at MaxDelta seconds, as a delta-seconds lifetime is: an Expires centuries ahead
+		// (2286) would otherwise overflow the instant it is fresh until.
+		return Lifetime{Explicit: true, D: min(max(0, exp.Sub(base)), MaxDelta*time.Second)}
 	case ExpiresPast:
 		return Lifetime{Explicit: true}
 	}

@@ -277,6 +277,8 @@ func TestExplicitLifetime(t *testing.T) {
 		{"Expires without Date: response time", http.Header{"Expires": {httpDate(now.Add(30 * time.Second))}}, false, Lifetime{true, 30 * time.Second}},
 		{"Expires in the past", http.Header{"Expires": {httpDate(now.Add(-time.Hour))}}, false, Lifetime{true, 0}},
 		{"Expires: 0", http.Header{"Expires": {"0"}}, false, Lifetime{true, 0}},
+		{"Expires in 2286 (freshness-expires-far-future): capped", http.Header{"Expires": {"Sun, 21 Nov 2286 04:46:39 GMT"}}, false, Lifetime{true, MaxDelta * time.Second}},
+		{"Expires with a 1-digit hour: stale", http.Header{"Expires": {"Thu, 18 Aug 2050 2:01:18 GMT"}}, false, Lifetime{true, 0}},
 		{"targeted: Expires ignored", http.Header{"Expires": {httpDate(now.Add(time.Hour))}}, true, Lifetime{}},
 	}
 	for _, tt := range tests {
