@@ -179,7 +179,7 @@ p()
 p(`Suite: ${suiteLabel} (the tests behind cache-tests.fyi). ` +
   `stampede: this repository's \`conformance/proxy\` (stampede in front of \`httputil.ReverseProxy\`, ` +
   `configured as in the README's quick start)${args.note ? `, ${args.note}` : ''}. ` +
-  'Other columns: the results the package ships in its `results/` directory, recorded by the suite\'s ' +
+  'Other columns: the results the suite ships in its `results/` directory, recorded by the suite\'s ' +
   'authors with the versions below; tests those files have no result for count as untested.' +
   (shipped.some(s => /caddy/i.test(s.name)) ? '' : ' This suite ships no results for Caddy (Souin), so it has no column here.'))
 p()
