@@ -10,17 +10,24 @@ EXAMPLES := $(filter-out _example/loader,$(patsubst %/,%,$(wildcard _example/*/)
 SQLSTORES := backends/pgstore backends/mysqlstore backends/sqlitestore
 SUBMODULES := metrics/prometheus metrics/otel test/browser test/gochi test/linearizable codec/cbor _example/loader $(SQLSTORES)
 
-.PHONY: test demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover check-linearizable
+.PHONY: test test-go125 demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover check-linearizable
 
 # -timeout applies to each package's test binary. The tests assert behaviour, never speed, and each
 # catches its own hangs with deadlines of a minute or two that fail with a message; this limit is only the
 # last resort, set so that a loaded 2-core machine (the root package under -race takes several minutes
 # there, beside the fleet tests' replica processes) never reaches it.
 TEST_TIMEOUT ?= 25m
-test: deps vet check-refs check-modules build-examples
+test: deps vet check-refs check-modules build-examples test-go125
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@for m in $(SUBMODULES); do echo "test ./$$m (module)"; (cd $$m && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; done
 	cd bench && $(GO) vet ./... && $(GO) build ./... && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./internal/...
+
+# The root package's tests on the oldest Go the root module supports (go.mod says 1.25.0), without
+# -race to keep CI's time down. GOTOOLCHAIN makes the go command fetch that toolchain from the module
+# proxy the first time (about 70 MB); GO125 is the newest 1.25 release the proxy serves.
+GO125 ?= go1.25.14
+test-go125:
+	GOTOOLCHAIN=$(GO125) $(GO) test -count=1 -short -timeout $(TEST_TIMEOUT) .
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
@@ -76,7 +83,7 @@ demo:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run=^$$ -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/entry
-	@for f in FuzzParseCacheControl FuzzParseTargeted FuzzParseRange FuzzDates; do \
+	@for f in FuzzParseCacheControl FuzzParseTargeted FuzzParseRange FuzzDates FuzzAgeValue FuzzParseStrictDate; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/httpcache || exit 1; done
 	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzKeyView FuzzRecordDecode FuzzMemoHash; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) . || exit 1; done
@@ -129,15 +136,17 @@ failover: deps
 	cd bench && $(GO) run ./cmd/failover $(FAILOVER_FLAGS)
 
 # The HTTP caching test suite (npm package http-cache-tests 0.4.5, the suite behind cache-tests.fyi)
-# against stampede in front of a reverse proxy, summarised beside the caches whose results the package
+# against stampede in front of a reverse proxy, summarised beside the caches whose results the suite
 # ships; see conformance/README.md. Needs Node.js 20+ and npm (not part of `make test`).
 # One test, verbosely: make conformance ID=freshness-max-age
+# A checkout of http-tests/cache-tests instead of the npm package: make conformance CACHE_TESTS_DIR=<dir>
 ID ?=
+CACHE_TESTS_DIR ?=
 conformance:
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
 		echo "make conformance needs Node.js (20 or later) and npm on PATH; install them (Debian: apt-get install nodejs npm) and rerun" >&2; \
 		exit 1; }
-	bash conformance/run.sh $(ID)
+	CACHE_TESTS_DIR="$(CACHE_TESTS_DIR)" bash conformance/run.sh $(ID)
 
 # The linearizability check of test/linearizable at full size: 10,000 random histories per store kind
 # (make test runs a few hundred). LINEARIZABLE_SEED=N replays a seed.

@@ -81,7 +81,7 @@ func (l *leader) decide(v *verdict, status int, own http.Header) {
 		case status == http.StatusNotModified && l.conditional:
 			l.revalidated(v, own, now)
 			return
-		case status >= 500 && s.onError:
+		case (status >= 500 || l.o.background && refreshFailed(status)) && s.onError:
 			l.staleOnError(v, status)
 			return
 		}
@@ -119,7 +119,12 @@ func (l *leader) decide(v *verdict, status int, own http.Header) {
 	for _, name := range names {
 		v.head.Vary = append(v.head.Vary, entry.VaryField{Name: name, Value: httpcache.VaryValue(l.r.Header, name)})
 	}
-	v.store = c.store != nil && l.o.admitted && fr.storeTTL > 0 && !c.calls.Breaker().Open()
+	// A run for a stored entry (a background refresh, or a request that found it too stale) that failed
+	// keeps that entry: its response is shared with the requests waiting on it, never stored over the
+	// entry. Failed is an error status (refreshFailed), or, for a background refresh, a header only after
+	// the compute timeout (such as the empty 200 of a handler that returned when its context ended).
+	keep := l.o.stale == nil || !refreshFailed(status) && !(l.o.background && l.expired.Load())
+	v.store = keep && c.store != nil && l.o.admitted && fr.storeTTL > 0 && !c.calls.Breaker().Open()
 	if v.store {
 		v.storeTTL = fr.storeTTL
 		v.storeKey = l.o.k
@@ -178,6 +183,23 @@ func (l *leader) revalidated(v *verdict, own http.Header, now time.Time) {
 	}
 }
 
+// refreshOf is the runOpts of a background refresh of the stored entry v (of age age), started by a
+// request whose own options are o: the run revalidates v (its validators are sent), and v is what a
+// failure of the run falls back on (within v's stale-if-error window), so a refresh that fails never
+// replaces it.
+func refreshOf(o runOpts, v *entry.View, age time.Duration) runOpts {
+	o.stale = &fallback{view: *v, onError: age < v.Lifetime+v.StaleIfError}
+	return o
+}
+
+// refreshFailed reports whether a run for a stored entry that answered status failed: a 5xx, or a 4xx
+// that is not one of the heuristically cacheable statuses (404, 405, 410, 414), such as the 400 or 431
+// an oversized or malformed header of the request that started the run provokes. The stored entry is
+// kept then; a 404 or 410 does replace it, since the resource is gone.
+func refreshFailed(status int) bool {
+	return status >= 500 || status >= 400 && !httpcache.HeuristicallyCacheable(status)
+}
+
 // staleOnError is the verdict when the handler answered status 5xx for an entry that may be served
 // stale on error (RFC 5861 §4): the stale entry answers everyone, and nothing is stored.
 func (l *leader) staleOnError(v *verdict, status int) {
@@ -231,17 +253,23 @@ func (c *Cache) freshnessOf(status int, h http.Header, d *httpcache.Directives, 
 	f.initialAge = httpcache.InitialAge(h, reqTime, respTime)
 	own := c.cfg.maxAgePolicy != MaxAgeIgnore
 	revalidate := d.Revalidate()
-	if !revalidate {
+	// Stale windows and WithKeep extend only a response that is storable on its own: one with a
+	// lifetime above zero, or one whose status the handler TTL would store (heuristic > 0) that says it
+	// is stale at once (max-age=0, stale-while-revalidate=60). A 400 or 500 the handler TTL would not
+	// store is never kept stale (else one request that makes the origin fail, say with an oversized
+	// header, would have every client served that error within the window).
+	alone := f.lifetime > 0 || explicit.Explicit && heuristic > 0
+	if alone && !revalidate {
 		f.swr, f.sie = c.cfg.staleWhileRevalidate, c.cfg.staleIfError
 		if own && d.StaleWhileRevalidate.Set() {
 			f.swr = time.Duration(d.StaleWhileRevalidate.Seconds) * time.Second
 		}
 	}
-	if own && d.StaleIfError.Set() {
+	if alone && own && d.StaleIfError.Set() {
 		f.sie = time.Duration(d.StaleIfError.Seconds) * time.Second
 	}
 	validator := h["Etag"] != nil || h["Last-Modified"] != nil
-	if validator {
+	if alone && validator {
 		f.keep = c.cfg.keep
 	}
 	if httpcache.AuthShareable(d) {

@@ -202,7 +202,7 @@ func (c *Cache) useStored(next http.Handler, w http.ResponseWriter, r *http.Requ
 		c.logDecision(r.Context(), o.k.s, "HIT", "")
 		c.replayEntry(w, r, v, delivery{xcache: xCacheHit, params: statusHit, fromStore: true, now: now, slot: slot})
 		if xfetch(v.FreshUntil(), v.ComputeTime, now, c.cfg.xfetchBeta) {
-			c.refresh(next, r, *o)
+			c.refresh(next, r, refreshOf(*o, v, age))
 		}
 		return true
 	case use == httpcache.UseStale:
@@ -215,7 +215,7 @@ func (c *Cache) useStored(next http.Handler, w http.ResponseWriter, r *http.Requ
 		c.stats.staleHits.Add(1)
 		c.logDecision(r.Context(), o.k.s, "HIT", "stale-while-revalidate")
 		c.replayEntry(w, r, v, delivery{xcache: xCacheHit, params: statusHit + "; detail=stale-while-revalidate", fromStore: true, now: now})
-		c.refresh(next, r, *o)
+		c.refresh(next, r, refreshOf(*o, v, age))
 		return true
 	}
 	o.stale = &fallback{view: *v, onError: age < life+v.StaleIfError}

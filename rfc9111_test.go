@@ -307,7 +307,7 @@ func TestExpiresFreshness(t *testing.T) {
 }
 
 // TestAgeCounts: the received Age counts towards the current age (RFC 9111 §4.2.3), and a replayed
-// response carries Age = its current age.
+// response carries Age = its current age; an Age that is not a non-negative integer is ignored (§5.1).
 func TestAgeCounts(t *testing.T) {
 	t.Parallel()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -324,7 +324,11 @@ func TestAgeCounts(t *testing.T) {
 	do("/a?age=200")
 	assert.NotEqual(t, "HIT", do("/a?age=200").header.Get("X-Cache"), "older than its max-age: stale at once")
 	do("/a?age=x")
-	assert.NotEqual(t, "HIT", do("/a?age=x").header.Get("X-Cache"), "an invalid Age: stale")
+	hit = do("/a?age=x")
+	assert.Equal(t, "HIT", hit.header.Get("X-Cache"), "an invalid Age is ignored: fresh for its max-age")
+	assert.Equal(t, "0", hit.header.Get("Age"))
+	do("/a?age=-7200")
+	assert.Equal(t, "HIT", do("/a?age=-7200").header.Get("X-Cache"), "a negative Age is ignored")
 }
 
 // TestExplicitFreshnessAnyStatus: a response with explicit freshness is stored whatever its status; the

@@ -2,8 +2,10 @@
 // the reverse proxies and CDN whose results the package ships in its results/ directory.
 //
 //   node conformance/summarize.mjs --suite DIR --results stampede.json [--out summary.md] [--note TEXT]
+//                                  [--suite-label TEXT]
 //
-// DIR is the installed package (node_modules/http-cache-tests). Output is Markdown on stdout (and in
+// DIR is the installed package (node_modules/http-cache-tests) or a copy of a cache-tests checkout with
+// its dependencies installed (the same tests/ and results/ layout). Output is Markdown on stdout (and in
 // --out): required and optimal pass/fail per test group, in two views, then stampede's failing tests.
 //
 // How a result is read mirrors the package's lib/display.mjs (determineTestResult), which is what
@@ -18,14 +20,14 @@ import { pathToFileURL } from 'node:url'
 
 function usage (msg) {
   if (msg) console.error(`summarize: ${msg}`)
-  console.error('usage: node summarize.mjs --suite DIR --results FILE [--out FILE] [--note TEXT]')
+  console.error('usage: node summarize.mjs --suite DIR --results FILE [--out FILE] [--note TEXT] [--suite-label TEXT]')
   process.exit(2)
 }
 
 const args = { note: '' }
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i]
-  const m = /^--(suite|results|out|note)(?:=(.*))?$/.exec(a)
+  const m = /^--(suite|suite-label|results|out|note)(?:=(.*))?$/.exec(a)
   if (!m) usage(`unknown argument ${a}`)
   args[m[1]] = m[2] !== undefined ? m[2] : process.argv[++i]
   if (args[m[1]] === undefined) usage(`${a} needs a value`)
@@ -37,11 +39,15 @@ const load = rel => import(pathToFileURL(path.join(suiteDir, rel)).href).then(m 
 const readJSON = file => JSON.parse(fs.readFileSync(file, 'utf8'))
 
 const pkg = readJSON(path.join(suiteDir, 'package.json'))
-// The groups of tests/index.mjs; the CLI (cli.mjs) and cache-tests.fyi (index.html) also run the
-// Surrogate-Control group, which is shown on a row of its own, outside the totals.
+// The groups of tests/index.mjs; in the npm package 0.4.5 the CLI (cli.mjs) and cache-tests.fyi
+// (index.html) also run the Surrogate-Control group, which is shown on a row of its own, outside the
+// totals. Later checkouts have no such group (CDN-Cache-Control is in tests/index.mjs).
 const groups = [...await load('tests/index.mjs')]
-const surrogate = await load('tests/surrogate-control.mjs')
+const surrogate = fs.existsSync(path.join(suiteDir, 'tests/surrogate-control.mjs'))
+  ? await load('tests/surrogate-control.mjs')
+  : { name: 'Surrogate-Control', id: 'surrogate-control', tests: [] }
 const allGroups = [...groups, surrogate]
+const suiteLabel = args['suite-label'] || `npm package \`http-cache-tests\` ${pkg.version}`
 const shippedIndex = await load('results/index.mjs')
 
 const testsById = new Map()
@@ -62,6 +68,7 @@ function determine (testId, results, honorDependencies) {
   }
   if (result[0] === 'Setup') return result[1] === 'retry' ? 'retry' : 'setup_fail'
   if (result === false) return 'harness_fail' // display.mjs: `result === false && result[0] !== 'Assertion'`
+  if (result[0] === 'AbortError') return 'harness_fail' // later checkouts' lib/results.mjs
   const kind = test.kind || 'required'
   if (kind === 'required') return result === true ? 'pass' : 'fail'
   if (kind === 'optimal') return result === true ? 'pass' : 'optional_fail'
@@ -169,12 +176,12 @@ const req = countTests('required', groups)
 const opt = countTests('optimal', groups)
 p(`## HTTP caching conformance: stampede beside other caches`)
 p()
-p(`Suite: npm package \`http-cache-tests\` ${pkg.version} (the tests behind cache-tests.fyi). ` +
+p(`Suite: ${suiteLabel} (the tests behind cache-tests.fyi). ` +
   `stampede: this repository's \`conformance/proxy\` (stampede in front of \`httputil.ReverseProxy\`, ` +
   `configured as in the README's quick start)${args.note ? `, ${args.note}` : ''}. ` +
-  'Other columns: the results the package ships in its `results/` directory, recorded by the suite\'s ' +
-  'authors with the versions below; tests those files have no result for count as untested. ' +
-  `The package ships no results for Caddy (Souin), so it has no column here.`)
+  'Other columns: the results the suite ships in its `results/` directory, recorded by the suite\'s ' +
+  'authors with the versions below; tests those files have no result for count as untested.' +
+  (shipped.some(s => /caddy/i.test(s.name)) ? '' : ' This suite ships no results for Caddy (Souin), so it has no column here.'))
 p()
 p(shipped.map(s => `${s.name} ${s.version}`).join(', ') + '.')
 p()

@@ -1,6 +1,6 @@
 module github.com/seed-a1426414/stampede/_example/loader
 
-go 1.26.0
+go 1.25.0
 
 replace github.com/seed-a1426414/stampede => ../..
 

@@ -1,6 +1,6 @@
 module github.com/seed-a1426414/stampede/test/browser
 
-go 1.26.0
+go 1.25.0
 
 require (
 	github.com/chromedp/chromedp v0.23.0

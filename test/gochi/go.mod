@@ -1,6 +1,6 @@
 module github.com/seed-a1426414/stampede/test/gochi
 
-go 1.26.0
+go 1.25.0
 
 require (
 	github.com/goware/cachestore2 v0.12.2
@@ -11,6 +11,7 @@ require (
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/maypok86/otter/v2 v2.4.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )
 
