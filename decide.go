@@ -1,6 +1,8 @@
 package stampede
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -123,7 +125,9 @@ func (l *leader) decide(v *verdict, status int, own http.Header) {
 	// keeps that entry: its response is shared with the requests waiting on it, never stored over the
 	// entry. Failed is an error status (refreshFailed), or, for a background refresh, a header only after
 	// the compute timeout (such as the empty 200 of a handler that returned when its context ended).
-	keep := l.o.stale == nil || !refreshFailed(status) && !(l.o.background && l.expired.Load())
+	// The run's context says so before the expiry callback has run.
+	late := l.expired.Load() || errors.Is(l.run.Context().Err(), context.DeadlineExceeded)
+	keep := l.o.stale == nil || !refreshFailed(status) && !(l.o.background && late)
 	v.store = keep && c.store != nil && l.o.admitted && fr.storeTTL > 0 && !c.calls.Breaker().Open()
 	if v.store {
 		v.storeTTL = fr.storeTTL
