@@ -38,8 +38,14 @@ var errClientGone = errors.New("stampede: client gone")
 // its client does not take it for whole.
 func (c *Cache) deliver(w http.ResponseWriter, r *http.Request, rec *recording, d delivery) (sent bool, err error) {
 	v := &rec.head
-	if snap, _ := rec.view(); snap.state == recAborted && !(d.leader && handedOver(snap.err)) {
-		return false, snap.err
+	first, _ := rec.view()
+	if first.state == recAborted && !(d.leader && handedOver(first.err)) {
+		return false, first.err
+	}
+	// The handler's write deadline, as it set it for its own client (see recording.deadline).
+	deadlines := first.deadlines
+	if deadlines != 0 {
+		setWriteDeadline(w, first.deadline)
 	}
 	if c.answerPrecondition(w, r, v, d, rec) {
 		return true, nil
@@ -62,6 +68,10 @@ func (c *Cache) deliver(w http.ResponseWriter, r *http.Request, rec *recording, 
 	done := r.Context().Done()
 	for {
 		snap, changed := rec.view()
+		if snap.deadlines != deadlines {
+			deadlines = snap.deadlines
+			setWriteDeadline(w, snap.deadline)
+		}
 		if off < len(snap.body) {
 			if _, err := w.Write(snap.body[off:]); err != nil {
 				return true, errClientGone
@@ -86,6 +96,12 @@ func (c *Cache) deliver(w http.ResponseWriter, r *http.Request, rec *recording, 
 			return true, errClientGone
 		}
 	}
+}
+
+// setWriteDeadline sets w's write deadline to t when w supports it: a writer that does not (a test's
+// recorder) has no connection to bound.
+func setWriteDeadline(w http.ResponseWriter, t time.Time) {
+	_ = http.NewResponseController(w).SetWriteDeadline(t)
 }
 
 // waitComplete blocks until the body is whole and returns it; err is the reason it never will be (the

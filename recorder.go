@@ -38,6 +38,10 @@ type recorder struct {
 	rec         *recording
 	n           int64 // modeRecord: body bytes recorded
 	clientGone  bool  // modeDirect: a write to w failed
+	// deadline is the write deadline the handler set before the recording was committed, if
+	// deadlineSet: the recording carries it to every client from its start.
+	deadline    time.Time
+	deadlineSet bool
 }
 
 // recMode is what the recorder does with what the handler writes.
@@ -158,6 +162,9 @@ func (rw *recorder) commit() {
 		return
 	}
 	rw.rec = newLiveRecording(buf, view)
+	if rw.deadlineSet {
+		rw.rec.setWriteDeadline(rw.deadline)
+	}
 	rw.rec.append(rw.pre)
 	rw.n = int64(len(rw.pre))
 	rw.pre = nil
@@ -310,24 +317,37 @@ func (rw *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(rw.w).Hijack()
 }
 
-// SetReadDeadline sets the leading connection's read deadline (http.ResponseController).
+// SetReadDeadline sets the leading connection's read deadline (http.ResponseController): only the
+// handler reads the leading request, so it is passed on whatever the response is for.
 func (rw *recorder) SetReadDeadline(t time.Time) error {
 	return http.NewResponseController(rw.w).SetReadDeadline(t)
 }
 
-// SetWriteDeadline sets the leading connection's write deadline. While the response is recorded, its
-// client is written to by its own goroutine, not the handler, so the deadline is left to that.
+// SetWriteDeadline sets the write deadline of every client the response reaches, as the bare handler's
+// call sets its own client's. A response that goes straight to the leading client has it set at once;
+// a recorded one carries it in the recording, and each client's delivery sets it on its connection
+// before writing what follows it (the leading client's included, which is written to by its own
+// goroutine, not the handler).
 func (rw *recorder) SetWriteDeadline(t time.Time) error {
-	if rw.mode == modeRecord || rw.mode == modeDiscard {
+	switch {
+	case rw.l.o.background || rw.mode == modeDiscard:
+		return nil // nobody is sent what the handler writes
+	case rw.mode == modeRecord && rw.rec != nil:
+		rw.rec.setWriteDeadline(t)
 		return nil
+	case rw.mode == modeRecord || rw.mode == modeUndecided:
+		// Nothing has been sent to the leading client and no goroutine writes to it yet.
+		rw.deadline, rw.deadlineSet = t, true
 	}
 	return http.NewResponseController(rw.w).SetWriteDeadline(t)
 }
 
 // EnableFullDuplex lets the handler read the request body while it writes (http.ResponseController).
-// It is only passed on before anything is written to the leading client.
+// It is passed on unless the leading client's delivery is already running on a goroutine of its own
+// (a recorded response that streams): net/http's writer is not safe for that, and its header is
+// then on its way already, which is when HTTP/1 would stop the body anyway.
 func (rw *recorder) EnableFullDuplex() error {
-	if rw.mode != modeUndecided && rw.mode != modeDirect {
+	if rw.l.o.background || (rw.mode == modeRecord && rw.l.feeder != nil) {
 		return nil
 	}
 	return http.NewResponseController(rw.w).EnableFullDuplex()

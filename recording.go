@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
 )
@@ -33,6 +34,11 @@ type recording struct {
 	changed chan struct{}
 	buf     []byte   // head and body so far; only appended to; guarded by mu
 	flushes uint64   // Flush calls so far; guarded by mu
+	// deadline is the last write deadline the handler set (http.ResponseController), and deadlines how
+	// many it set: every client's delivery applies it to its own connection, as the bare handler's
+	// call would have, so a handler that extends its deadline before each write is not cut. Guarded by mu.
+	deadline  time.Time
+	deadlines uint64
 	state   recState // guarded by mu
 	err     error    // why it was aborted; guarded by mu
 	expired bool     // the run outlived the compute timeout; guarded by mu
@@ -113,6 +119,15 @@ func (r *recording) flush() {
 	r.mu.Unlock()
 }
 
+// setWriteDeadline asks every reader to set its client's write deadline to t before it writes more.
+func (r *recording) setWriteDeadline(t time.Time) {
+	r.mu.Lock()
+	r.deadline = t
+	r.deadlines++
+	r.notifyLocked()
+	r.mu.Unlock()
+}
+
 // complete marks the body whole and returns the buffer (head and body), which nobody will append to.
 func (r *recording) complete() []byte {
 	r.mu.Lock()
@@ -147,8 +162,10 @@ func (r *recording) expire() {
 
 // snapshot is what a reader sees at one moment.
 type snapshot struct {
-	body    []byte // the whole body recorded so far; never modified afterwards
-	flushes uint64
+	body      []byte // the whole body recorded so far; never modified afterwards
+	flushes   uint64
+	deadline  time.Time
+	deadlines uint64
 	state   recState
 	err     error
 	expired bool
@@ -160,7 +177,7 @@ func (r *recording) view() (snapshot, <-chan struct{}) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	snap := snapshot{body: r.buf[r.bodyAt:len(r.buf):len(r.buf)], flushes: r.flushes, state: r.state, err: r.err,
-		expired: r.expired}
+		expired: r.expired, deadline: r.deadline, deadlines: r.deadlines}
 	if r.state != recLive {
 		return snap, closedChan
 	}

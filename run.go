@@ -192,7 +192,10 @@ func (c *Cache) newLeader(f *flight.Flight[string, *outcome], next http.Handler,
 	case o.index != nil:
 		l.fwd = fwdVaryMiss
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.computeTimeout)
+	// The compute timeout bounds how long others wait on the run, not a response only the leading
+	// client receives: the run's context has no deadline (as the bare handler's has none), and the
+	// timer cancels it only while the run is shared.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	l.cancel = cancel
 	run := r.WithContext(ctx)
 	if r.Method == http.MethodHead {
@@ -233,13 +236,13 @@ func (c *Cache) newLeader(f *flight.Flight[string, *outcome], next http.Handler,
 			cancel()
 		}
 	})
-	// The compute timeout is the run context's deadline: expire when it passes (not when the run's
-	// context is cancelled because the run is over).
-	l.stopExpire = context.AfterFunc(ctx, func() {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			l.expire()
+	timer := time.AfterFunc(c.cfg.computeTimeout, func() {
+		l.expire()
+		if !l.released.Load() {
+			cancel()
 		}
 	})
+	l.stopExpire = timer.Stop
 	return l
 }
 
