@@ -32,16 +32,16 @@ type recording struct {
 	// it. It is made only when a reader asks for it, so a recording nobody waits on makes none. Guarded
 	// by mu.
 	changed chan struct{}
-	buf     []byte   // head and body so far; only appended to; guarded by mu
-	flushes uint64   // Flush calls so far; guarded by mu
+	buf     []byte // head and body so far; only appended to; guarded by mu
+	flushes uint64 // Flush calls so far; guarded by mu
 	// deadline is the last write deadline the handler set (http.ResponseController), and deadlines how
 	// many it set: every client's delivery applies it to its own connection, as the bare handler's
 	// call would have, so a handler that extends its deadline before each write is not cut. Guarded by mu.
 	deadline  time.Time
 	deadlines uint64
-	state   recState // guarded by mu
-	err     error    // why it was aborted; guarded by mu
-	expired bool     // the run outlived the compute timeout; guarded by mu
+	state     recState // guarded by mu
+	err       error    // why it was aborted; guarded by mu
+	expired   bool     // the run outlived the compute timeout; guarded by mu
 }
 
 // recState is where a recording is in its life.
@@ -166,9 +166,9 @@ type snapshot struct {
 	flushes   uint64
 	deadline  time.Time
 	deadlines uint64
-	state   recState
-	err     error
-	expired bool
+	state     recState
+	err       error
+	expired   bool
 }
 
 // view returns the recording's current state and a channel closed at its next change (a closed one once
