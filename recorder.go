@@ -2,10 +2,12 @@ package stampede
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
@@ -42,6 +44,14 @@ type recorder struct {
 	// deadlineSet: the recording carries it to every client from its start.
 	deadline    time.Time
 	deadlineSet bool
+	fullDuplex  bool        // the handler called EnableFullDuplex
+	written     http.Header // the handler's header as it was at WriteHeader, while the head is uncommitted
+	windowed    bool        // modeDirect after overflow: what is written also goes to the recording's window
+	// bodyClosed is set when net/http would have put a recorded response's header on the leading
+	// client's wire (a flush, or more body than it buffers) while the handler had not enabled full
+	// duplex: on HTTP/1 it then closes the request body (see h1Body). Read by the handler's body reads,
+	// which may run on another goroutine.
+	bodyClosed atomic.Bool
 }
 
 // recMode is what the recorder does with what the handler writes.
@@ -90,6 +100,9 @@ func (rw *recorder) WriteHeader(code int) {
 		if !rw.l.o.background {
 			rw.syncHeader()
 			rw.w.WriteHeader(code)
+			// The final response's header is the handler's map as it is then, which may have dropped
+			// a field the 1xx carried: the leading writer's header goes back to what it was before.
+			rw.restoreHeader()
 		}
 		return
 	}
@@ -111,6 +124,11 @@ func (rw *recorder) WriteHeader(code int) {
 		rw.mode = modeRecord
 		if !rw.needsSniff() {
 			rw.commit()
+		} else {
+			// The head waits for the body's first bytes; if the response turns out to be the leading
+			// client's alone meanwhile, its header is the one the handler wrote, as net/http keeps it
+			// (changes after WriteHeader are ignored).
+			rw.written = rw.header.Clone()
 		}
 	}
 }
@@ -171,6 +189,7 @@ func (rw *recorder) commit() {
 	rw.l.publish(rw.rec, &rw.v)
 	if rw.n > streamAfter {
 		rw.l.streaming()
+		rw.headerOut()
 	}
 }
 
@@ -184,6 +203,10 @@ func (rw *recorder) Write(p []byte) (int, error) {
 	}
 	switch rw.mode {
 	case modeDirect:
+		if rw.windowed {
+			rw.rec.append(p) // first: the other clients never wait for the leading one
+			rw.n += int64(len(p))
+		}
 		return rw.writeDirect(p)
 	case modeRecord:
 		if rw.rec == nil {
@@ -198,13 +221,14 @@ func (rw *recorder) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		if rw.n+int64(len(p)) > rw.limit {
-			rw.handOver(errTooLarge, reasonTooLarge)
-			return rw.writeDirect(p)
+			rw.overflow()
+			return rw.Write(p)
 		}
 		rw.rec.append(p)
 		rw.n += int64(len(p))
 		if rw.n > streamAfter {
 			rw.l.streaming() // more than net/http would hold back: it would be on the wire by now
+			rw.headerOut()
 		}
 	}
 	return len(p), nil
@@ -230,6 +254,22 @@ func (rw *recorder) writeDirect(p []byte) (int, error) {
 		rw.clientGone = true
 	}
 	return n, err
+}
+
+// overflow goes on with a published response that outgrew the body limit without keeping it: it will
+// not be stored, and the key goes hit-for-pass, but the clients being sent it still get all of it. The
+// leading client is sent what was recorded, then the handler writes to it directly, as without the
+// cache; the others are fed from a window of the last body-limit bytes (recording.windowed), so
+// memory stays bounded and the handler never waits for them.
+func (rw *recorder) overflow() {
+	rw.rec.windowed(int(rw.limit))
+	rw.mode = modeDirect
+	rw.windowed = true
+	l := rw.l
+	l.unbounded.Store(true)
+	l.c.pass.add(l.o.k, l.c.cfg.clock())
+	l.c.stats.unshareable[reasonIndex(reasonTooLarge)].Add(1)
+	l.waitFeeder()
 }
 
 // overflowUncommitted turns a response that outgrew the body limit before its head was committed into
@@ -272,7 +312,20 @@ func (rw *recorder) writeDirectHeader(d delivery) {
 func (rw *recorder) syncHeader() {
 	h := rw.w.Header()
 	clear(h)
-	for k, v := range rw.header {
+	src := rw.header
+	if rw.written != nil {
+		src = rw.written
+	}
+	for k, v := range src {
+		h[k] = v
+	}
+}
+
+// restoreHeader makes the leading writer's header what it was before the handler ran.
+func (rw *recorder) restoreHeader() {
+	h := rw.w.Header()
+	clear(h)
+	for k, v := range rw.before {
 		h[k] = v
 	}
 }
@@ -287,6 +340,9 @@ func (rw *recorder) FlushError() error {
 	}
 	switch rw.mode {
 	case modeDirect:
+		if rw.windowed {
+			rw.rec.flush()
+		}
 		if rw.l.o.background {
 			return nil
 		}
@@ -298,6 +354,7 @@ func (rw *recorder) FlushError() error {
 		if rw.rec != nil {
 			rw.rec.flush()
 			rw.l.streaming()
+			rw.headerOut()
 		}
 	}
 	return nil
@@ -306,6 +363,8 @@ func (rw *recorder) FlushError() error {
 // Hijack hands the connection to the handler: the response becomes the leading client's alone.
 func (rw *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	switch {
+	case rw.windowed:
+		rw.rec.abort(errHijacked)
 	case rw.mode == modeRecord && rw.rec != nil:
 		rw.handOver(errHijacked, reasonHijacked)
 	case rw.mode == modeUndecided || rw.mode == modeRecord:
@@ -338,6 +397,8 @@ func (rw *recorder) SetWriteDeadline(t time.Time) error {
 	case rw.mode == modeRecord || rw.mode == modeUndecided:
 		// Nothing has been sent to the leading client and no goroutine writes to it yet.
 		rw.deadline, rw.deadlineSet = t, true
+	case rw.windowed:
+		rw.rec.setWriteDeadline(t)
 	}
 	return http.NewResponseController(rw.w).SetWriteDeadline(t)
 }
@@ -347,10 +408,37 @@ func (rw *recorder) SetWriteDeadline(t time.Time) error {
 // (a recorded response that streams): net/http's writer is not safe for that, and its header is
 // then on its way already, which is when HTTP/1 would stop the body anyway.
 func (rw *recorder) EnableFullDuplex() error {
+	rw.fullDuplex = true
 	if rw.l.o.background || (rw.mode == modeRecord && rw.l.feeder != nil) {
 		return nil
 	}
 	return http.NewResponseController(rw.w).EnableFullDuplex()
+}
+
+// headerOut notes that the handler has done what puts a response's header on the wire (a flush, or
+// more body than net/http buffers): from then on, unless it enabled full duplex, an HTTP/1 request
+// body reads as closed, as net/http would have closed it.
+func (rw *recorder) headerOut() {
+	if !rw.fullDuplex {
+		rw.bodyClosed.Store(true)
+	}
+}
+
+// h1Body is the body of an HTTP/1 request whose run records its response. net/http closes such a body
+// when it writes the response's header, unless the handler enabled full duplex; the leading client of
+// a recorded response is written to later, by its own goroutine, so the handler would otherwise read a
+// body that it could not read without the cache.
+type h1Body struct {
+	io.ReadCloser
+	rw *recorder
+}
+
+// Read reads the body, or fails as net/http's closed body does.
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.rw.bodyClosed.Load() {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.ReadCloser.Read(p)
 }
 
 // finish ends the recording when the handler returned normally, returning the entry's bytes (head and
@@ -362,6 +450,13 @@ func (rw *recorder) finish() []byte {
 	switch rw.mode {
 	case modeDirect:
 		rw.copyTrailers()
+		if rw.windowed {
+			if n := declaredLength(rw.v.head.Header); n >= 0 && n != rw.n && bodyAllowed(rw.status) {
+				rw.rec.abort(errShortBody)
+			} else {
+				rw.rec.complete()
+			}
+		}
 	case modeRecord:
 		if rw.rec == nil {
 			rw.commit()
@@ -377,9 +472,27 @@ func (rw *recorder) finish() []byte {
 			rw.l.unshared(reasonIncomplete)
 			return nil
 		}
+		if t := rw.trailers(); t != nil {
+			rw.rec.setTrailer(t)
+		}
 		return rw.rec.complete()
 	}
 	return nil
+}
+
+// trailers returns the trailers the handler set for a recorded response ("Trailer:"-prefixed names: a
+// response that declares trailers is not recorded), nil when none.
+func (rw *recorder) trailers() http.Header {
+	var t http.Header
+	for name, values := range rw.header {
+		if strings.HasPrefix(name, http.TrailerPrefix) {
+			if t == nil {
+				t = make(http.Header, 1)
+			}
+			t[name] = values
+		}
+	}
+	return t
 }
 
 // copyTrailers passes on trailers the handler set after its header, for a response that went straight

@@ -100,6 +100,7 @@ type leader struct {
 	stopAfter  func() bool
 	stopExpire func() bool
 	released   atomic.Bool // nobody but the leading client depends on the run any more
+	unbounded  atomic.Bool // the response outgrew the body limit and streams on: the compute timeout no longer applies
 	expired    atomic.Bool // the run passed the compute timeout
 
 	rw     *recorder
@@ -238,7 +239,7 @@ func (c *Cache) newLeader(f *flight.Flight[string, *outcome], next http.Handler,
 	})
 	timer := time.AfterFunc(c.cfg.computeTimeout, func() {
 		l.expire()
-		if !l.released.Load() {
+		if !l.released.Load() && !l.unbounded.Load() {
 			cancel()
 		}
 	})
@@ -252,6 +253,9 @@ func (c *Cache) newLeader(f *flight.Flight[string, *outcome], next http.Handler,
 func (l *leader) load() (out *outcome, persist func()) {
 	c := l.c
 	l.rw = newRecorder(l, l.w, c.cfg.maxBodyBytes)
+	if l.run.ProtoMajor == 1 && l.run.ContentLength != 0 && l.run.Body != nil && l.run.Body != http.NoBody {
+		l.run.Body = &h1Body{ReadCloser: l.run.Body, rw: l.rw}
+	}
 	normal := false
 	defer func() {
 		if normal {
