@@ -165,8 +165,8 @@ func TestConditionalDifferential(t *testing.T) {
 		for _, lm := range []bool{false, true} {
 			for inm := range len(condTags) + 1 {
 				for ims := range len(condDates) + 1 {
-					for _, im := range []int{0, 1, 3} {
-						for _, ius := range []int{0, 1, 2, 3} {
+					for _, im := range []int{0, 3} { // absent, or a list that does not match "v1" strongly
+						for _, ius := range []int{0, 2} { // absent, or a second before Last-Modified
 							c := condCase{etag: etag, lastModified: lm, inm: inm, ims: ims, im: im, ius: ius}
 							if condAllowed(c) {
 								continue
