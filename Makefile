@@ -85,6 +85,8 @@ fuzz:
 	$(GO) test -run=^$$ -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/entry
 	@for f in FuzzParseCacheControl FuzzParseTargeted FuzzParseRange FuzzDates FuzzAgeValue FuzzParseStrictDate; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) ./internal/httpcache || exit 1; done
+	$(GO) test -run=^$$ -fuzz='^FuzzDifferential$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run=^$$ -fuzz='^FuzzConditional$$' -fuzztime=$(FUZZTIME) .
 	@for f in FuzzQueryCanonical FuzzPathCanonical FuzzKeyView FuzzRecordDecode FuzzMemoHash; do \
 		$(GO) test -run=^$$ -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) . || exit 1; done
 	@for f in FuzzParseTicket FuzzPayload; do \

@@ -98,6 +98,10 @@ func (l *leader) decide(v *verdict, status int, own http.Header) {
 	case reason != "":
 	case isEventStream(own):
 		reason = reasonEventStream
+	case declaresTrailers(own):
+		// Declared trailers are part of the response, and no shared copy carries them (§6.2): the
+		// response is its own client's, framed by net/http as without the cache.
+		reason = reasonTrailers
 	case declaredLength(own) > c.cfg.maxBodyBytes:
 		reason = reasonTooLarge
 	}
@@ -333,4 +337,19 @@ func declaredLength(h http.Header) int64 {
 		return -1
 	}
 	return n
+}
+
+// declaresTrailers reports whether a response's header announces trailers: a Trailer field, or a
+// "Trailer:"-prefixed name already set when the header is written (net/http then frames the response
+// for trailers, chunked, however short it is).
+func declaresTrailers(h http.Header) bool {
+	if h["Trailer"] != nil {
+		return true
+	}
+	for name := range h {
+		if strings.HasPrefix(name, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }

@@ -38,8 +38,17 @@ var errClientGone = errors.New("stampede: client gone")
 // its client does not take it for whole.
 func (c *Cache) deliver(w http.ResponseWriter, r *http.Request, rec *recording, d delivery) (sent bool, err error) {
 	v := &rec.head
-	if snap, _ := rec.view(); snap.state == recAborted && !(d.leader && handedOver(snap.err)) {
-		return false, snap.err
+	first, _ := rec.view()
+	if first.state == recAborted && !(d.leader && handedOver(first.err)) {
+		return false, first.err
+	}
+	if first.base > 0 && !d.leader {
+		return false, errTooLarge // its start was dropped from the window: nothing of it can be sent
+	}
+	// The handler's write deadline, as it set it for its own client (see recording.deadline).
+	deadlines := first.deadlines
+	if deadlines != 0 {
+		setWriteDeadline(w, first.deadline)
 	}
 	if c.answerPrecondition(w, r, v, d, rec) {
 		return true, nil
@@ -54,28 +63,66 @@ func (c *Cache) deliver(w http.ResponseWriter, r *http.Request, rec *recording, 
 	}
 	c.writeHeader(w.Header(), v, d, rec)
 	w.WriteHeader(v.Status)
-	if r.Method == http.MethodHead || !bodyAllowed(v.Status) {
+	if !bodyAllowed(v.Status) {
 		return true, nil
 	}
-	var off int
+	// A HEAD is written the body too: net/http discards it and frames the header from it (a
+	// Content-Length when it is short and whole), as it does for the handler itself.
+
+	var off int // the body offset of the next byte to send
 	var flushes uint64
 	done := r.Context().Done()
 	for {
 		snap, changed := rec.view()
-		if off < len(snap.body) {
-			if _, err := w.Write(snap.body[off:]); err != nil {
-				return true, errClientGone
-			}
-			off = len(snap.body)
+		if off < snap.base {
+			return true, errFellBehind
+		}
+		end := snap.base + len(snap.body)
+		if d.leader && snap.handoff >= 0 {
+			end = snap.handoff // the handler writes the rest to this client itself
+		}
+		if snap.deadlines != deadlines {
+			deadlines = snap.deadlines
+			setWriteDeadline(w, snap.deadline)
 		}
 		if snap.flushes != flushes {
 			flushes = snap.flushes
+			if off == 0 && snap.flushedEmpty {
+				// The handler flushed its header before any body: send it alone too (net/http
+				// then sniffs no Content-Type from the body).
+				if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+					return true, errClientGone
+				}
+			}
+			if at := min(snap.flushedAt, end); off < at {
+				if _, err := w.Write(snap.body[off-snap.base : at-snap.base]); err != nil {
+					return true, errClientGone
+				}
+				off = at
+			}
 			if err := http.NewResponseController(w).Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 				return true, errClientGone
 			}
 		}
+		if off < end {
+			if _, err := w.Write(snap.body[off-snap.base : end-snap.base]); err != nil {
+				return true, errClientGone
+			}
+			off = end
+		}
+		if d.leader && snap.handoff >= 0 {
+			return true, nil // handed over: everything before the hand-over was sent
+		}
 		switch snap.state {
 		case recComplete:
+			if d.leader {
+				// Trailers reach the leading client only (§6.2), as net/http sends them: set
+				// "Trailer:"-prefixed once the body is written.
+				h := w.Header()
+				for name, values := range snap.trailer {
+					h[name] = values
+				}
+			}
 			return true, nil
 		case recAborted:
 			return true, snap.err
@@ -88,12 +135,20 @@ func (c *Cache) deliver(w http.ResponseWriter, r *http.Request, rec *recording, 
 	}
 }
 
+// setWriteDeadline sets w's write deadline to t when w supports it: a writer that does not (a test's
+// recorder) has no connection to bound.
+func setWriteDeadline(w http.ResponseWriter, t time.Time) {
+	_ = http.NewResponseController(w).SetWriteDeadline(t)
+}
+
 // waitComplete blocks until the body is whole and returns it; err is the reason it never will be (the
 // recording was aborted, the run expired, or the client left).
 func (r *recording) waitComplete(cancel <-chan struct{}) ([]byte, error) {
 	for {
 		snap, changed := r.view()
 		switch {
+		case snap.handoff >= 0:
+			return nil, errTooLarge // a window: the whole body is never there at once
 		case snap.state == recComplete:
 			return snap.body, nil
 		case snap.state == recAborted:

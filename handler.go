@@ -32,6 +32,7 @@ const (
 	reasonVaryStar    = "vary-star"
 	reasonAuth        = "authorization"
 	reasonEventStream = "event-stream"
+	reasonTrailers    = "trailers"
 	reasonHijacked    = "hijacked"
 	reasonTooLarge    = "too-large"
 	reasonIncomplete  = "incomplete"

@@ -2,10 +2,12 @@ package stampede
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/seed-a1426414/stampede/internal/entry"
@@ -38,6 +40,18 @@ type recorder struct {
 	rec         *recording
 	n           int64 // modeRecord: body bytes recorded
 	clientGone  bool  // modeDirect: a write to w failed
+	// deadline is the write deadline the handler set before the recording was committed, if
+	// deadlineSet: the recording carries it to every client from its start.
+	deadline    time.Time
+	deadlineSet bool
+	fullDuplex  bool        // the handler called EnableFullDuplex
+	written     http.Header // the handler's header as it was at WriteHeader, while the head is uncommitted
+	windowed    bool        // modeDirect after overflow: what is written also goes to the recording's window
+	// bodyClosed is set when net/http would have put a recorded response's header on the leading
+	// client's wire (a flush, or more body than it buffers) while the handler had not enabled full
+	// duplex: on HTTP/1 it then closes the request body (see h1Body). Read by the handler's body reads,
+	// which may run on another goroutine.
+	bodyClosed atomic.Bool
 }
 
 // recMode is what the recorder does with what the handler writes.
@@ -86,6 +100,9 @@ func (rw *recorder) WriteHeader(code int) {
 		if !rw.l.o.background {
 			rw.syncHeader()
 			rw.w.WriteHeader(code)
+			// The final response's header is the handler's map as it is then, which may have dropped
+			// a field the 1xx carried: the leading writer's header goes back to what it was before.
+			rw.restoreHeader()
 		}
 		return
 	}
@@ -107,6 +124,11 @@ func (rw *recorder) WriteHeader(code int) {
 		rw.mode = modeRecord
 		if !rw.needsSniff() {
 			rw.commit()
+		} else {
+			// The head waits for the body's first bytes; if the response turns out to be the leading
+			// client's alone meanwhile, its header is the one the handler wrote, as net/http keeps it
+			// (changes after WriteHeader are ignored).
+			rw.written = rw.header.Clone()
 		}
 	}
 }
@@ -158,12 +180,16 @@ func (rw *recorder) commit() {
 		return
 	}
 	rw.rec = newLiveRecording(buf, view)
+	if rw.deadlineSet {
+		rw.rec.setWriteDeadline(rw.deadline)
+	}
 	rw.rec.append(rw.pre)
 	rw.n = int64(len(rw.pre))
 	rw.pre = nil
 	rw.l.publish(rw.rec, &rw.v)
 	if rw.n > streamAfter {
 		rw.l.streaming()
+		rw.headerOut()
 	}
 }
 
@@ -177,6 +203,10 @@ func (rw *recorder) Write(p []byte) (int, error) {
 	}
 	switch rw.mode {
 	case modeDirect:
+		if rw.windowed {
+			rw.rec.append(p) // first: the other clients never wait for the leading one
+			rw.n += int64(len(p))
+		}
 		return rw.writeDirect(p)
 	case modeRecord:
 		if rw.rec == nil {
@@ -191,13 +221,14 @@ func (rw *recorder) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		if rw.n+int64(len(p)) > rw.limit {
-			rw.handOver(errTooLarge, reasonTooLarge)
-			return rw.writeDirect(p)
+			rw.overflow()
+			return rw.Write(p)
 		}
 		rw.rec.append(p)
 		rw.n += int64(len(p))
 		if rw.n > streamAfter {
 			rw.l.streaming() // more than net/http would hold back: it would be on the wire by now
+			rw.headerOut()
 		}
 	}
 	return len(p), nil
@@ -223,6 +254,22 @@ func (rw *recorder) writeDirect(p []byte) (int, error) {
 		rw.clientGone = true
 	}
 	return n, err
+}
+
+// overflow goes on with a published response that outgrew the body limit without keeping it: it will
+// not be stored, and the key goes hit-for-pass, but the clients being sent it still get all of it. The
+// leading client is sent what was recorded, then the handler writes to it directly, as without the
+// cache; the others are fed from a window of the last body-limit bytes (recording.windowed), so
+// memory stays bounded and the handler never waits for them.
+func (rw *recorder) overflow() {
+	rw.rec.windowed(int(rw.limit))
+	rw.mode = modeDirect
+	rw.windowed = true
+	l := rw.l
+	l.unbounded.Store(true)
+	l.c.pass.add(l.o.k, l.c.cfg.clock())
+	l.c.stats.unshareable[reasonIndex(reasonTooLarge)].Add(1)
+	l.waitFeeder()
 }
 
 // overflowUncommitted turns a response that outgrew the body limit before its head was committed into
@@ -265,7 +312,20 @@ func (rw *recorder) writeDirectHeader(d delivery) {
 func (rw *recorder) syncHeader() {
 	h := rw.w.Header()
 	clear(h)
-	for k, v := range rw.header {
+	src := rw.header
+	if rw.written != nil {
+		src = rw.written
+	}
+	for k, v := range src {
+		h[k] = v
+	}
+}
+
+// restoreHeader makes the leading writer's header what it was before the handler ran.
+func (rw *recorder) restoreHeader() {
+	h := rw.w.Header()
+	clear(h)
+	for k, v := range rw.before {
 		h[k] = v
 	}
 }
@@ -280,6 +340,9 @@ func (rw *recorder) FlushError() error {
 	}
 	switch rw.mode {
 	case modeDirect:
+		if rw.windowed {
+			rw.rec.flush()
+		}
 		if rw.l.o.background {
 			return nil
 		}
@@ -291,6 +354,7 @@ func (rw *recorder) FlushError() error {
 		if rw.rec != nil {
 			rw.rec.flush()
 			rw.l.streaming()
+			rw.headerOut()
 		}
 	}
 	return nil
@@ -299,6 +363,8 @@ func (rw *recorder) FlushError() error {
 // Hijack hands the connection to the handler: the response becomes the leading client's alone.
 func (rw *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	switch {
+	case rw.windowed:
+		rw.rec.abort(errHijacked)
 	case rw.mode == modeRecord && rw.rec != nil:
 		rw.handOver(errHijacked, reasonHijacked)
 	case rw.mode == modeUndecided || rw.mode == modeRecord:
@@ -310,27 +376,69 @@ func (rw *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(rw.w).Hijack()
 }
 
-// SetReadDeadline sets the leading connection's read deadline (http.ResponseController).
+// SetReadDeadline sets the leading connection's read deadline (http.ResponseController): only the
+// handler reads the leading request, so it is passed on whatever the response is for.
 func (rw *recorder) SetReadDeadline(t time.Time) error {
 	return http.NewResponseController(rw.w).SetReadDeadline(t)
 }
 
-// SetWriteDeadline sets the leading connection's write deadline. While the response is recorded, its
-// client is written to by its own goroutine, not the handler, so the deadline is left to that.
+// SetWriteDeadline sets the write deadline of every client the response reaches, as the bare handler's
+// call sets its own client's. A response that goes straight to the leading client has it set at once;
+// a recorded one carries it in the recording, and each client's delivery sets it on its connection
+// before writing what follows it (the leading client's included, which is written to by its own
+// goroutine, not the handler).
 func (rw *recorder) SetWriteDeadline(t time.Time) error {
-	if rw.mode == modeRecord || rw.mode == modeDiscard {
+	switch {
+	case rw.l.o.background || rw.mode == modeDiscard:
+		return nil // nobody is sent what the handler writes
+	case rw.mode == modeRecord && rw.rec != nil:
+		rw.rec.setWriteDeadline(t)
 		return nil
+	case rw.mode == modeRecord || rw.mode == modeUndecided:
+		// Nothing has been sent to the leading client and no goroutine writes to it yet.
+		rw.deadline, rw.deadlineSet = t, true
+	case rw.windowed:
+		rw.rec.setWriteDeadline(t)
 	}
 	return http.NewResponseController(rw.w).SetWriteDeadline(t)
 }
 
 // EnableFullDuplex lets the handler read the request body while it writes (http.ResponseController).
-// It is only passed on before anything is written to the leading client.
+// It is passed on unless the leading client's delivery is already running on a goroutine of its own
+// (a recorded response that streams): net/http's writer is not safe for that, and its header is
+// then on its way already, which is when HTTP/1 would stop the body anyway.
 func (rw *recorder) EnableFullDuplex() error {
-	if rw.mode != modeUndecided && rw.mode != modeDirect {
+	rw.fullDuplex = true
+	if rw.l.o.background || (rw.mode == modeRecord && rw.l.feeder != nil) {
 		return nil
 	}
 	return http.NewResponseController(rw.w).EnableFullDuplex()
+}
+
+// headerOut notes that the handler has done what puts a response's header on the wire (a flush, or
+// more body than net/http buffers): from then on, unless it enabled full duplex, an HTTP/1 request
+// body reads as closed, as net/http would have closed it.
+func (rw *recorder) headerOut() {
+	if !rw.fullDuplex {
+		rw.bodyClosed.Store(true)
+	}
+}
+
+// h1Body is the body of an HTTP/1 request whose run records its response. net/http closes such a body
+// when it writes the response's header, unless the handler enabled full duplex; the leading client of
+// a recorded response is written to later, by its own goroutine, so the handler would otherwise read a
+// body that it could not read without the cache.
+type h1Body struct {
+	io.ReadCloser
+	rw *recorder
+}
+
+// Read reads the body, or fails as net/http's closed body does.
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.rw.bodyClosed.Load() {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.ReadCloser.Read(p)
 }
 
 // finish ends the recording when the handler returned normally, returning the entry's bytes (head and
@@ -342,6 +450,13 @@ func (rw *recorder) finish() []byte {
 	switch rw.mode {
 	case modeDirect:
 		rw.copyTrailers()
+		if rw.windowed {
+			if n := declaredLength(rw.v.head.Header); n >= 0 && n != rw.n && bodyAllowed(rw.status) {
+				rw.rec.abort(errShortBody)
+			} else {
+				rw.rec.complete()
+			}
+		}
 	case modeRecord:
 		if rw.rec == nil {
 			rw.commit()
@@ -357,9 +472,27 @@ func (rw *recorder) finish() []byte {
 			rw.l.unshared(reasonIncomplete)
 			return nil
 		}
+		if t := rw.trailers(); t != nil {
+			rw.rec.setTrailer(t)
+		}
 		return rw.rec.complete()
 	}
 	return nil
+}
+
+// trailers returns the trailers the handler set for a recorded response ("Trailer:"-prefixed names: a
+// response that declares trailers is not recorded), nil when none.
+func (rw *recorder) trailers() http.Header {
+	var t http.Header
+	for name, values := range rw.header {
+		if strings.HasPrefix(name, http.TrailerPrefix) {
+			if t == nil {
+				t = make(http.Header, 1)
+			}
+			t[name] = values
+		}
+	}
+	return t
 }
 
 // copyTrailers passes on trailers the handler set after its header, for a response that went straight

@@ -103,6 +103,7 @@ type leader struct {
 	stopAfter  func() bool
 	stopExpire func() bool
 	released   atomic.Bool // nobody but the leading client depends on the run any more
+	unbounded  atomic.Bool // the response outgrew the body limit and streams on: the compute timeout no longer applies
 	expired    atomic.Bool // the run passed the compute timeout
 
 	rw     *recorder
@@ -196,7 +197,10 @@ func (c *Cache) newLeader(f *flight.Flight[string, *outcome], next http.Handler,
 	case o.index != nil:
 		l.fwd = fwdVaryMiss
 	}
-	ctx, cancel := context.WithTimeout(c.markRun(context.WithoutCancel(r.Context())), c.cfg.computeTimeout)
+	// The compute timeout bounds how long others wait on the run, not a response only the leading
+	// client receives: the run's context has no deadline (as the bare handler's has none), and the
+	// timer cancels it only while the run is shared.
+	ctx, cancel := context.WithCancel(c.markRun(context.WithoutCancel(r.Context())))
 	l.cancel = cancel
 	run := r.WithContext(ctx)
 	if r.Method == http.MethodHead {
@@ -237,13 +241,13 @@ func (c *Cache) newLeader(f *flight.Flight[string, *outcome], next http.Handler,
 			cancel()
 		}
 	})
-	// The compute timeout is the run context's deadline: expire when it passes (not when the run's
-	// context is cancelled because the run is over).
-	l.stopExpire = context.AfterFunc(ctx, func() {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			l.expire()
+	timer := time.AfterFunc(c.cfg.computeTimeout, func() {
+		l.expire()
+		if !l.released.Load() && !l.unbounded.Load() {
+			cancel()
 		}
 	})
+	l.stopExpire = timer.Stop
 	return l
 }
 
@@ -253,6 +257,9 @@ func (c *Cache) newLeader(f *flight.Flight[string, *outcome], next http.Handler,
 func (l *leader) load() (out *outcome, persist func()) {
 	c := l.c
 	l.rw = newRecorder(l, l.w, c.cfg.maxBodyBytes)
+	if l.run.ProtoMajor == 1 && l.run.ContentLength != 0 && l.run.Body != nil && l.run.Body != http.NoBody {
+		l.run.Body = &h1Body{ReadCloser: l.run.Body, rw: l.rw}
+	}
 	normal := false
 	defer func() {
 		if normal {

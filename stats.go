@@ -21,14 +21,14 @@ var reasons = [...]string{
 	reasonMethod, reasonUpgrade, reasonNoStoreReq, reasonBodyLimit, reasonBodyError, reasonKeyError,
 	reasonPass, reasonGoexit, reasonVary, reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar,
 	reasonAuth, reasonEventStream, reasonHijacked, reasonTooLarge, reasonIncomplete, reasonPartial, reasonStatus,
-	reasonContention, reasonRevalidate, reasonTimeout, reasonOnlyIfCached, reasonDeclined, reasonNested,
+	reasonContention, reasonRevalidate, reasonTimeout, reasonOnlyIfCached, reasonDeclined, reasonNested, reasonTrailers,
 }
 
 // responseReasons are the reasons a handler's response cannot be shared (docs/behaviour.md §4), the keys of
 // [Snapshot].Unshareable.
 var responseReasons = [...]string{
 	reasonPrivate, reasonNoStore, reasonSetCookie, reasonVaryStar, reasonAuth, reasonEventStream,
-	reasonHijacked, reasonTooLarge, reasonIncomplete, reasonPartial, reasonStatus,
+	reasonHijacked, reasonTooLarge, reasonIncomplete, reasonPartial, reasonStatus, reasonTrailers,
 }
 
 // otherReason names the slot of a reason missing from reasons; it stays at zero while the list is

@@ -62,7 +62,7 @@ func HasConditionals(h http.Header) bool {
 // If-None-Match, else If-Modified-Since. A field that cannot be evaluated (an invalid date, no
 // Last-Modified for If-Unmodified-Since) is ignored, as §13.1.3 and §13.1.4 say.
 func Evaluate(h http.Header, v Validators) Precondition {
-	if im := h["If-Match"]; im != nil {
+	if im := h["If-Match"]; im != nil && !blank(im) {
 		if !etagListMatches(im, v.ETag, true) {
 			return Failed
 		}
@@ -71,7 +71,7 @@ func Evaluate(h http.Header, v Validators) Precondition {
 			return Failed
 		}
 	}
-	if inm := h["If-None-Match"]; inm != nil {
+	if inm := h["If-None-Match"]; inm != nil && !blank(inm) {
 		if etagListMatches(inm, v.ETag, false) {
 			return NotModified
 		}
@@ -83,6 +83,17 @@ func Evaluate(h http.Header, v Validators) Precondition {
 		}
 	}
 	return Proceed
+}
+
+// blank reports whether a field's lines are all empty: such an If-Match or If-None-Match is evaluated
+// as absent, as net/http's ServeContent does, so a cache and its origin answer it alike.
+func blank(lines []string) bool {
+	for _, line := range lines {
+		if strings.TrimSpace(line) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // etagListMatches reports whether an If-Match or If-None-Match field (lines of entity-tags, or "*")
