@@ -279,6 +279,8 @@ var snippetImports = map[string]struct{ path, module string }{
 	"stampedeprom": {"github.com/seed-a1426414/stampede/metrics/prometheus", "metrics/prometheus"},
 	"prometheus":   {"github.com/prometheus/client_golang/prometheus", "metrics/prometheus"},
 	"promhttp":     {"github.com/prometheus/client_golang/prometheus/promhttp", "metrics/prometheus"},
+	"stampedeotel": {"github.com/seed-a1426414/stampede/metrics/otel", "metrics/otel"},
+	"otel":         {"go.opentelemetry.io/otel", "metrics/otel"},
 	"pgstore":      {"github.com/seed-a1426414/stampede/backends/pgstore", "backends/pgstore"},
 	"pgxpool":      {"github.com/jackc/pgx/v5/pgxpool", "backends/pgstore"},
 	"mysqlstore":   {"github.com/seed-a1426414/stampede/backends/mysqlstore", "backends/mysqlstore"},
@@ -413,13 +415,13 @@ func TestDocSnippetsCompile(t *testing.T) {
 	word := regexp.MustCompile(`\b([a-z][a-z0-9]*)\.`)
 	for n, s := range docSnippets(t) {
 		module := "."
-		imports := map[string]bool{}
+		imports := map[string]string{} // path → the name the snippet calls it
 		for _, m := range word.FindAllStringSubmatch(s.code, -1) {
 			imp, ok := snippetImports[m[1]]
 			if !ok {
 				continue
 			}
-			imports[imp.path] = true
+			imports[imp.path] = m[1]
 			if imp.module != "." {
 				if module != "." && module != imp.module {
 					t.Errorf("%s:%d: the snippet needs the modules %s and %s; split it", s.doc, s.line, module, imp.module)
@@ -457,7 +459,7 @@ func TestDocSnippetsCompile(t *testing.T) {
 			}
 			sort.Strings(paths)
 			for _, p := range paths {
-				fmt.Fprintf(&b, "\t%q\n", p)
+				fmt.Fprintf(&b, "\t%s %q\n", imports[p], p)
 				offset++
 			}
 			b.WriteString(")\n\n")
@@ -643,9 +645,11 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 	cmd := exec.Command("go", "run", "-overlay", overlayFile, "./internal/docsmetrics")
 	cmd.Dir = module
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("describing the collector's metrics: %v\n%s", err, out)
+		t.Fatalf("describing the collector's metrics: %v\n%s%s", err, out, stderr.String())
 	}
 	fq := regexp.MustCompile(`fqName: "([a-z_]+)"`)
 	described := map[string]bool{}
