@@ -21,7 +21,7 @@ go test -c -o "$work/bench.test" .
 ir() {
 	STAMPEDE_BENCH_REDIS=none GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind \
 		--callgrind-out-file="$work/cg.out" "$work/bench.test" -test.run='^$' -test.bench="$1" \
-		-test.benchtime="$2x" -test.cpu=1 -test.benchmem >"$work/run.log" 2>&1 ||
+		-test.benchtime="$2x" -test.cpu=1 -test.benchmem -test.v >"$work/run.log" 2>&1 ||
 		{ cat "$work/run.log" >&2; exit 1; }
 	if grep -q -- '--- FAIL\|--- SKIP' "$work/run.log"; then echo skip; return; fi
 	awk '/^totals:/ {print $2}' "$work/cg.out"
