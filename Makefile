@@ -10,7 +10,7 @@ EXAMPLES := $(filter-out _example/loader,$(patsubst %/,%,$(wildcard _example/*/)
 SQLSTORES := backends/pgstore backends/mysqlstore backends/sqlitestore
 SUBMODULES := metrics/prometheus metrics/otel test/browser test/gochi test/linearizable codec/cbor _example/loader $(SQLSTORES)
 
-.PHONY: test test-go125 demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover check-linearizable
+.PHONY: test test-go125 demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover check-linearizable bench-instr
 
 # -timeout applies to each package's test binary. The tests assert behaviour, never speed, and each
 # catches its own hangs with deadlines of a minute or two that fail with a message; this limit is only the
@@ -111,6 +111,12 @@ bench: bench-deps
 	$(GO) test -run=^$$ -bench=. -skip=FloodHeap -benchmem -count=5 . ./backends/... ./internal/fleetreplica
 	$(GO) test -run=^$$ -bench=FloodHeap -benchtime=1x -count=1 .
 	cd bench && $(GO) run ./cmd/bench -redis auto $(if $(GOCHI_STAMPEDE),-gochi $(abspath $(GOCHI_STAMPEDE)))
+	cd bench && STAMPEDE_BENCH_REDIS=none $(GO) test -run=^$$ -bench='^BenchmarkFunc' -benchmem -cpu=1 -count=1 .
+
+# The function API (Loader, Do) beside otter v2, sturdyc and the floor in instructions per op, counted by
+# valgrind's callgrind (scripts/callgrind.sh; docs/bench-function-api.md). Needs valgrind.
+bench-instr:
+	scripts/callgrind.sh
 
 # The SQL stores (not part of make test): in each store module, a hit and a BatchGet of 100 keys beside
 # memstore and redisstore (a redis-server of its own); then bench/sqlbench: the Zipf trace through the

@@ -14,6 +14,7 @@ require (
 	github.com/seed-a1426414/stampede/backends/mysqlstore v0.0.0-00010101000000-000000000000
 	github.com/seed-a1426414/stampede/backends/pgstore v0.0.0-00010101000000-000000000000
 	github.com/seed-a1426414/stampede/backends/sqlitestore v0.0.0-00010101000000-000000000000
+	github.com/viccon/sturdyc v1.1.5
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 	golang.org/x/sync v0.25.0
 	gonum.org/v1/plot v0.17.0
