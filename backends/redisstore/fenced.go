@@ -33,7 +33,7 @@ import (
 //	SetFenced:  (1) add writeKey to each tag's set   (2) read the tags' purge marks   (3) the fenced write
 //	PurgeTag:   (a) set the tag's purge mark          (b) read the tag's set            (c) Invalidate each member, then remove it
 //
-// If (b) follows (1), the purge knows writeKey and (c) revokes the ticket (or deletes what (3) wrote). If
+// If (b) follows (1), the purge knows writeKey and key (both are recorded) and (c) revokes the ticket (or deletes what (3) wrote). If
 // (b) precedes (1), then (a) precedes (2), which sees a mark newer than the ticket and refuses. A write
 // whose ticket was taken after the mark is not refused: it computed its value after the purge began.
 // The comparison of a ticket's time with a mark's assumes the clocks of the nodes holding them agree
@@ -157,7 +157,11 @@ func (s *Store) SetFenced(ctx context.Context, key, ticket, writeKey string, val
 	defer cancel()
 	ms := max(ttl.Milliseconds(), 1)
 	if len(tags) > 0 {
-		purged, err := s.tagWrite(ctx, writeKey, tags, ms, at)
+		members := []string{writeKey}
+		if writeKey != key {
+			members = append(members, key) // so that a purge of the tag revokes the ticket, which is key's
+		}
+		purged, err := s.tagWrite(ctx, members, tags, ms, at)
 		if err != nil {
 			return false, opError(ctx, "setfenced", err)
 		}
@@ -180,13 +184,16 @@ func (s *Store) SetFenced(ctx context.Context, key, ticket, writeKey string, val
 	return n == 1, nil
 }
 
-// tagWrite is steps (1) and (2) of SetFenced (see the top of this file): it records writeKey under each
-// tag, then reports whether one of them was purged at or after at (µs).
-func (s *Store) tagWrite(ctx context.Context, writeKey string, tags []string, ms, at int64) (purged bool, err error) {
+// tagWrite is steps (1) and (2) of SetFenced (see the top of this file): it records members (the write
+// key, and the key its ticket is for when that is another) under each tag, then reports whether one of
+// the tags was purged at or after at (µs).
+func (s *Store) tagWrite(ctx context.Context, members []string, tags []string, ms, at int64) (purged bool, err error) {
 	_, err = run(s, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
 		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, tag := range tags {
-				addTag.Eval(ctx, p, []string{s.tagKey(tag)}, writeKey, ms) // Eval: a pipeline cannot fall back from EVALSHA
+				for _, m := range members {
+					addTag.Eval(ctx, p, []string{s.tagKey(tag)}, m, ms) // Eval: a pipeline cannot fall back from EVALSHA
+				}
 			}
 			return nil
 		})

@@ -191,3 +191,25 @@ func TestTicketTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestTagPurgeRevokesTheTicketOfAVariant: a write under another key than its ticket's (a variant of a
+// varying response) that carries a tag has its ticket revoked by a purge of the tag, so a later write
+// with the same ticket lands nowhere, whatever tags it carries.
+func TestTagPurgeRevokesTheTicketOfAVariant(t *testing.T) {
+	srv := redistest.Start(t)
+	s := New(newClient(t, relaxed(srv.Addr())), WithTimeout(5*time.Second))
+	ctx := context.Background()
+	tk, err := s.Ticket(ctx, "{u}", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.SetFenced(ctx, "{u}", tk, "{u}~v1", []byte("1"), time.Hour, []string{"x"}); err != nil || !ok {
+		t.Fatalf("first write = %v, %v", ok, err)
+	}
+	if _, err := s.PurgeTag(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.SetFenced(ctx, "{u}", tk, "{u}~v2", []byte("1"), time.Hour, []string{"y"}); err != nil || ok {
+		t.Fatalf("a write with the ticket of a purged write = %v, %v; want refused", ok, err)
+	}
+}

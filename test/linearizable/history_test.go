@@ -154,6 +154,7 @@ func testSettings(t *testing.T, short int) settings {
 // operations.
 func check(t *testing.T, name string, seed uint64, ops []porcupine.Operation) bool {
 	t.Helper()
+	model := modelFor(name)
 	res, info := porcupine.CheckOperationsVerbose(model, ops, time.Minute)
 	switch res {
 	case porcupine.Ok:
@@ -162,7 +163,7 @@ func check(t *testing.T, name string, seed uint64, ops []porcupine.Operation) bo
 		t.Errorf("%s: seed %d: the checker timed out on a history of %d operations", name, seed, len(ops))
 		return false
 	}
-	minimal := minimise(ops)
+	minimal := minimise(model, ops)
 	var failing []porcupine.Operation
 	for _, part := range model.Partition(ops) {
 		if !porcupine.CheckOperations(model, part) {
@@ -185,7 +186,7 @@ func check(t *testing.T, name string, seed uint64, ops []porcupine.Operation) bo
 // minimise removes operations from a history that is not linearizable as long as what is left is not
 // linearizable either (whole keys first, then single reads and invalidations; every change and set is
 // kept, since the values the reads saw come from them): the witness to keep.
-func minimise(ops []porcupine.Operation) []porcupine.Operation {
+func minimise(model porcupine.Model, ops []porcupine.Operation) []porcupine.Operation {
 	fails := func(h []porcupine.Operation) bool { return !porcupine.CheckOperations(model, h) }
 	// Keep only the keys that fail.
 	for _, part := range model.Partition(ops) {

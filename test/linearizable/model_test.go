@@ -2,6 +2,7 @@ package linearizable
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -111,3 +112,74 @@ func partition(history []porcupine.Operation) [][]porcupine.Operation {
 	}
 	return parts
 }
+
+// modelFor returns the model a kind's histories are checked against: fleetModel for a fleet, model
+// otherwise.
+func modelFor(kind string) porcupine.Model {
+	if kind == "fleet" {
+		return fleetModel
+	}
+	return model
+}
+
+// fleetState is one key's state for a fleet: the source's version, and per variant the oldest source
+// version a read may still return (the source's version when the last invalidation or set took effect)
+// and the values set since then.
+type fleetState struct {
+	source int
+	floor  [variants]int
+	sets   [variants][maxSets]int // 0: none
+}
+
+const maxSets = 8
+
+// fleetModel is what a fleet of replicas promises (docs/behaviour.md §11): replicas keep and load values
+// of their own, so between two invalidations reads on different replicas may return any version loaded
+// since the last one, in any order; what no read may return is a value that an invalidation or a set
+// (counted as done once every replica heard of it, and never overlapping a read: see fleetGate) removed
+// or replaced. A refresh loads the source's version.
+var fleetModel = (&porcupine.NondeterministicModel{
+	Partition: partition,
+	Init: func() []any {
+		st := fleetState{source: 1}
+		for i := range st.floor {
+			st.floor[i] = 1
+		}
+		return []any{st}
+	},
+	Step: func(s, in, out any) []any {
+		st, o := s.(fleetState), in.(op)
+		switch o.Kind {
+		case "get", "refresh":
+			v := out.(int)
+			if v == st.source || o.Kind == "get" && (v >= st.floor[o.Variant] && v < st.source || slices.Contains(st.sets[o.Variant][:], v) && v != 0) {
+				return []any{st}
+			}
+			return nil
+		case "set":
+			st.floor[o.Variant] = st.source
+			var sets [maxSets]int
+			sets[0] = o.Value
+			st.sets[o.Variant] = sets
+			return []any{st}
+		case "invalidate":
+			for i := range st.floor {
+				st.floor[i] = st.source
+			}
+			st.sets = [variants][maxSets]int{}
+			return []any{st}
+		case "change":
+			if v := out.(int); v == st.source+1 {
+				st.source = v
+				return []any{st}
+			}
+			return nil
+		}
+		panic("linearizable: unknown operation " + o.Kind)
+	},
+	DescribeOperation: model.DescribeOperation,
+	DescribeState: func(s any) string {
+		st := s.(fleetState)
+		return fmt.Sprintf("source=%d floor=%v sets=%v", st.source, st.floor, st.sets)
+	},
+}).ToModel()
