@@ -645,7 +645,7 @@ func busyTraffic(t *testing.T) []stampede.StatsSource {
 		stampede.WithCircuitBreaker(2, time.Hour))
 	<-send(ctx, broken.Handler(http.NotFoundHandler()), http.MethodGet, "/a") // a failed read
 	broken.Wait()
-	time.Sleep(150 * time.Millisecond) // the breaker opens on failures spread over 100 ms at least (synctest: no real wait)
+	time.Sleep(150 * time.Millisecond)                                        // the breaker opens on failures spread over 100 ms at least (synctest: no real wait)
 	<-send(ctx, broken.Handler(http.NotFoundHandler()), http.MethodGet, "/a") // a second failed read: open
 	broken.Wait()
 
@@ -805,7 +805,9 @@ func (s *leaseStore) SetExFenced(ctx context.Context, key string, value []byte, 
 
 // Ticket returns a ticket that fences nothing but the lease tokens' writes: the leases are what this
 // store is for.
-func (s *leaseStore) Ticket(context.Context, string, time.Duration) (string, error) { return "ticket", nil }
+func (s *leaseStore) Ticket(context.Context, string, time.Duration) (string, error) {
+	return "ticket", nil
+}
 
 // SetFenced writes while a lease token holds its lease, and always with a plain ticket.
 func (s *leaseStore) SetFenced(ctx context.Context, key, ticket, writeKey string, value []byte, ttl time.Duration, _ []string) (bool, error) {
