@@ -145,6 +145,11 @@ func (s *Store) SetFenced(ctx context.Context, key, ticket, writeKey string, val
 			if err := s.addMembers(ctx, q, tagKeys, wk, exp); err != nil {
 				return err
 			}
+			if writeKey != key { // a purge of the tag must revoke the ticket, which is key's
+				if err := s.addMembers(ctx, q, tagKeys, kb, exp); err != nil {
+					return err
+				}
+			}
 		}
 		check, args := s.q.checkTicket, []any{kb, id, now}
 		if kind == leaseKind {

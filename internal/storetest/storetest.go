@@ -457,6 +457,20 @@ func (st *suite) fencedTags(t *testing.T) {
 			t.Fatal("a ticket of a purged member wrote")
 		}
 	})
+	t.Run("purge revokes the ticket of a write under another key", func(t *testing.T) {
+		k, tag := key(t, "{k}"), key(t, "tag")
+		wk := k + "~variant"
+		tk := ticket(k)
+		ok, err := f.SetFenced(ctx, k, tk, wk, []byte("v"), time.Hour, []string{tag})
+		if err != nil || !ok {
+			t.Fatalf("a variant's write = %v, %v", ok, err)
+		}
+		purge(tag)
+		wantValue(t, st.s, wk, nil)
+		if ok, err := f.SetFenced(ctx, k, tk, k, []byte("index"), time.Hour, nil); err != nil || ok {
+			t.Fatalf("a write with the ticket of a purged variant = %v, %v; want refused", ok, err)
+		}
+	})
 	if ls, ok := st.s.(stampede.LeaseStore); ok {
 		t.Run("lease token, tags recorded after the purge", func(t *testing.T) {
 			k, tag := key(t, "k"), key(t, "tag")
