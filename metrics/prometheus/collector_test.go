@@ -105,6 +105,7 @@ stampede_unshareable_total{cache="products",reason="private"} 1
 stampede_unshareable_total{cache="products",reason="set-cookie"} 0
 stampede_unshareable_total{cache="products",reason="status"} 0
 stampede_unshareable_total{cache="products",reason="too-large"} 0
+stampede_unshareable_total{cache="products",reason="trailers"} 0
 stampede_unshareable_total{cache="products",reason="vary-star"} 0
 stampede_unshareable_total{cache="users",reason="authorization"} 0
 stampede_unshareable_total{cache="users",reason="event-stream"} 0
@@ -116,6 +117,7 @@ stampede_unshareable_total{cache="users",reason="private"} 1
 stampede_unshareable_total{cache="users",reason="set-cookie"} 0
 stampede_unshareable_total{cache="users",reason="status"} 0
 stampede_unshareable_total{cache="users",reason="too-large"} 0
+stampede_unshareable_total{cache="users",reason="trailers"} 0
 stampede_unshareable_total{cache="users",reason="vary-star"} 0
 # HELP stampede_store_errors_total Store calls that failed or timed out, by operation.
 # TYPE stampede_store_errors_total counter
