@@ -10,14 +10,14 @@ EXAMPLES := $(filter-out _example/loader,$(patsubst %/,%,$(wildcard _example/*/)
 SQLSTORES := backends/pgstore backends/mysqlstore backends/sqlitestore
 SUBMODULES := metrics/prometheus metrics/otel test/browser test/gochi test/linearizable codec/cbor _example/loader $(SQLSTORES)
 
-.PHONY: test test-go125 demo deps vet build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover check-linearizable bench-instr
+.PHONY: test test-go125 demo deps vet lint build-examples fuzz bench bench-deps conformance tidy check-modules check-refs failover check-linearizable bench-instr
 
 # -timeout applies to each package's test binary. The tests assert behaviour, never speed, and each
 # catches its own hangs with deadlines of a minute or two that fail with a message; this limit is only the
 # last resort, set so that a loaded 2-core machine (the root package under -race takes several minutes
 # there, beside the fleet tests' replica processes) never reaches it.
 TEST_TIMEOUT ?= 25m
-test: deps vet check-refs check-modules build-examples test-go125
+test: deps vet lint check-refs check-modules build-examples test-go125
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@for m in $(SUBMODULES); do echo "test ./$$m (module)"; (cd $$m && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...) || exit 1; done
 	cd bench && $(GO) vet ./... && $(GO) build ./... && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./internal/...
@@ -33,6 +33,17 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./... $(addprefix ./,$(EXAMPLES))
 	@for m in $(SUBMODULES); do echo "vet ./$$m (module)"; (cd $$m && $(GO) vet ./...) || exit 1; done
+
+# staticcheck over every module and example, installed from the module proxy into .tools/ on first use
+# (about 30 s; a minute or two to check everything with a cold cache).
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(CURDIR)/.tools/staticcheck-$(STATICCHECK_VERSION)
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/.tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(CURDIR)/.tools/staticcheck $@
+lint: $(STATICCHECK)
+	$(STATICCHECK) ./... $(addprefix ./,$(EXAMPLES))
+	@for m in $(SUBMODULES) bench; do echo "staticcheck ./$$m (module)"; (cd $$m && $(STATICCHECK) ./...) || exit 1; done
 
 # go mod tidy in every module of the repository.
 tidy:

@@ -489,11 +489,6 @@ func TestPanicStackLoggedOnce(t *testing.T) {
 	}
 }
 
-func asError(v any) error {
-	err, _ := v.(error)
-	return err
-}
-
 // TestFlushReleasesWaiters: a handler that streams and never ends releases its waiters at the first
 // flush; each gets a stream of its own (docs/behaviour.md §5.7), and a stream stops when its client leaves.
 func TestFlushReleasesWaiters(t *testing.T) {

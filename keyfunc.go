@@ -49,14 +49,11 @@ type queryPair struct {
 
 // keyer builds keys with a fixed prefix.
 type keyer struct {
-	prefix     string // "<prefix>:<version>:{"
-	headers    []string
-	authKeyed  bool // Authorization is one of headers
-	keyFunc    KeyFunc
-	keyBody    bool
-	bodyLimit  int64
-	keyMethods map[string]bool
-	memo       *keyMemo // nil disables it
+	prefix    string // "<prefix>:<version>:{"
+	headers   []string
+	authKeyed bool // Authorization is one of headers
+	keyFunc   KeyFunc
+	memo      *keyMemo // nil disables it
 }
 
 // keyMemo remembers the keys of recently seen key material, so a hot URL is not hashed with SHA-256 on

@@ -2,7 +2,6 @@ package stampede
 
 import (
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"strings"
@@ -64,7 +63,6 @@ type config struct {
 	keyFunc        KeyFunc
 	// keyFuncCredential: keyFunc keys per credential (WithCredentialKeyFunc); WithKeyFunc clears it.
 	keyFuncCredential bool
-	logger            *slog.Logger
 	name              string
 
 	staleWhileRevalidate time.Duration

@@ -79,17 +79,3 @@ func (p *passList) add(k key, now time.Time) {
 	}
 	s.until[k.s] = now.Add(p.ttl)
 }
-
-// remove ends k's pass window, when a later response for it turned out shareable.
-func (p *passList) remove(k key) {
-	if p.n.Load() == 0 {
-		return
-	}
-	s := &p.shards[k.shard]
-	s.mu.Lock()
-	if _, ok := s.until[k.s]; ok {
-		delete(s.until, k.s)
-		p.n.Add(-1)
-	}
-	s.mu.Unlock()
-}

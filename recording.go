@@ -112,14 +112,6 @@ func (r *recording) notifyLocked() {
 	}
 }
 
-// bodyLen returns how many body bytes have been recorded. Only the writer calls it without readers'
-// help: it takes mu like everyone else.
-func (r *recording) bodyLen() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.base + len(r.buf) - r.bodyAt
-}
-
 // append adds p to the body. Only the handler's goroutine writes. Once windowed, the buffer keeps at
 // least the last window bytes and at most twice that: when it would hold more, the kept bytes move to
 // a new buffer (readers keep the slices they took of the old one), so each byte is copied at most once

@@ -42,8 +42,7 @@ var funcValue = []byte("a value of some thirty-two bytes")
 
 // contender is one function cache under test, built for at most size entries.
 type contender struct {
-	name string
-	get  func(ctx context.Context, k int64) ([]byte, error)
+	get func(ctx context.Context, k int64) ([]byte, error)
 	// getMany is nil for a contender without a batch call (Do).
 	getMany func(ctx context.Context, ks []int64) (map[int64][]byte, error)
 	close   func()

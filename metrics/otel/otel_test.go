@@ -35,7 +35,6 @@ type rig struct {
 	ended  chan sdktrace.ReadOnlySpan // each span as it ends
 	reader *sdkmetric.ManualReader
 	cache  *stampede.Cache
-	store  *memstore.Store
 	url    string
 	client *http.Client
 }
