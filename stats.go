@@ -2,7 +2,9 @@ package stampede
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -338,6 +340,40 @@ type MemoryStats struct {
 	// Store is the store these figures are of, so that a reader of several snapshots can tell the
 	// caches that share one store and count its figures once (compare it with ==).
 	Store any `json:"-"`
+}
+
+// StoreNames names the in-process stores behind a set of snapshots, so that an exporter reports each
+// store once however many caches share it: a store is named after the first source found using it
+// ([Snapshot.Name]), and a name already taken gets the suffix "#2", "#3", .... Stores are told apart
+// by [MemoryStats.Store]; a store whose type is not comparable cannot be recognised and is named anew
+// each time. The zero value is ready to use; use one StoreNames per collection.
+type StoreNames struct {
+	byStore map[any]string
+	used    map[string]bool
+}
+
+// Name returns the name of the store m describes, used by the source named source, and whether this
+// is the first time that store is seen (its figures are to be reported now).
+func (n *StoreNames) Name(m *MemoryStats, source string) (name string, first bool) {
+	store := m.Store
+	keyed := store != nil && reflect.TypeOf(store).Comparable()
+	if keyed {
+		if name, ok := n.byStore[store]; ok {
+			return name, false
+		}
+	}
+	if n.byStore == nil {
+		n.byStore, n.used = map[any]string{}, map[string]bool{}
+	}
+	name = source
+	for i := 2; n.used[name]; i++ {
+		name = fmt.Sprintf("%s#%d", source, i)
+	}
+	n.used[name] = true
+	if keyed {
+		n.byStore[store] = name
+	}
+	return name, true
 }
 
 // Histogram is a distribution of times over fixed buckets: handler run times, store call times.

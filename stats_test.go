@@ -844,3 +844,25 @@ func steppingClock(step time.Duration) func() time.Time {
 	base := time.Unix(1_700_000_000, 0)
 	return func() time.Time { return base.Add(time.Duration(n.Add(1)) * step) }
 }
+
+// TestStoreNames: a store shared by two sources is named once, after the first; a second store that
+// would take a name already used gets a suffix; an uncomparable store is named anew each time.
+func TestStoreNames(t *testing.T) {
+	t.Parallel()
+	a, b := new(int), new(int)
+	var n stampede.StoreNames
+	name, first := n.Name(&stampede.MemoryStats{Store: a}, "pages")
+	assert.Equal(t, "pages", name)
+	assert.True(t, first)
+	name, first = n.Name(&stampede.MemoryStats{Store: a}, "api")
+	assert.Equal(t, "pages", name)
+	assert.False(t, first)
+	name, first = n.Name(&stampede.MemoryStats{Store: b}, "pages")
+	assert.Equal(t, "pages#2", name)
+	assert.True(t, first)
+	unkeyed := []int{1}
+	name1, first1 := n.Name(&stampede.MemoryStats{Store: unkeyed}, "list")
+	name2, first2 := n.Name(&stampede.MemoryStats{Store: unkeyed}, "list")
+	assert.Equal(t, []string{"list", "list#2"}, []string{name1, name2})
+	assert.True(t, first1 && first2)
+}

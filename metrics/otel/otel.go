@@ -247,7 +247,7 @@ func RegisterSnapshots(mp metric.MeterProvider, sources ...stampede.StatsSource)
 	instruments = append(instruments, passes, unshareable, breakerOpen, inFlight, entries, bytes, maxEntries, evictions)
 
 	reg, err := m.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
-		stores := storeNames{}
+		var stores stampede.StoreNames
 		for _, src := range sources {
 			s := src.Snapshot()
 			cache := metric.WithAttributes(keyCache.String(s.Name))
@@ -268,7 +268,7 @@ func RegisterSnapshots(mp metric.MeterProvider, sources ...stampede.StatsSource)
 			obs.ObserveInt64(inFlight, s.InFlight, cache)
 			if mem := s.Memory; mem != nil {
 				// A store shared with a source already reported is not reported again.
-				if name, first := stores.name(mem.Store, s.Name); first {
+				if name, first := stores.Name(mem, s.Name); first {
 					store := metric.WithAttributes(keyStore.String(name))
 					obs.ObserveInt64(entries, int64(mem.Entries), store)
 					if mem.MaxEntries > 0 {
@@ -286,35 +286,6 @@ func RegisterSnapshots(mp metric.MeterProvider, sources ...stampede.StatsSource)
 		return nil, fmt.Errorf("stampede/otel: %w", err)
 	}
 	return reg, nil
-}
-
-// storeNames names the stores of one collection: each after the first source found using it.
-type storeNames struct {
-	byStore map[any]string
-	used    map[string]bool
-}
-
-// name returns the name of store, used by the source named source, and whether it is the first time
-// store is seen (its figures are to be reported).
-func (n *storeNames) name(store any, source string) (name string, first bool) {
-	keyed := store != nil && reflect.TypeOf(store).Comparable()
-	if keyed {
-		if name, ok := n.byStore[store]; ok {
-			return name, false
-		}
-	}
-	if n.byStore == nil {
-		n.byStore, n.used = map[any]string{}, map[string]bool{}
-	}
-	name = source
-	for i := 2; n.used[name]; i++ {
-		name = fmt.Sprintf("%s#%d", source, i)
-	}
-	n.used[name] = true
-	if keyed {
-		n.byStore[store] = name
-	}
-	return name, true
 }
 
 func sortedKeys(m map[string]uint64) []string {

@@ -144,7 +144,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	stores := storeNames{}
+	var stores stampede.StoreNames
 	for _, cache := range c.caches {
 		s := cache.Snapshot()
 		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
@@ -200,7 +200,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if m := s.Memory; m != nil {
 			// A store is reported once, under the name of the first source that uses it, however many
 			// caches share it: a sum over the memory series counts each store once.
-			store, first := stores.name(m.Store, s.Name)
+			store, first := stores.Name(m, s.Name)
 			ch <- prometheus.MustNewConstMetric(c.storeInfo, prometheus.GaugeValue, 1, s.Name, store)
 			if first {
 				ch <- prometheus.MustNewConstMetric(c.memoryEntries, prometheus.GaugeValue, float64(m.Entries), store)
@@ -213,37 +213,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-}
-
-// storeNames names the stores of one Collect: each after the first source found using it.
-type storeNames struct {
-	byStore map[any]string
-	used    map[string]bool
-}
-
-// name returns the label of store, used by the source named source, and whether it is the first time
-// store is seen (its series are to be collected).
-func (n *storeNames) name(store any, source string) (label string, first bool) {
-	keyed := store != nil && reflect.TypeOf(store).Comparable()
-	if keyed {
-		if label, ok := n.byStore[store]; ok {
-			return label, false
-		}
-	}
-	if n.byStore == nil {
-		n.byStore, n.used = map[any]string{}, map[string]bool{}
-	}
-	// Source names are unique, so a store gets its first source's name; a name already taken (an
-	// uncomparable store seen twice) gets the source's name with a suffix.
-	label = source
-	for i := 2; n.used[label]; i++ {
-		label = fmt.Sprintf("%s#%d", source, i)
-	}
-	n.used[label] = true
-	if keyed {
-		n.byStore[store] = label
-	}
-	return label, true
 }
 
 // cumulativeBuckets returns h's buckets as Prometheus counts them: cumulative, by upper bound.
