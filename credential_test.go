@@ -28,7 +28,9 @@ func TestHandlerWithKeyNil(t *testing.T) {
 	second := get(t.Context(), client, srv.URL+"/p", nil)
 	require.NoError(t, first.err)
 	assert.Equal(t, "MISS", first.header.Get("X-Cache"))
-	assert.Equal(t, "HIT", second.header.Get("X-Cache"))
+	// The first run's store write may still be on its way (it runs after the response): the second
+	// request then joins that run instead of reading the store. Either way the handler ran once.
+	assert.Contains(t, []string{"HIT", "COALESCED"}, second.header.Get("X-Cache"))
 	assert.Equal(t, int64(1), runs.Load())
 
 	tests := []struct {

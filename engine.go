@@ -217,7 +217,7 @@ func (e *engine[K, V]) lookupOrLoad(ctx context.Context, r *ref[K], co callOpts[
 		epoch := flight.NoEpoch
 		if attempt == 0 && missedAt != flight.NoEpoch {
 			epoch = missedAt
-		} else if stored && attempt < maxLoadAttempts {
+		} else if stored && attempt < maxLoadAttempts && !co.storeFailed { // a failed read is the call's last
 			epoch = e.flights.Epoch(r.hash)
 			rec, res := e.read(ctx, r)
 			switch res {
@@ -421,8 +421,11 @@ func (e *engine[K, V]) leadStore(ctx context.Context, f *flight.Flight[K, record
 		ld, res = e.calls.Fleet(fctx, e.fleet, sk, e.cfg.fleetLease, func(ctx context.Context) bool {
 			return e.fleetServe(ctx, f, r)
 		})
-		if res == storecall.FleetServed {
+		switch res {
+		case storecall.FleetServed:
 			return ld, true
+		case storecall.FleetFailed:
+			return ld, false // no second store timeout: no ticket, so the load does not write
 		}
 		if ld.Leased {
 			return ld, false

@@ -106,7 +106,9 @@ func (c *Cache) serveRequest(next http.Handler, w http.ResponseWriter, r *http.R
 		}
 		epoch := o.epoch
 		o.stale = nil
-		if c.store == nil {
+		if c.store == nil || o.storeFailed {
+			// No store, or it did not answer this request's look-up: a request pays one store timeout
+			// at most, so it does not look again however often it is sent back to the start.
 			epoch = flight.NoEpoch
 		} else {
 			switch c.consultStore(next, w, r, &o, anonAuth, now, req) {

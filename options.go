@@ -199,8 +199,9 @@ func WithStoreTimeout(d time.Duration) Option {
 }
 
 // WithCircuitBreaker sets after how many consecutive store failures the store is skipped, and for how long
-// at first; the default is 5 failures and 1 s (a zero for either means its default). The back-off doubles
-// on each failed probe, up to 30 s.
+// before one request probes it again; the default is 5 failures and 1 s (a zero for either means its
+// default). The back-off stays the same while probes fail, so a recovered store is used again within one
+// back-off.
 func WithCircuitBreaker(failures int, backoff time.Duration) Option {
 	return func(c *config) { c.breakerFails, c.breakerBackoff = failures, backoff }
 }

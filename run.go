@@ -171,6 +171,8 @@ func (c *Cache) leadStore(f *flight.Flight[string, *outcome], w http.ResponseWri
 			return ld, writes, true
 		case storecall.FleetPass:
 			c.pass.add(o.k, c.cfg.clock())
+		case storecall.FleetFailed:
+			return ld, writes, false // no second store timeout: no ticket, so the run does not write
 		}
 		if ld.Leased && o.k.s == o.primary.s {
 			return ld, ld, false // the lease is the URL's: its token is the ticket

@@ -139,3 +139,57 @@ func TestSlowLookupsAmidManyRunsStillLead(t *testing.T) {
 	assert.Equal(t, "HIT", later.Header().Get("X-Cache"), "the run was stored")
 	assert.EqualValues(t, 1, victimRuns.Load(), "handler runs for /victim")
 }
+
+// failOnceStore is the real memory store whose Gets all fail, as a paused Redis node's time out; the
+// first runs during (before it fails) what the test gives, such as an invalidation of the key read.
+type failOnceStore struct {
+	*memstore.Store
+	gets   atomic.Int32
+	during func()
+}
+
+func (s *failOnceStore) Get(context.Context, string) ([]byte, bool, error) {
+	if s.gets.Add(1) == 1 && s.during != nil {
+		s.during()
+	}
+	return nil, false, errStoreDown
+}
+
+// TestFailedLookupIsTheLastStoreCall: a request whose look-up failed makes no further store call
+// before its handler, even when what happened during the look-up (an invalidation of its key, a run
+// that ended) would send it to look again: a sick store costs a request one store timeout at most
+// (docs/behaviour.md §7.1). It used to look again up to eight times, each a timeout of its own.
+func TestFailedLookupIsTheLastStoreCall(t *testing.T) {
+	t.Parallel()
+	t.Run("middleware", func(t *testing.T) {
+		t.Parallel()
+		store := &failOnceStore{Store: newMem(t)}
+		c := stampede.New(nil, store, time.Minute, stampede.WithCircuitBreaker(1000, time.Second))
+		var runs atomic.Int64
+		h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			runs.Add(1)
+			_, _ = w.Write([]byte("page"))
+		}))
+		store.during = func() { assert.NoError(t, c.Purge(context.Background(), httptest.NewRequest("GET", "/k", nil))) }
+		got := serveDirect(h, httptest.NewRequest("GET", "/k", nil))
+		assert.Equal(t, "page", got.Body.String())
+		assert.EqualValues(t, 1, store.gets.Load(), "store look-ups of the request")
+		assert.EqualValues(t, 1, runs.Load())
+	})
+	t.Run("loader", func(t *testing.T) {
+		t.Parallel()
+		store := &failOnceStore{Store: newMem(t)}
+		var loads atomic.Int64
+		l := stampede.NewLoader("k", func(context.Context, string) (string, error) {
+			loads.Add(1)
+			return "value", nil
+		}, stampede.WithStore(store), stampede.WithCircuitBreaker(1000, time.Second))
+		t.Cleanup(l.Close)
+		store.during = func() { assert.NoError(t, l.Invalidate(context.Background(), "k")) }
+		v, err := l.Get(context.Background(), "k")
+		assert.NoError(t, err)
+		assert.Equal(t, "value", v)
+		assert.EqualValues(t, 1, store.gets.Load(), "store reads of the call")
+		assert.EqualValues(t, 1, loads.Load())
+	})
+}

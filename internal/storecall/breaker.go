@@ -7,9 +7,6 @@ import (
 	"time"
 )
 
-// MaxBackoff caps the doubling back-off of a store that keeps failing its probes.
-const MaxBackoff = 30 * time.Second
-
 // MinFailingSpan is how long a run of failures must last before the breaker opens (see Breaker).
 const MinFailingSpan = 100 * time.Millisecond
 
@@ -17,9 +14,14 @@ const MinFailingSpan = 100 * time.Millisecond
 // requests nothing instead of a timeout each. One rule for every front-end: closed, every call goes
 // through; once Threshold consecutive calls have failed (an error or a timeout; a success in between
 // starts the count again) over at least MinFailingSpan, it opens for the back-off. Then one call, the
-// probe, goes through: success closes it, failure re-opens it for twice as long, up to MaxBackoff. A
-// call abandoned by its caller says nothing about the store and is not counted. It logs once when it
-// opens and once when it closes.
+// probe, goes through: success closes it, failure re-opens it for the same back-off. A call abandoned
+// by its caller says nothing about the store and is not counted. It logs once when it opens and once
+// when it closes.
+//
+// The back-off does not grow while probes keep failing: a store that comes back (a failover that
+// ended, a restarted server) is used again within one back-off, at the price of one request per
+// back-off that pays a store call to a store that is still down (one store timeout at most, nothing
+// for a refused connection).
 //
 // The span keeps a store that still answers part of its calls (a Redis Cluster with one master down, a
 // store short of connections) from being skipped as a whole: its successes keep breaking the run of
@@ -42,13 +44,12 @@ type Breaker struct {
 	untilNs atomic.Int64 // until, in unix ns, so an open breaker refuses calls without taking mu
 
 	mu      sync.Mutex
-	fails   int           // consecutive failures; guarded by mu
-	first   time.Time     // when the first of them was recorded; guarded by mu
-	open    bool          // guarded by mu
-	until   time.Time     // while open, calls before this are skipped; guarded by mu
-	backoff time.Duration // current open window; guarded by mu
-	probing bool          // a probe is in flight; guarded by mu
-	trips   uint64        // times it opened; guarded by mu
+	fails   int       // consecutive failures; guarded by mu
+	first   time.Time // when the first of them was recorded; guarded by mu
+	open    bool      // guarded by mu
+	until   time.Time // while open, calls before this are skipped; guarded by mu
+	probing bool      // a probe is in flight; guarded by mu
+	trips   uint64    // times it opened; guarded by mu
 }
 
 // NewBreaker returns a closed breaker that opens after threshold consecutive failures for backoff at
@@ -107,8 +108,7 @@ func (b *Breaker) Done(now time.Time, probe bool, err error) {
 			b.logger.Info("stampede: store recovered, circuit breaker closed", "cache", b.name)
 			return
 		}
-		b.backoff = min(2*b.backoff, MaxBackoff)
-		b.until = now.Add(b.backoff)
+		b.until = now.Add(b.base)
 		b.untilNs.Store(b.until.UnixNano())
 		return
 	}
@@ -125,12 +125,11 @@ func (b *Breaker) Done(now time.Time, probe bool, err error) {
 	if b.fails >= b.threshold && now.Sub(b.first) >= MinFailingSpan {
 		b.open = true
 		b.isOpen.Store(true)
-		b.backoff = b.base
-		b.until = now.Add(b.backoff)
+		b.until = now.Add(b.base)
 		b.untilNs.Store(b.until.UnixNano())
 		b.trips++
 		b.logger.Warn("stampede: store failing, circuit breaker open: requests go to the handler",
-			"cache", b.name, "consecutive_failures", b.fails, "backoff", b.backoff, "error", err)
+			"cache", b.name, "consecutive_failures", b.fails, "backoff", b.base, "error", err)
 	}
 }
 

@@ -46,20 +46,24 @@ const (
 	// FleetPass: the holder announced that the response may not be shared: run here without a lease,
 	// and treat the key as pass.
 	FleetPass
+	// FleetFailed: the store did not answer (or the breaker skipped it): run here without a lease, and
+	// make no further store call before the run (no ticket: the run does not write), so that a sick
+	// store costs the flight one store timeout at most.
+	FleetFailed
 )
 
 // Fleet is the fleet step of a flight (stampede's WithFleetCoalescing), the same for every front-end:
 // take key's lease; when another replica holds it, wait for its release and let serve read what it
-// stored; when the lease is lost twice, or the store fails, run without a lease rather than wait
-// again. serve reads the store for a fresh value and publishes it (true) or finds none (false); it is
-// called after the lease is taken too, since another replica may have stored the value between this
-// process's look-up and its lease. ctx bounds the whole step (the lease plus a store timeout).
+// stored; when the lease is lost twice, or the store fails (FleetFailed), run without a lease rather
+// than wait again. serve reads the store for a fresh value and publishes it (true) or finds none
+// (false); it is called after the lease is taken too, since another replica may have stored the value
+// between this process's look-up and its lease. ctx bounds the whole step (the lease plus a store timeout).
 func (c *Calls) Fleet(ctx context.Context, l Leaser, key string, lease time.Duration, serve func(context.Context) bool) (Lead, FleetResult) {
 	for try := range 2 {
 		token, held, ok := c.tryLease(ctx, l, key, lease)
 		switch {
 		case !ok:
-			return Lead{}, FleetRun // the store failed or the breaker is open: per-process coalescing
+			return Lead{}, FleetFailed // the store failed or the breaker is open: per-process coalescing
 		case held:
 			ld := Lead{Key: key, Token: token, Leased: true}
 			if serve(ctx) {
@@ -73,7 +77,7 @@ func (c *Calls) Fleet(ctx context.Context, l Leaser, key string, lease time.Dura
 		outcome, err := l.WaitRelease(ctx, key)
 		switch {
 		case err != nil:
-			return Lead{}, FleetRun
+			return Lead{}, FleetFailed
 		case outcome == OutcomePass:
 			return Lead{}, FleetPass
 		case serve(ctx):

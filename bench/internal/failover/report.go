@@ -128,11 +128,11 @@ func writeReading(b *strings.Builder) {
 		"  does; the column is a check that the failover never reaches the client.\n")
 	p("- **hits back within %v**: for a cluster, the store's own slot-map reloads after failed calls find the\n"+
 		"  new master (the section without the circuit breaker shows the store alone). When an outage opens\n"+
-		"  the engine's circuit breaker, its back-off, which doubles with each failed probe, decides instead.\n", goalResume)
+		"  the engine's circuit breaker, its back-off (one probe a second) decides instead.\n", goalResume)
 	p("- **p99 during the event within one store timeout**: redisstore bounds each call by its timeout once,\n" +
-		"  and a dead or stalled cluster master holds up only its own keys' calls. A request that misses makes\n" +
-		"  several store calls (the read, the fleet lease, the write), each of which can wait for a timeout:\n" +
-		"  the engine decides how many a request waits for.\n")
+		"  and a dead or stalled cluster master holds up only its own keys' calls. A request whose store call\n" +
+		"  failed makes no other before its handler (docs/behaviour.md §7.1), so it waits for one timeout at\n" +
+		"  most; above that is the origin's time and the machine's scheduling (the harness stall).\n")
 	p("- **0 stale**: lost deletions need invalidations that return nil only once a replica has them, and a\n" +
 		"  planned Sentinel failover needs the old master's writes paused first (see the server settings).\n" +
 		"  Late writes, a load that began before an invalidation storing its value after it, need the engine\n" +
