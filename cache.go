@@ -99,7 +99,11 @@ func New(logger *slog.Logger, store Store, ttl time.Duration, opts ...Option) *C
 	if ts, ok := tagStoreOf(store); ok {
 		c.tagged = ts
 	} else {
-		c.tags = newTagIndex(maxTaggedKeys)
+		var holds func(string) bool
+		if hs, ok := store.(HoldingStore); ok {
+			holds = hs.Holds
+		}
+		c.tags = newTagIndex(maxTaggedKeys, holds)
 	}
 	c.subscribe(store)
 	return c

@@ -1,11 +1,13 @@
 package stampede_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,6 +91,74 @@ func TestTagIndexFullNeverLosesATag(t *testing.T) {
 		"pairs that expired make room")
 	assert.ElementsMatch(t, []string{"k1"}, stampede.TagIndexTake(idx, "a"), "a's k1 was extended to an hour")
 	assert.ElementsMatch(t, []string{"k3"}, stampede.TagIndexTake(idx, "c"))
+}
+
+// TestTagIndexPrunesEvicted: a full index over a store that says what it holds (HoldingStore) drops
+// the pairs of entries the store no longer holds, but never a pair whose write has not ended (the
+// store cannot hold that entry yet), and scans at most once per second.
+func TestTagIndexPrunesEvicted(t *testing.T) {
+	t.Parallel()
+	held := map[string]bool{"k1": true, "k2": true}
+	idx := stampede.NewHoldingTagIndex(2, func(k string) bool { return held[k] })
+	now := time.Unix(1000, 0)
+	hour := now.Add(time.Hour)
+	seq, ok := stampede.TagIndexAddSeq(idx, []string{"a"}, []string{"k1", "k2"}, hour, now)
+	require.True(t, ok)
+	_, ok = stampede.TagIndexAddSeq(idx, []string{"a"}, []string{"k3"}, hour, now)
+	assert.False(t, ok, "full, and the store holds both entries")
+
+	held["k1"], held["k2"] = false, false // evicted, but their writes have not ended yet
+	now = now.Add(time.Second)
+	_, ok = stampede.TagIndexAddSeq(idx, []string{"a"}, []string{"k3"}, hour, now)
+	assert.False(t, ok, "a pair whose write is on its way is never dropped")
+
+	stampede.TagIndexSettle(idx, []string{"a"}, []string{"k1", "k2"}, seq)
+	_, ok = stampede.TagIndexAddSeq(idx, []string{"a"}, []string{"k3"}, hour, now.Add(time.Second-1))
+	assert.False(t, ok, "pruned less than a second ago: no scan")
+	_, ok = stampede.TagIndexAddSeq(idx, []string{"a"}, []string{"k3"}, hour, now.Add(time.Second))
+	assert.True(t, ok, "the evicted entries' pairs make room")
+	assert.ElementsMatch(t, []string{"k3"}, stampede.TagIndexTake(idx, "a"))
+}
+
+// TestTaggedResponsesOutliveEvictions: behind a memory store that evicts (room for a few entries), a
+// tag index bounded to 16 pairs keeps storing tagged responses (200 URLs, two tags each) because the
+// pairs of evicted entries are dropped; and PurgeTag still reaches every entry the store holds.
+func TestTaggedResponsesOutliveEvictions(t *testing.T) {
+	t.Parallel()
+	store, err := memstore.New(16 << 10) // a few entries of 2 KiB
+	require.NoError(t, err)
+	t.Cleanup(store.Close)
+	now := time.Unix(1_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c := stampede.New(nil, store, time.Hour, stampede.WithClock(clock))
+	stampede.SetTagIndexMax(c, 16)
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Tag", "all, page"+r.URL.Path)
+		_, _ = w.Write(bytes.Repeat([]byte("x"), 2<<10))
+	}))
+	for i := range 200 {
+		serveDirect(h, httptest.NewRequest("GET", fmt.Sprintf("/p%d", i), nil))
+		c.Wait()
+		mu.Lock()
+		now = now.Add(time.Second) // lets the full index scan again
+		mu.Unlock()
+	}
+	assert.Zero(t, c.Snapshot().StoreSetErrors, "tagged responses refused for a full index")
+	var held []string
+	for i := range 200 {
+		path := fmt.Sprintf("/p%d", i)
+		if store.Holds(stampede.StoreKey(c, httptest.NewRequest("GET", path, nil))) {
+			held = append(held, path)
+		}
+	}
+	require.NotEmpty(t, held, "the store holds some of the last responses")
+	require.NoError(t, c.PurgeTag(t.Context(), "all"))
+	for _, path := range held {
+		assert.Equal(t, "MISS", serveDirect(h, httptest.NewRequest("GET", path, nil)).Header().Get("X-Cache"),
+			"%s was held when its tag was purged", path)
+		c.Wait()
+	}
 }
 
 // BenchmarkTaggedMiss: a tagged miss costs O(its tags), not O(the index): with 100,000 pairs in the

@@ -470,7 +470,14 @@ func (c *Cache) writeEntry(ticket storecall.Lead, v verdict, sealed []byte, idx 
 		c.tagsUnindexable()
 		return false
 	}
-	if !c.indexTagsLocal(tags, keys, v.storeTTL) || !c.write(ticket, v.storeKey, sealed, v.storeTTL, tags) {
+	seq, indexed := c.indexTagsLocal(tags, keys, v.storeTTL)
+	if !indexed {
+		return false
+	}
+	if seq != 0 {
+		defer c.tags.settle(tags, keys, seq) // the writes below have ended, whatever they did
+	}
+	if !c.write(ticket, v.storeKey, sealed, v.storeTTL, tags) {
 		return false
 	}
 	if v.generation != nil {

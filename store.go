@@ -24,6 +24,7 @@ import (
 //   - [InvalidationStore], [TagInvalidationStore]: deletions and tag purges announced to every replica;
 //   - [AnnotatedStore]: an annotation kept beside each value (in-process hits skip re-validation);
 //   - [SelfBoundedStore]: the store bounds its own calls (no timer per call);
+//   - [HoldingStore]: whether it still holds a key, for the in-process tag index;
 //   - [SizedStore] and [EvictionCounter]: what it holds, for [Snapshot].Memory.
 //
 // Each backend of this module asserts at compile time (in its tests) that it still has the method set
@@ -164,6 +165,16 @@ type TagInvalidationStore interface {
 type AnnotatedStore interface {
 	AuxOf(key string, value []byte) any
 	AttachAux(key string, value []byte, aux any)
+}
+
+// HoldingStore is a [Store] that can tell whether it still holds a key without that counting as a use:
+// neither its eviction policy nor its statistics see the question (backends/memstore can). With a
+// store that keeps no tag index of its own, the middleware keeps one in process, bounded (docs/
+// behaviour.md §7.5); when it fills up, it asks Holds about the keys whose writes have ended and drops
+// the pairs of the entries the store no longer holds (evicted), instead of refusing to index, and so to
+// store, new tagged responses until the evicted entries' TTLs pass.
+type HoldingStore interface {
+	Holds(key string) bool
 }
 
 // SelfBoundedStore is a store that bounds its own calls: CallTimeout returns the longest a call can take

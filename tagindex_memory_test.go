@@ -16,11 +16,11 @@ func TestTagIndexMemory(t *testing.T) {
 	var m1, m2 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&m1)
-	idx := newTagIndex(maxTaggedKeys)
+	idx := newTagIndex(maxTaggedKeys, nil)
 	now := time.Unix(1000, 0)
 	for i := 0; idx.n < maxTaggedKeys; i++ {
 		k := "stampede:1:{" + strconv.Itoa(1_000_000_000_000_000+i) + "0123456789abcdef}"
-		if !idx.add([]string{"item-" + strconv.Itoa(i), "all"}, []string{k}, now.Add(time.Minute), now) {
+		if _, ok := idx.add([]string{"item-" + strconv.Itoa(i), "all"}, []string{k}, now.Add(time.Minute), now); !ok {
 			break
 		}
 	}

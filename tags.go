@@ -58,21 +58,19 @@ func contains(list []string, s string) bool {
 // indexTagsLocal records, before the response is stored, its tags in the in-process index of a store
 // that keeps none; it reports false when the index is full, and the response must then not be stored:
 // an entry PurgeTag cannot find would outlive a purge. With a store that keeps its own index there is
-// nothing to do before the write.
-func (c *Cache) indexTagsLocal(tags, keys []string, ttl time.Duration) bool {
-	if c.tags == nil {
-		return true
+// nothing to do before the write. seq, unless 0, is what the index's settle takes once the writes of
+// keys have ended.
+func (c *Cache) indexTagsLocal(tags, keys []string, ttl time.Duration) (seq uint64, ok bool) {
+	if c.tags == nil || len(tags) == 0 {
+		return 0, true
 	}
-	if len(tags) == 0 {
-		return true
-	}
-	if c.tags.add(tags, keys, c.cfg.clock().Add(ttl), c.cfg.clock()) {
-		return true
+	if seq, ok := c.tags.add(tags, keys, c.cfg.clock().Add(ttl), c.cfg.clock()); ok {
+		return seq, true
 	}
 	c.stats.setErrors.Add(1)
 	c.stats.logs.log(context.Background(), c.logger, logTagIndexFull, slog.LevelWarn,
 		"stampede: tag index full; tagged response not stored", "cache", c.cfg.name, "pairs", c.tags.max)
-	return false
+	return 0, false
 }
 
 // indexTagsStore records the tags of a stored response under keys in a store that keeps the tag index
@@ -102,21 +100,36 @@ func (c *Cache) indexTagsStore(tags, keys []string, ttl time.Duration) bool {
 // index. It holds at most max (tag, key) pairs, about 250 bytes each (maxTaggedKeys: some 25 MiB at
 // most, measured by TestTagIndexMemory). Adding costs O(log n) per pair: pairs whose entry has expired
 // are dropped in expiry order from a heap, never by scanning the whole index.
+//
+// With a store that says which keys it still holds (holds, from a HoldingStore), a full index first
+// drops the pairs of entries the store evicted (prune), at most once per pruneEvery. Only pairs whose
+// write has ended (settle) are dropped: a pair is added before its entry is written, and the store does
+// not hold the entry yet while that write is on its way.
 type tagIndex struct {
-	mu     sync.Mutex
-	tags   map[string]map[string]tagEntry // tag -> key -> its pair; guarded by mu
-	n      int                            // pairs in tags; guarded by mu
-	expiry pairHeap                       // every pair added, soonest expiry first; guarded by mu
-	max    int
-	seq    uint64 // guarded by mu
+	mu       sync.Mutex
+	tags     map[string]map[string]tagEntry // tag -> key -> its pair; guarded by mu
+	n        int                            // pairs in tags; guarded by mu
+	expiry   pairHeap                       // every pair added, soonest expiry first; guarded by mu
+	max      int
+	seq      uint64                // guarded by mu
+	holds    func(key string) bool // nil: the store cannot say, nothing is pruned
+	prunedAt int64                 // Unix nanoseconds of the last prune; guarded by mu
 }
 
+// pruneEvery bounds how often a full index scans its pairs for evicted entries: a store that still holds
+// them all leaves the index full, and a scan per tagged write would cost O(pairs) each.
+const pruneEvery = time.Second
+
 // tagEntry is one recorded (tag, key) pair: its expiry, and when it was last added, by seq; a purge
-// forgets only the pairs it saw (see keys, forget), not one added again since.
+// forgets only the pairs it saw (see keys, forget), not one added again since. settled says the write
+// that added it last has ended (settle), so that prune may drop it once the store no longer holds key.
 type tagEntry struct {
-	expires int64 // Unix nanoseconds
-	seq     uint64
+	expires int64  // Unix nanoseconds
+	seq     uint64 // the sequence number of the add, shifted left one bit; the low bit is settled
 }
+
+func (e tagEntry) addedAt() uint64 { return e.seq >> 1 }
+func (e tagEntry) settled() bool   { return e.seq&1 != 0 }
 
 // tagPair is one (tag, key) pair with the expiry it was added with.
 type tagPair struct {
@@ -167,13 +180,14 @@ func (h *pairHeap) pop() tagPair {
 	return top
 }
 
-func newTagIndex(max int) *tagIndex {
-	return &tagIndex{tags: map[string]map[string]tagEntry{}, max: max}
+func newTagIndex(max int, holds func(key string) bool) *tagIndex {
+	return &tagIndex{tags: map[string]map[string]tagEntry{}, max: max, holds: holds}
 }
 
-// add records every (tag, key) pair until expires, first dropping the pairs that expired by now. It
-// reports false, and records nothing, when the pairs do not fit.
-func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) bool {
+// add records every (tag, key) pair until expires, first dropping the pairs that expired by now (and,
+// when they do not fit, those of evicted entries: prune). It reports false, and records nothing, when
+// the pairs do not fit; otherwise it returns the sequence number settle takes once the write has ended.
+func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) (uint64, bool) {
 	expires, now := expiresAt.UnixNano(), nowAt.UnixNano()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -195,8 +209,8 @@ func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) bool {
 			}
 		}
 	}
-	if t.n+added > t.max {
-		return false
+	if t.n+added > t.max && (!t.prune(now) || t.n+added > t.max) {
+		return 0, false
 	}
 	t.seq++
 	for _, tag := range tags {
@@ -210,7 +224,7 @@ func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) bool {
 			if !ok {
 				t.n++
 			}
-			e.seq = t.seq
+			e.seq = t.seq << 1 // not settled
 			if expires > e.expires {
 				e.expires = expires
 				t.expiry.push(tagPair{tag: tag, key: k, expires: expires})
@@ -220,6 +234,53 @@ func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) bool {
 	}
 	if len(t.expiry) > 2*t.max+1024 {
 		t.compact() // pairs taken by PurgeTag or extended left stale heap entries behind
+	}
+	return t.seq, true
+}
+
+// settle marks the pairs that add recorded with sequence number seq as written: the write of their entry
+// has ended (stored or not). A pair added again since is left as it is.
+func (t *tagIndex) settle(tags, keys []string, seq uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, tag := range tags {
+		ks := t.tags[tag]
+		for _, k := range keys {
+			if e, ok := ks[k]; ok && e.addedAt() == seq {
+				e.seq |= 1
+				ks[k] = e
+			}
+		}
+	}
+}
+
+// prune drops the settled pairs of the keys the store no longer holds, unless the store cannot say or
+// the index was pruned less than pruneEvery ago; it reports whether it scanned. Their heap entries stay
+// until popped or compacted (a missing pair's are skipped). mu must be held.
+func (t *tagIndex) prune(now int64) bool {
+	if t.holds == nil || now-t.prunedAt < int64(pruneEvery) {
+		return false
+	}
+	t.prunedAt = now
+	held := map[string]bool{} // a key is asked about once, however many tags it carries
+	for tag, ks := range t.tags {
+		for k, e := range ks {
+			if !e.settled() {
+				continue
+			}
+			h, asked := held[k]
+			if !asked {
+				h = t.holds(k)
+				held[k] = h
+			}
+			if !h {
+				delete(ks, k)
+				t.n--
+			}
+		}
+		if len(ks) == 0 {
+			delete(t.tags, tag)
+		}
 	}
 	return true
 }
@@ -263,7 +324,7 @@ func (t *tagIndex) forget(tag string, keys []string, at uint64) {
 	defer t.mu.Unlock()
 	ks := t.tags[tag]
 	for _, k := range keys {
-		if e, ok := ks[k]; ok && e.seq <= at {
+		if e, ok := ks[k]; ok && e.addedAt() <= at {
 			delete(ks, k)
 			t.n--
 		}

@@ -16,6 +16,7 @@ var (
 	_ stampede.SelfBoundedStore = (*memstore.Store)(nil)
 	_ stampede.SizedStore       = (*memstore.Store)(nil)
 	_ stampede.EvictionCounter  = (*memstore.Store)(nil)
+	_ stampede.HoldingStore     = (*memstore.Store)(nil)
 
 	_ stampede.ValueStore[int]  = (*memstore.Values[int])(nil)
 	_ stampede.SelfBoundedStore = (*memstore.Values[int])(nil)

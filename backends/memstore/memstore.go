@@ -201,6 +201,13 @@ func (s *Store) Get(_ context.Context, key string) ([]byte, bool, error) {
 	return it.value, true, nil
 }
 
+// Holds reports whether an unexpired value is stored under key, without counting as a use: the
+// eviction policy and the statistics do not see it (stampede's HoldingStore).
+func (s *Store) Holds(key string) bool {
+	_, ok := s.cache.GetEntryQuietly(key)
+	return ok
+}
+
 // SetEx stores value under key for ttl, replacing any earlier value and its lifetime. The store keeps
 // value itself, so the caller must not modify it afterwards.
 //
