@@ -566,9 +566,9 @@ func (e *engine[K, V]) write(r *ref[K], rec *record[V], ttl time.Duration, ld st
 	case errors.Is(err, storecall.ErrPanicked):
 		e.stats.logs.log(context.Background(), e.logger, logStorePanic, slog.LevelError,
 			"stampede: store panicked on write", "loader", e.name)
-	case err == nil && !stored && ld.Leased:
+	case err == nil && !stored && ld.Expired():
 		e.stats.logs.log(context.Background(), e.logger, logLeaseExpired, slog.LevelWarn,
-			"stampede: lease expired or revoked before the value was stored; it is not stored",
+			"stampede: lease expired before the value was stored; it is not stored",
 			"loader", e.name, "lease", e.cfg.fleetLease)
 	}
 	return stored

@@ -514,9 +514,9 @@ func (c *Cache) write(ticket storecall.Lead, k key, value []byte, ttl time.Durat
 	case errors.Is(err, storecall.ErrPanicked):
 		c.stats.logs.log(context.Background(), c.logger, logStorePanic, slog.LevelError,
 			"stampede: store panicked on write", "cache", c.cfg.name)
-	case err == nil && !stored && ticket.Leased:
+	case err == nil && !stored && ticket.Expired():
 		c.stats.logs.log(context.Background(), c.logger, logLeaseExpired, slog.LevelWarn,
-			"stampede: lease expired or revoked before the response was stored; it is not stored",
+			"stampede: lease expired before the response was stored; it is not stored",
 			"cache", c.cfg.name, "lease", c.cfg.fleetLease)
 	}
 	return stored

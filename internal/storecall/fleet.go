@@ -32,7 +32,15 @@ type Lead struct {
 	Key    string // the key the token is for
 	Token  string // the lease token or the ticket; "" when the flight holds neither
 	Leased bool   // Token is a lease: it must be released with an outcome
+	// Until is, for a lease, the earliest it can expire: when it was asked for plus its duration (the
+	// store starts it later). A write refused before then was fenced by an invalidation, not by expiry.
+	Until time.Time
 }
+
+// Expired reports whether ld is a lease that may have expired by now: a fenced write it made that was
+// refused then is worth a warning (the run took longer than the lease), while one refused earlier was
+// revoked by an invalidation, as it should be.
+func (ld Lead) Expired() bool { return ld.Leased && !time.Now().Before(ld.Until) }
 
 // FleetResult is what the fleet step of a flight decided.
 type FleetResult uint8
@@ -60,12 +68,13 @@ const (
 // between this process's look-up and its lease. ctx bounds the whole step (the lease plus a store timeout).
 func (c *Calls) Fleet(ctx context.Context, l Leaser, key string, lease time.Duration, serve func(context.Context) bool) (Lead, FleetResult) {
 	for try := range 2 {
+		asked := time.Now()
 		token, held, ok := c.tryLease(ctx, l, key, lease)
 		switch {
 		case !ok:
 			return Lead{}, FleetFailed // the store failed or the breaker is open: per-process coalescing
 		case held:
-			ld := Lead{Key: key, Token: token, Leased: true}
+			ld := Lead{Key: key, Token: token, Leased: true, Until: asked.Add(lease)}
 			if serve(ctx) {
 				c.Release(l, ld, OutcomeStored)
 				return Lead{}, FleetServed
