@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -175,18 +176,28 @@ func (s *Store) batchedGet(ctx context.Context, key string) ([]byte, bool, error
 	if err := ctx.Err(); err != nil {
 		return nil, false, opError(ctx, "get", err)
 	}
+	parent := ctx
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	c := &getCall{key: s.key(key), ctx: ctx, done: make(chan getResult, 1)}
-	s.gets.submit(s.nodeOf(ctx, c.key), c)
+	node := s.nodeOf(ctx, c.key)
+	b := s.nodeBreaker(node)
+	ok, probe := s.nodeAllow(b)
+	if !ok {
+		return nil, false, fmt.Errorf("redisstore: get: %w", ErrNodeDown)
+	}
+	s.gets.submit(node, c)
 	select {
 	case r := <-c.done:
+		nodeDone(b, parent, probe, r.err)
 		if r.err != nil {
 			return nil, false, r.err
 		}
 		return r.value, r.value != nil, nil
 	case <-ctx.Done():
-		return nil, false, opError(ctx, "get", ctx.Err())
+		err := opError(ctx, "get", ctx.Err())
+		nodeDone(b, parent, probe, err)
+		return nil, false, err
 	}
 }
 

@@ -92,17 +92,21 @@
 // once the map is older than ClusterOptions.ClusterStateReloadInterval (60 s by default). A master that
 // is killed or stalls sends no MOVED: after cluster-node-timeout a replica takes its slots, but a client
 // left alone keeps sending them to the old address until its next periodic reload, up to a minute
-// later. The store closes that gap: when a batched call (Get, SetEx, BatchGet) fails, it asks the
+// later. The store closes that gap: when a Get, a batched SetEx or a BatchGet fails, it asks the
 // client to reload its slot map (ReloadState), at most every 100 ms per client. Reloads during the
 // outage find the old map; the first after the failover finds the new master, so the store follows a
-// failover within a fraction of a second of its end, with go-redis's default reload interval. Calls
-// that are not batched (Delete, the fleet's leases, tags, and Get and SetEx under WithBatching(1)) do
-// not ask for reloads, but they use the same client and its map: a ClusterStateReloadInterval of a few
-// seconds is a cheap backstop for a store whose Gets are not batched.
+// failover within a fraction of a second of its end, with go-redis's default reload interval. Other
+// calls (Delete, the fleet's leases, tags, SetEx under WithBatching(1)) do not ask for reloads, but
+// they use the same client and its map: a ClusterStateReloadInterval of a few seconds is a cheap
+// backstop.
 //
 // Concurrent calls are queued per master and BatchGet sends a pipeline per master, so a dead or stalled
 // master holds up the calls for its own keys only, each for at most its timeout ([WithTimeout]); the
-// other masters' keys are served as usual meanwhile. Between the failure being agreed on and the
+// other masters' keys are served as usual meanwhile. Once 3 consecutive reads of one master's keys
+// have failed over at least 100 ms, its keys' Gets fail at once with [ErrNodeDown] (still asking for
+// slot-map reloads), and one Get a second probes it: a paused master costs a few reads its timeout,
+// not every read of its keys until the failover ends. The new master, at another address, starts
+// healthy. Between the failure being agreed on and the
 // replica's promotion (about a second), a cluster with cluster-require-full-coverage yes (Redis's
 // default) answers CLUSTERDOWN for every key, on every master; with "cluster-require-full-coverage no"
 // the other masters keep serving theirs.
@@ -130,7 +134,9 @@
 // # Errors
 //
 // An operation that runs out of time returns an error wrapping [ErrTimeout] (and the underlying
-// context or network error); other failures wrap go-redis's error. A missing key is not an error.
+// context or network error); a Get of a key whose Cluster master keeps failing returns one wrapping
+// [ErrNodeDown] without a round trip (see Failover); other failures wrap go-redis's error. A missing
+// key is not an error.
 // go-redis also logs each failed dial through its own logger (see redis.SetLogger).
 //
 // # Values

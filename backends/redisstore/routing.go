@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,8 @@ import (
 	"weak"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/seed-a1426414/stampede/internal/storecall"
 )
 
 // Routing in a Redis Cluster. go-redis keeps a slot map (which master serves which hash slot) and
@@ -80,3 +83,68 @@ func reloadedAt(c *redis.ClusterClient) *atomic.Int64 {
 	}
 	return v.(*atomic.Int64)
 }
+
+// ErrNodeDown is wrapped by the error of a read of a key whose Redis Cluster master failed its last
+// calls: the store answers it at once, without a round trip, instead of letting it wait for its timeout
+// too. See nodeBreaker.
+var ErrNodeDown = errors.New("redisstore: cluster master failing")
+
+// Reads of a cluster master that keeps failing fail fast. Each master address has a circuit breaker
+// with the rule stampede's engine applies to a whole store (internal/storecall's Breaker): once
+// nodeThreshold consecutive reads of its keys failed (an error or a timeout) over at least 100 ms, its
+// keys' reads return ErrNodeDown at once; after each nodeBackoff one read probes it, and a success
+// closes it. The other masters are not affected, and the engine's own breaker stays closed while they
+// answer (their successes keep breaking its run of failures). A read that fails fast still asks the
+// client for a slot-map reload (nodeFailed), so the new master of the failed one's slots, a new
+// address with a breaker of its own, is found as soon as it has taken over. A dead master refuses
+// connections at once and costs nothing; a paused one (SIGSTOP, a stalled disk) would otherwise cost
+// every read of its keys the store's timeout for the whole failover.
+const (
+	nodeThreshold = 3
+	nodeBackoff   = time.Second
+	// maxNodeBreakers bounds the addresses remembered: failovers add addresses, and past it the
+	// breakers are forgotten (each comes back closed, to learn again).
+	maxNodeBreakers = 64
+)
+
+// nodeBreaker returns node's breaker, nil for "" (not a cluster client, or no slot map).
+func (s *Store) nodeBreaker(node string) *storecall.Breaker {
+	if node == "" {
+		return nil
+	}
+	if b, ok := s.nodes.Load(node); ok {
+		return b.(*storecall.Breaker)
+	}
+	if s.nodeCount.Add(1) > maxNodeBreakers {
+		s.nodes.Clear()
+		s.nodeCount.Store(1)
+	}
+	b, _ := s.nodes.LoadOrStore(node, storecall.NewBreaker(nodeThreshold, nodeBackoff, discardLogger, "redisstore "+node))
+	return b.(*storecall.Breaker)
+}
+
+// nodeAllow asks node's breaker for a read; ok is false when the read must fail fast (with
+// ErrNodeDown), and the slot map is then reloaded as after a failed call.
+func (s *Store) nodeAllow(b *storecall.Breaker) (ok, probe bool) {
+	if b == nil {
+		return true, false
+	}
+	if ok, probe = b.Allow(time.Now()); !ok {
+		s.nodeFailed(ErrNodeDown)
+	}
+	return ok, probe
+}
+
+// nodeDone records a read's outcome in its node's breaker: a read whose caller left (parent canceled)
+// says nothing about the node.
+func nodeDone(b *storecall.Breaker, parent context.Context, probe bool, err error) {
+	switch {
+	case b == nil:
+	case err != nil && errors.Is(parent.Err(), context.Canceled):
+		b.Abandon(probe)
+	default:
+		b.Done(time.Now(), probe, err)
+	}
+}
+
+var discardLogger = slog.New(slog.DiscardHandler)

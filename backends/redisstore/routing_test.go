@@ -107,6 +107,65 @@ func TestClusterMasterFrozen(t *testing.T) {
 	}
 }
 
+// TestClusterFrozenMasterFailsFast: once reads of a frozen (SIGSTOP) master's keys have timed out a
+// few times, its keys' reads fail at once with ErrNodeDown instead of each waiting for the timeout,
+// batched or not; the other masters' keys are read as before; and once the master is thawed a probe
+// finds it and its keys are read again.
+func TestClusterFrozenMasterFailsFast(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartCluster(t, 3)
+	client := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: cl.Addrs(), ContextTimeoutEnabled: true, MaxRetries: -1, ReadTimeout: 5 * time.Second,
+	})
+	t.Cleanup(func() { _ = client.Close() })
+	ctx := context.Background()
+	for _, batching := range []int{DefaultBatchSize, 1} {
+		s := New(client, WithTimeout(200*time.Millisecond), WithBatching(batching))
+		t.Cleanup(func() { _ = s.Close() })
+		frozen := cl.Nodes()[0]
+		var onFrozen, healthy string
+		for i := 0; onFrozen == "" || healthy == ""; i++ {
+			k := fmt.Sprintf("ff%d:%d", batching, i)
+			if err := s.SetEx(ctx, k, makeEntry(10, false, nil), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if cl.MasterOf(k) == frozen {
+				onFrozen = k
+			} else {
+				healthy = k
+			}
+		}
+
+		frozen.Freeze()
+		t.Cleanup(frozen.Thaw) // if the test stops while it is frozen
+		timeouts := 0
+		for {
+			_, _, err := s.Get(ctx, onFrozen)
+			if errors.Is(err, ErrNodeDown) {
+				break
+			}
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("batching %d: Get of a key on the frozen master: %v, want ErrTimeout, then ErrNodeDown", batching, err)
+			}
+			if timeouts++; timeouts > 20 {
+				t.Fatalf("batching %d: still no ErrNodeDown after %d timeouts", batching, timeouts)
+			}
+		}
+		if timeouts < nodeThreshold {
+			t.Errorf("batching %d: ErrNodeDown after %d timeouts, want at least %d", batching, timeouts, nodeThreshold)
+		}
+		if _, ok, err := s.Get(ctx, healthy); err != nil || !ok {
+			t.Errorf("batching %d: Get of a key on a healthy master: ok %v, err %v", batching, ok, err)
+		}
+
+		frozen.Thaw()
+		waitUntil(t, "the thawed master's keys to be read again", func() bool {
+			_, ok, err := s.Get(ctx, onFrozen)
+			return err == nil && ok
+		})
+	}
+}
+
 // TestClusterFailoverReload: after a master is killed and its replica has taken over, the store reaches
 // the replica by itself: its failed calls make the client reload its slot map. The client's own periodic
 // reload is set to an hour, so nothing else would.

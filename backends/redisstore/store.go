@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,6 +31,11 @@ type Store struct {
 	// gets and sets combine concurrent calls into batches (see WithBatching).
 	gets batcher[*getCall]
 	sets batcher[*setCall]
+
+	// nodes holds a circuit breaker per cluster master address (routing.go, nodeBreaker); nodeCount
+	// counts the addresses added.
+	nodes     sync.Map
+	nodeCount atomic.Int32
 
 	// pollEvery is WaitRelease's first interval between looks at the lease (zero: 2 ms). Only tests
 	// change it, to tell a waiter woken by the holder's notice from one that saw the lease disappear.
@@ -98,24 +104,36 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if s.cfg.batch > 1 {
 		return s.batchedGet(ctx, key)
 	}
+	parent := ctx
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	rkey := s.key(key)
+	nb := s.nodeBreaker(s.nodeOf(ctx, rkey))
+	ok, probe := s.nodeAllow(nb)
+	if !ok {
+		return nil, false, fmt.Errorf("redisstore: get: %w", ErrNodeDown)
+	}
 	var (
 		b   []byte
 		err error
 	)
 	if s.guarded {
 		b, err = guard(ctx, func(ctx context.Context) ([]byte, error) {
-			return s.client.Get(ctx, s.key(key)).Bytes()
+			return s.client.Get(ctx, rkey).Bytes()
 		})
 	} else {
-		b, err = s.client.Get(ctx, s.key(key)).Bytes()
+		b, err = s.client.Get(ctx, rkey).Bytes()
 	}
-	if err != nil {
-		if errors.Is(err, redis.Nil) {
-			return nil, false, nil
-		}
-		return nil, false, opError(ctx, "get", err)
+	found := err == nil
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	} else if err != nil {
+		s.nodeFailed(err)
+		err = opError(ctx, "get", err)
+	}
+	nodeDone(nb, parent, probe, err)
+	if !found {
+		return nil, false, err
 	}
 	return decode(b, s.cfg.maxValue), true, nil
 }
