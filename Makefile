@@ -125,9 +125,10 @@ bench: bench-deps
 	cd bench && STAMPEDE_BENCH_REDIS=none $(GO) test -run=^$$ -bench='^BenchmarkFunc' -benchmem -cpu=1 -count=1 .
 
 # The function API (Loader, Do) beside otter v2, sturdyc and the floor in instructions per op, counted by
-# valgrind's callgrind (scripts/callgrind.sh; docs/bench-function-api.md). Needs valgrind.
+# valgrind's callgrind (scripts/callgrind.sh; docs/bench-function-api.md), then the chart of that table
+# against otter v2 (bench/cmd/funcchart, docs/bench-function-api.png). Needs valgrind.
 bench-instr:
-	scripts/callgrind.sh
+	@t=$$(mktemp) && scripts/callgrind.sh | tee $$t && (cd bench && $(GO) run ./cmd/funcchart -out ../docs/bench-function-api.png < $$t); s=$$?; rm -f $$t; exit $$s
 
 # The SQL stores (not part of make test): in each store module, a hit and a BatchGet of 100 keys beside
 # memstore and redisstore (a redis-server of its own); then bench/sqlbench: the Zipf trace through the
