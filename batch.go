@@ -56,6 +56,7 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 		}
 	}
 	stored := e.local != nil || e.store != nil
+	failed := false // the store did not answer a read: the call makes no other store call
 	for attempt := 0; len(pending) > 0; attempt++ {
 		var toRead []*manySlot[K, V]
 		for _, s := range pending {
@@ -67,8 +68,8 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 			s.epoch = flight.NoEpoch
 			toRead = append(toRead, s)
 		}
-		if stored && attempt < maxLoadAttempts && len(toRead) > 0 {
-			e.readMany(ctx, toRead)
+		if stored && attempt < maxLoadAttempts && len(toRead) > 0 && !failed {
+			failed = e.readMany(ctx, toRead)
 		}
 		if ctx.Err() != nil {
 			break // a call that stopped waiting starts nothing
@@ -91,7 +92,7 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 				waiting = append(waiting, s)
 			}
 		}
-		e.leadMany(ctx, mine)
+		e.leadMany(ctx, mine, failed)
 		pending = retry
 	}
 
@@ -183,8 +184,8 @@ func (e *engine[K, V]) answer(ctx context.Context, s *manySlot[K, V], rec *recor
 
 // readMany reads the slots' keys in one batched store call and answers those it can. The epoch of each
 // is read before the store is, as get does (so the in-process tier is read again here after readLocal:
-// a value a load stored in between must not be missed).
-func (e *engine[K, V]) readMany(ctx context.Context, slots []*manySlot[K, V]) {
+// a value a load stored in between must not be missed). failed says the store did not answer.
+func (e *engine[K, V]) readMany(ctx context.Context, slots []*manySlot[K, V]) (failed bool) {
 	if e.local != nil {
 		for _, s := range slots {
 			s.epoch = e.flights.Epoch(s.r.hash)
@@ -192,11 +193,11 @@ func (e *engine[K, V]) readMany(ctx context.Context, slots []*manySlot[K, V]) {
 				e.answer(ctx, s, &it.rec)
 			}
 		}
-		return
+		return false
 	}
 	ok, probe := e.calls.Begin()
 	if !ok {
-		return // skipped: nothing read, the epochs stay NoEpoch
+		return false // skipped: nothing read, the epochs stay NoEpoch
 	}
 	keys := make([]string, len(slots))
 	for i, s := range slots {
@@ -213,22 +214,26 @@ func (e *engine[K, V]) readMany(ctx context.Context, slots []*manySlot[K, V]) {
 			e.answer(ctx, s, &recs[i])
 		}
 	}
+	return err != nil
 }
 
 // leadMany starts the loads of the flights a getMany call leads: one batch load for all of them when
 // there is a batch load function, else one load each (concurrently, each on its own goroutine).
-func (e *engine[K, V]) leadMany(ctx context.Context, mine []*manySlot[K, V]) {
+// storeFailed says the call's read failed: the loads make no store call before they run (no ticket, so
+// they do not write to a store that fences writes).
+func (e *engine[K, V]) leadMany(ctx context.Context, mine []*manySlot[K, V], storeFailed bool) {
 	if len(mine) == 0 {
 		return
 	}
 	co := e.defaultCall()
+	co.storeFailed = storeFailed
 	if e.batch == nil || len(mine) == 1 && e.load != nil {
 		for _, s := range mine {
 			e.lead(ctx, s.f, &s.r, co, s.stale, e.admit(&s.r))
 		}
 		return
 	}
-	b := &batchRun[K, V]{base: context.WithoutCancel(ctx), st: flight.NewLead()}
+	b := &batchRun[K, V]{base: context.WithoutCancel(ctx), st: flight.NewLead(), storeFailed: storeFailed}
 	for _, s := range mine {
 		e.stats.misses.Add(1)
 		b.add(s.r, s.f, s.stale, e.admit(&s.r))
@@ -262,6 +267,9 @@ type batchRun[K comparable, V any] struct {
 	fs    []*flight.Flight[K, record[V]]
 	stale []*record[V]
 	admit []bool
+	// storeFailed: the read of the call that leads it failed; it takes no tickets (and so writes
+	// nothing to a store that fences writes).
+	storeFailed bool
 }
 
 func (b *batchRun[K, V]) add(r ref[K], f *flight.Flight[K, record[V]], stale *record[V], admitted bool) {
@@ -278,9 +286,12 @@ func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 	defer done()
 	co := e.defaultCall()
 	leads := make([]storecall.Lead, len(b.refs))
-	if e.fenced != nil {
+	if e.fenced != nil && !b.storeFailed {
 		for i := range b.refs {
-			leads[i], _ = e.calls.Ticket(ctx, e.fenced, e.storeKey(&b.refs[i]).s, e.ticketTTL())
+			var ok bool
+			if leads[i], ok = e.calls.Ticket(ctx, e.fenced, e.storeKey(&b.refs[i]).s, e.ticketTTL()); !ok {
+				break // one store timeout at most: the keys left take no ticket and are not written
+			}
 		}
 	}
 	ks := make([]K, len(b.refs))

@@ -84,11 +84,11 @@ func (s *Stampede[V]) Do(ctx context.Context, key string, fn func() (V, *time.Du
 		if ck := s.e.keys.memo.getPrefixed(&s.prefix, key); ck != nil {
 			// The hit path of a memoised key: nothing copied, nothing built.
 			r := ref[string]{k: key, hash: ck.id, sk: *ck, hasK: true}
-			v, ok, missedAt := s.e.hitPlain(ctx, &r)
+			v, ok, missedAt, failed := s.e.hitPlain(ctx, &r)
 			if ok {
 				return v, nil
 			}
-			return s.miss(ctx, &r, call, fn, missedAt)
+			return s.miss(ctx, &r, call, fn, missedAt, failed)
 		}
 	}
 	return s.slow(ctx, s.ref(key), call, fn, opts)
@@ -100,10 +100,10 @@ func (s *Stampede[V]) ref(key string) *ref[string] {
 	return &ref[string]{k: key, hash: ck.id, sk: ck, hasK: true}
 }
 
-// miss is Do after hitPlain found nothing at epoch missedAt.
-func (s *Stampede[V]) miss(ctx context.Context, r *ref[string], call *callOpts[V], fn func() (V, *time.Duration, error), missedAt uint64) (V, error) {
+// miss is Do after hitPlain found nothing at epoch missedAt (failed: the store did not answer).
+func (s *Stampede[V]) miss(ctx context.Context, r *ref[string], call *callOpts[V], fn func() (V, *time.Duration, error), missedAt uint64, failed bool) (V, error) {
 	co := *call
-	co.fn = fn
+	co.fn, co.storeFailed = fn, failed
 	return s.e.lookupOrLoad(ctx, r, co, missedAt)
 }
 
@@ -144,7 +144,12 @@ func (s *Stampede[V]) SetOptions(o *Options) {
 
 // Invalidate removes what is stored for keys, so the next Do for each runs its function again.
 func (s *Stampede[V]) Invalidate(ctx context.Context, keys ...string) error {
-	return s.e.invalidate(ctx, keys)
+	var errs []error
+	for _, k := range keys {
+		// s.ref, not the engine's: Do's flights are found by their store key's id (see Do).
+		errs = append(errs, s.e.drop(ctx, s.ref(k)))
+	}
+	return errors.Join(errs...)
 }
 
 // Snapshot returns the Stampede's counters (see [Snapshot]; Kind is "function").

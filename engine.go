@@ -160,10 +160,11 @@ func (e *engine[K, V]) hit(rec *record[V]) {
 // k, else the value of a load this call starts. See docs/behaviour.md §8.
 func (e *engine[K, V]) get(ctx context.Context, r *ref[K], co callOpts[V]) (V, error) {
 	if e.plain != nil && !co.skip {
-		v, ok, missedAt := e.hitPlain(ctx, r)
+		v, ok, missedAt, failed := e.hitPlain(ctx, r)
 		if ok {
 			return v, nil
 		}
+		co.storeFailed = failed
 		return e.lookupOrLoad(ctx, r, co, missedAt)
 	}
 	return e.lookupOrLoad(ctx, r, co, flight.NoEpoch)
@@ -171,12 +172,12 @@ func (e *engine[K, V]) get(ctx context.Context, r *ref[K], co callOpts[V]) (V, e
 
 // hitPlain is the hit path of a store of bare values, whose every value is fresh: it reads the store
 // directly and counts a hit. On a miss, missedAt is the epoch it read at, for lookupOrLoad, or NoEpoch
-// when it read nothing.
-func (e *engine[K, V]) hitPlain(ctx context.Context, r *ref[K]) (v V, ok bool, missedAt uint64) {
+// when it read nothing; failed says the store did not answer (the call then makes no other store call).
+func (e *engine[K, V]) hitPlain(ctx context.Context, r *ref[K]) (v V, ok bool, missedAt uint64, failed bool) {
 	epoch := e.flights.Epoch(r.hash)
 	allowed, probe := e.calls.Begin()
 	if !allowed {
-		return v, false, flight.NoEpoch
+		return v, false, flight.NoEpoch, false
 	}
 	sk := e.storeKey(r).s
 	var found bool
@@ -193,10 +194,10 @@ func (e *engine[K, V]) hitPlain(ctx context.Context, r *ref[K]) (v V, ok bool, m
 	}
 	if err != nil || !found {
 		var zero V
-		return zero, false, epoch
+		return zero, false, epoch, err != nil
 	}
 	e.stats.hits.Add(1)
-	return v, true, 0
+	return v, true, 0, false
 }
 
 // lookupOrLoad is get. missedAt, unless NoEpoch, says the caller has read the store at that epoch and
@@ -418,7 +419,7 @@ func (e *engine[K, V]) leadStore(ctx context.Context, f *flight.Flight[K, record
 		fctx, cancel := context.WithTimeout(ctx, e.cfg.fleetLease+e.cfg.storeTimeout)
 		defer cancel()
 		var res storecall.FleetResult
-		ld, res = e.calls.Fleet(fctx, e.fleet, sk, e.cfg.fleetLease, func(ctx context.Context) bool {
+		ld, res = e.calls.Fleet(fctx, e.fleet, sk, e.cfg.fleetLease, func(ctx context.Context) storecall.ServeResult {
 			return e.fleetServe(ctx, f, r)
 		})
 		switch res {
@@ -441,14 +442,17 @@ func (e *engine[K, V]) ticketTTL() time.Duration {
 }
 
 // fleetServe publishes to f the fresh record another replica stored for r, when there is one.
-func (e *engine[K, V]) fleetServe(ctx context.Context, f *flight.Flight[K, record[V]], r *ref[K]) bool {
+func (e *engine[K, V]) fleetServe(ctx context.Context, f *flight.Flight[K, record[V]], r *ref[K]) storecall.ServeResult {
 	rec, res := e.read(ctx, r)
-	if res != readFound || rec.state(e.cfg.clock) != recFresh {
-		return false
+	switch {
+	case res == readFailed:
+		return storecall.ServeFailed
+	case res != readFound || rec.state(e.cfg.clock) != recFresh:
+		return storecall.ServeNone
 	}
 	e.flights.Run(f, func() (record[V], func()) { return rec, nil })
 	e.stats.fleetServed.Add(1)
-	return true
+	return storecall.ServeDone
 }
 
 // runLoad runs a load: the store step, then the load through the flight group, which publishes its

@@ -30,7 +30,7 @@ func TagIndexAdd(t *tagIndex, tags, keys []string, expires, now time.Time) bool 
 func NewHoldingTagIndex(max int, holds func(string) bool) *tagIndex { return newTagIndex(max, holds) }
 
 func TagIndexAddSeq(t *tagIndex, tags, keys []string, expires, now time.Time) (uint64, bool) {
-	return t.add(tags, keys, expires, now)
+	return t.addOrPrune(tags, keys, expires, now)
 }
 
 func TagIndexSettle(t *tagIndex, tags, keys []string, seq uint64) { t.settle(tags, keys, seq) }

@@ -163,7 +163,7 @@ func TestRedisKilled(t *testing.T) {
 		time.Duration(worst.Load()).Round(time.Millisecond), storeTimeout, handlerTime)
 
 	srv.Restart()
-	deadline := time.Now().Add(patience) // the breaker's back-off is at most 30 s
+	deadline := time.Now().Add(patience) // the breaker probes once per back-off (1 s by default)
 	for {
 		serveDirect(h, httptest.NewRequest("GET", "/after", nil))
 		c.Wait()

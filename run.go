@@ -163,7 +163,7 @@ func (c *Cache) leadStore(f *flight.Flight[string, *outcome], w http.ResponseWri
 		defer cancel()
 		detached := r.WithContext(ctx)
 		var res storecall.FleetResult
-		ld, res = c.calls.Fleet(ctx, c.fleet, o.k.s, c.cfg.fleetLease, func(context.Context) bool {
+		ld, res = c.calls.Fleet(ctx, c.fleet, o.k.s, c.cfg.fleetLease, func(context.Context) storecall.ServeResult {
 			return c.fleetServe(f, w, detached, o)
 		})
 		switch res {
@@ -474,9 +474,6 @@ func (c *Cache) writeEntry(ticket storecall.Lead, v verdict, sealed []byte, idx 
 	if !indexed {
 		return false
 	}
-	if seq != 0 {
-		defer c.tags.settle(tags, keys, seq) // the writes below have ended, whatever they did
-	}
 	if !c.write(ticket, v.storeKey, sealed, v.storeTTL, tags) {
 		return false
 	}
@@ -489,6 +486,9 @@ func (c *Cache) writeEntry(ticket storecall.Lead, v verdict, sealed []byte, idx 
 		if !c.write(ticket, v.indexKey, encodeIndex(v.names, v.generation, now, ttl), ttl, nil) {
 			return false
 		}
+	}
+	if seq != 0 {
+		c.tags.settle(tags, keys, seq) // stored: prune may drop the pairs once the store evicts them
 	}
 	if c.fenced != nil {
 		return true // SetFenced recorded the tags

@@ -59,12 +59,13 @@ func contains(list []string, s string) bool {
 // that keeps none; it reports false when the index is full, and the response must then not be stored:
 // an entry PurgeTag cannot find would outlive a purge. With a store that keeps its own index there is
 // nothing to do before the write. seq, unless 0, is what the index's settle takes once the writes of
-// keys have ended.
+// keys have succeeded.
 func (c *Cache) indexTagsLocal(tags, keys []string, ttl time.Duration) (seq uint64, ok bool) {
 	if c.tags == nil || len(tags) == 0 {
 		return 0, true
 	}
-	if seq, ok := c.tags.add(tags, keys, c.cfg.clock().Add(ttl), c.cfg.clock()); ok {
+	now := c.cfg.clock()
+	if seq, ok := c.tags.addOrPrune(tags, keys, now.Add(ttl), now); ok {
 		return seq, true
 	}
 	c.stats.setErrors.Add(1)
@@ -103,8 +104,11 @@ func (c *Cache) indexTagsStore(tags, keys []string, ttl time.Duration) bool {
 //
 // With a store that says which keys it still holds (holds, from a HoldingStore), a full index first
 // drops the pairs of entries the store evicted (prune), at most once per pruneEvery. Only pairs whose
-// write has ended (settle) are dropped: a pair is added before its entry is written, and the store does
-// not hold the entry yet while that write is on its way.
+// write succeeded (settle) are dropped: a pair is added before its entry is written, and the store does
+// not hold the entry yet while that write is on its way (nor, for a write that failed, may it ever be
+// known whether it landed). holds is trusted only once it has said yes for an entry just written: a
+// wrapper that promotes a memory store's Holds but changes its keys would say no for every entry, and
+// pruning on its word would lose the pairs of live entries.
 type tagIndex struct {
 	mu       sync.Mutex
 	tags     map[string]map[string]tagEntry // tag -> key -> its pair; guarded by mu
@@ -113,6 +117,7 @@ type tagIndex struct {
 	max      int
 	seq      uint64                // guarded by mu
 	holds    func(key string) bool // nil: the store cannot say, nothing is pruned
+	trusted  bool                  // holds said yes for an entry just written; guarded by mu
 	prunedAt int64                 // Unix nanoseconds of the last prune; guarded by mu
 }
 
@@ -184,9 +189,17 @@ func newTagIndex(max int, holds func(key string) bool) *tagIndex {
 	return &tagIndex{tags: map[string]map[string]tagEntry{}, max: max, holds: holds}
 }
 
-// add records every (tag, key) pair until expires, first dropping the pairs that expired by now (and,
-// when they do not fit, those of evicted entries: prune). It reports false, and records nothing, when
-// the pairs do not fit; otherwise it returns the sequence number settle takes once the write has ended.
+// addOrPrune is add, and when the pairs do not fit, prune and add again.
+func (t *tagIndex) addOrPrune(tags, keys []string, expiresAt, nowAt time.Time) (uint64, bool) {
+	if seq, ok := t.add(tags, keys, expiresAt, nowAt); ok || !t.prune(nowAt.UnixNano()) {
+		return seq, ok
+	}
+	return t.add(tags, keys, expiresAt, nowAt)
+}
+
+// add records every (tag, key) pair until expires, first dropping the pairs that expired by now. It
+// reports false, and records nothing, when the pairs do not fit; otherwise it returns the sequence
+// number settle takes once the write has succeeded.
 func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) (uint64, bool) {
 	expires, now := expiresAt.UnixNano(), nowAt.UnixNano()
 	t.mu.Lock()
@@ -209,7 +222,7 @@ func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) (uint64,
 			}
 		}
 	}
-	if t.n+added > t.max && (!t.prune(now) || t.n+added > t.max) {
+	if t.n+added > t.max {
 		return 0, false
 	}
 	t.seq++
@@ -238,11 +251,15 @@ func (t *tagIndex) add(tags, keys []string, expiresAt, nowAt time.Time) (uint64,
 	return t.seq, true
 }
 
-// settle marks the pairs that add recorded with sequence number seq as written: the write of their entry
-// has ended (stored or not). A pair added again since is left as it is.
+// settle marks the pairs that add recorded with sequence number seq as written: the writes of their
+// entries succeeded. A pair added again since is left as it is. Until holds is trusted, it is asked
+// about the first key just written.
 func (t *tagIndex) settle(tags, keys []string, seq uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.holds != nil && !t.trusted && len(keys) > 0 && t.holds(keys[0]) {
+		t.trusted = true
+	}
 	for _, tag := range tags {
 		ks := t.tags[tag]
 		for _, k := range keys {
@@ -254,32 +271,53 @@ func (t *tagIndex) settle(tags, keys []string, seq uint64) {
 	}
 }
 
-// prune drops the settled pairs of the keys the store no longer holds, unless the store cannot say or
-// the index was pruned less than pruneEvery ago; it reports whether it scanned. Their heap entries stay
-// until popped or compacted (a missing pair's are skipped). mu must be held.
+// prune drops the settled pairs of the keys the store no longer holds, unless holds is not trusted or
+// the index was pruned less than pruneEvery ago; it reports whether it looked. The store is asked
+// without mu held (a scan of a full index asks it 100,000 times), and a pair is dropped only if it is
+// still the one seen then (a write of its key since re-added it, unsettled). Dropped pairs' heap entries
+// stay until popped or compacted (a missing pair's are skipped).
 func (t *tagIndex) prune(now int64) bool {
-	if t.holds == nil || now-t.prunedAt < int64(pruneEvery) {
+	type seen struct {
+		tag string
+		seq uint64
+	}
+	t.mu.Lock()
+	if t.holds == nil || !t.trusted || now-t.prunedAt < int64(pruneEvery) {
+		t.mu.Unlock()
 		return false
 	}
 	t.prunedAt = now
-	held := map[string]bool{} // a key is asked about once, however many tags it carries
+	candidates := make(map[string][]seen, t.n)
 	for tag, ks := range t.tags {
 		for k, e := range ks {
-			if !e.settled() {
-				continue
-			}
-			h, asked := held[k]
-			if !asked {
-				h = t.holds(k)
-				held[k] = h
-			}
-			if !h {
-				delete(ks, k)
-				t.n--
+			if e.settled() {
+				candidates[k] = append(candidates[k], seen{tag, e.seq})
 			}
 		}
-		if len(ks) == 0 {
-			delete(t.tags, tag)
+	}
+	t.mu.Unlock()
+
+	var gone []string
+	for k := range candidates {
+		if !t.holds(k) {
+			gone = append(gone, k)
+		}
+	}
+	if len(gone) == 0 {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range gone {
+		for _, p := range candidates[k] {
+			ks := t.tags[p.tag]
+			if e, ok := ks[k]; ok && e.seq == p.seq {
+				delete(ks, k)
+				t.n--
+				if len(ks) == 0 {
+					delete(t.tags, p.tag)
+				}
+			}
 		}
 	}
 	return true

@@ -60,13 +60,23 @@ const (
 	FleetFailed
 )
 
+// ServeResult is what the fleet step's read (Fleet's serve) found.
+type ServeResult uint8
+
+const (
+	ServeNone   ServeResult = iota // nothing fresh: run
+	ServeDone                      // a fresh value was found and published: do not run
+	ServeFailed                    // the store did not answer: run, with no further store call
+)
+
 // Fleet is the fleet step of a flight (stampede's WithFleetCoalescing), the same for every front-end:
 // take key's lease; when another replica holds it, wait for its release and let serve read what it
 // stored; when the lease is lost twice, or the store fails (FleetFailed), run without a lease rather
-// than wait again. serve reads the store for a fresh value and publishes it (true) or finds none
-// (false); it is called after the lease is taken too, since another replica may have stored the value
-// between this process's look-up and its lease. ctx bounds the whole step (the lease plus a store timeout).
-func (c *Calls) Fleet(ctx context.Context, l Leaser, key string, lease time.Duration, serve func(context.Context) bool) (Lead, FleetResult) {
+// than wait again. serve reads the store for a fresh value and publishes it (ServeDone), finds none
+// (ServeNone) or could not read (ServeFailed: FleetFailed when it waited, the lease is kept when held);
+// it is called after the lease is taken too, since another replica may have stored the value between
+// this process's look-up and its lease. ctx bounds the whole step (the lease plus a store timeout).
+func (c *Calls) Fleet(ctx context.Context, l Leaser, key string, lease time.Duration, serve func(context.Context) ServeResult) (Lead, FleetResult) {
 	for try := range 2 {
 		asked := time.Now()
 		token, held, ok := c.tryLease(ctx, l, key, lease)
@@ -75,7 +85,7 @@ func (c *Calls) Fleet(ctx context.Context, l Leaser, key string, lease time.Dura
 			return Lead{}, FleetFailed // the store failed or the breaker is open: per-process coalescing
 		case held:
 			ld := Lead{Key: key, Token: token, Leased: true, Until: asked.Add(lease)}
-			if serve(ctx) {
+			if serve(ctx) == ServeDone {
 				c.Release(l, ld, OutcomeStored)
 				return Lead{}, FleetServed
 			}
@@ -89,8 +99,12 @@ func (c *Calls) Fleet(ctx context.Context, l Leaser, key string, lease time.Dura
 			return Lead{}, FleetFailed
 		case outcome == OutcomePass:
 			return Lead{}, FleetPass
-		case serve(ctx):
+		}
+		switch serve(ctx) {
+		case ServeDone:
 			return Lead{}, FleetServed
+		case ServeFailed:
+			return Lead{}, FleetFailed // no second lease, no ticket: one store timeout at most
 		}
 	}
 	return Lead{}, FleetRun
