@@ -36,14 +36,17 @@ type engine[K comparable, V any] struct {
 	calls   *storecall.Calls
 	stats   stats
 	local   *localTier[K, V] // typed in-process tier; nil when values live in a store
-	store   recordStore[V]   // string-keyed store; nil when none
-	plain   ValueStore[V]    // the store when it keeps bare values (store is then its plainRecords)
-	sizer   any              // what reports the size of what is kept, for Snapshot.Memory; nil when none
-	fleet   LeaseStore       // nil unless fleet coalescing is on and the store offers leases
-	fenced  FencedStore      // the shared store's fenced writes; nil when it has none
-	door    *doorkeeper      // nil unless WithMinUses asks for more than one use
-	errTTL  func(error) time.Duration
-	skeyOf  func(K) key // k's store key: its digest under the key prefix
+	// localFresh: every record the in-process tier holds is fresh (it drops them at their TTL, and no
+	// stale window keeps them longer), so a hit there reads no clock.
+	localFresh bool
+	store      recordStore[V] // string-keyed store; nil when none
+	plain      ValueStore[V]  // the store when it keeps bare values (store is then its plainRecords)
+	sizer      any            // what reports the size of what is kept, for Snapshot.Memory; nil when none
+	fleet      LeaseStore     // nil unless fleet coalescing is on and the store offers leases
+	fenced     FencedStore    // the shared store's fenced writes; nil when it has none
+	door       *doorkeeper    // nil unless WithMinUses asks for more than one use
+	errTTL     func(error) time.Duration
+	skeyOf     func(K) key // k's store key: its digest under the key prefix
 
 	load   func(ctx context.Context, k K) (V, error) // nil for a Stampede: each call brings its own
 	batch  BatchLoadFunc[K, V]                       // nil: misses load one key at a time
@@ -352,7 +355,9 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight.Flight[K, record[V]],
 			c.Add(1)
 		}
 	}
-	var pe *flight.Panic
+	// The flight publishes a panic as a *flight.Panic itself, never wrapped: a type assertion finds it
+	// without errors.As, whose target would move to the heap on every join.
+	pe, _ := err.(*flight.Panic) //nolint:errorlint // compared as the flight publishes it
 	switch {
 	case err == nil:
 		count(&e.stats.coalesced)
@@ -374,7 +379,7 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight.Flight[K, record[V]],
 		}
 		count(&e.stats.failed)
 		return record[V]{}, ErrComputeTimeout, false
-	case errors.As(err, &pe) || err == http.ErrAbortHandler: //nolint:errorlint // compared as the flight publishes it
+	case pe != nil || err == http.ErrAbortHandler: //nolint:errorlint // compared as the flight publishes it
 		if leader && st != nil {
 			st.Repanicked()
 			if pe != nil {
@@ -534,24 +539,43 @@ func (e *engine[K, V]) newRecord(v V, err error, ttl *time.Duration, co callOpts
 	return rec, rec.usable()
 }
 
+// persistItem is the store write of one flight's record: what persist does once the flight is published.
+type persistItem[K comparable, V any] struct {
+	f        *flight.Flight[K, record[V]]
+	r        ref[K]
+	rec      record[V]
+	ttl      time.Duration // zero: nothing to write
+	ld       storecall.Lead
+	admitted bool
+}
+
+// needed reports whether p has anything to do: a write, or at least a fleet lease to release.
+func (e *engine[K, V]) needed(p *persistItem[K, V]) bool {
+	return (e.local != nil || e.store != nil) && p.ttl > 0 && p.admitted || p.ld.Leased
+}
+
+// persist writes p's record (through the flight group: refused once an invalidation reached its
+// flight) and releases its lease.
+func (e *engine[K, V]) persist(p *persistItem[K, V]) {
+	outcome := storecall.OutcomeMiss
+	defer func() { e.calls.Release(e.fleet, p.ld, outcome) }()
+	if (e.local == nil && e.store == nil) || p.ttl <= 0 || !p.admitted {
+		return
+	}
+	if e.flights.Write(p.f, func() bool { return e.write(&p.r, &p.rec, p.ttl, p.ld) }) {
+		outcome = storecall.OutcomeStored
+	}
+}
+
 // persistWork returns the write of rec, run before the flight is forgotten (zero duplicate loads), or
 // nil when nothing is to be written. With a fleet lease it always returns work: the lease must be
 // released.
 func (e *engine[K, V]) persistWork(f *flight.Flight[K, record[V]], r *ref[K], rec record[V], ttl time.Duration, ld storecall.Lead, admitted bool) func() {
-	if (e.local == nil && e.store == nil) || ttl <= 0 || !admitted {
-		if ld.Leased {
-			return func() { e.calls.Release(e.fleet, ld, storecall.OutcomeMiss) }
-		}
+	p := &persistItem[K, V]{f: f, r: *r, rec: rec, ttl: ttl, ld: ld, admitted: admitted}
+	if !e.needed(p) {
 		return nil
 	}
-	ref := *r
-	return func() {
-		outcome := storecall.OutcomeMiss
-		defer func() { e.calls.Release(e.fleet, ld, outcome) }()
-		if e.flights.Write(f, func() bool { return e.write(&ref, &rec, ttl, ld) }) {
-			outcome = storecall.OutcomeStored
-		}
-	}
+	return func() { e.persist(p) }
 }
 
 // write stores rec for r where values live, and reports whether it was stored. The in-process tier

@@ -98,6 +98,8 @@ type Flight[K comparable, V any] struct {
 	labels      []string        // a varying response's tags, once its header is decided
 	pending     []pendingLabel  // labels purged while they were not known yet
 	prev, next  *Flight[K, V]   // the shard's list of live flights
+	fprev       *Flight[K, V]   // the shard's list of the live flights of its fence (see shard.byFence)
+	fnext       *Flight[K, V]
 }
 
 // Key returns the flight's key.
@@ -166,6 +168,11 @@ func (l *Lead) Raised() bool { return l.repanicked.Load() }
 // wait for its result. Its state is sharded by key hash, so unrelated keys do not contend. The zero Group
 // is ready to use.
 type Group[K comparable, V any] struct {
+	// PersistInline makes Run and RunMany persist on the caller's goroutine, after publishing, instead
+	// of on a goroutine of their own: for a front-end whose runs already have a goroutine of their own
+	// that nobody waits on once the value is published (the function API's loads). Set before use.
+	PersistInline bool
+
 	shards  [NumShards]shard[K, V]
 	persist Tracker       // background persist-then-forget goroutines
 	pending atomic.Int64  // of those, how many are running
@@ -185,6 +192,10 @@ type shard[K comparable, V any] struct {
 	// Guarded by mu.
 	recent *[recentLen]stamp[K]
 	head   *Flight[K, V] // the live flights (joinable, detached or persisting); guarded by mu
+	// byFence holds, for each fence with live flights, the first of them; the others follow through
+	// fnext. A write and an invalidation visit the flights of their fence alone, so their cost does
+	// not grow with the flights of other keys in progress (10,000 in a miss storm). Guarded by mu.
+	byFence map[K]*Flight[K, V]
 	// active are the invalidations in progress in the shard: a flight that starts while one of its
 	// fence (or of a label) is in progress is reached by it as if it had been there when it began,
 	// since what the flight's caller read may predate the deletion still to come. Guarded by mu.
@@ -383,6 +394,13 @@ func (g *Group[K, V]) startLocked(sh *shard[K, V], s Spec[K], soft, joinable boo
 		sh.head.prev = f
 	}
 	sh.head = f
+	if sh.byFence == nil {
+		sh.byFence = make(map[K]*Flight[K, V])
+	}
+	if first := sh.byFence[f.fence]; first != nil {
+		f.fnext, first.fprev = first, f
+	}
+	sh.byFence[f.fence] = f
 	g.live.Add(1)
 	return f
 }
@@ -424,6 +442,18 @@ func (g *Group[K, V]) End(f *Flight[K, V]) {
 		f.next.prev = f.prev
 	}
 	f.prev, f.next = nil, nil
+	switch {
+	case f.fprev != nil:
+		f.fprev.fnext = f.fnext
+	case f.fnext != nil:
+		sh.byFence[f.fence] = f.fnext
+	default:
+		delete(sh.byFence, f.fence)
+	}
+	if f.fnext != nil {
+		f.fnext.fprev = f.fprev
+	}
+	f.fprev, f.fnext = nil, nil
 	g.live.Add(-1)
 }
 
@@ -509,10 +539,8 @@ func (g *Group[K, V]) finish(marked []*Flight[K, V], wait []chan struct{}, inv c
 // invalidateLocked marks the live flights of fence, appending them to marked and their writes in
 // progress to wait. sh.mu is held.
 func (sh *shard[K, V]) invalidateLocked(fence K, inv chan struct{}, marked []*Flight[K, V], wait []chan struct{}) ([]*Flight[K, V], []chan struct{}) {
-	for f := sh.head; f != nil; f = f.next {
-		if f.fence == fence {
-			marked, wait = sh.markLocked(f, inv, marked, wait)
-		}
+	for f := sh.byFence[fence]; f != nil; f = f.fnext {
+		marked, wait = sh.markLocked(f, inv, marked, wait)
 	}
 	return marked, wait
 }
@@ -661,8 +689,8 @@ func (g *Group[K, V]) Write(f *Flight[K, V], write func() bool) bool {
 		if stored {
 			// The value just stored is newer than those of the key's older flights: they are neither
 			// joined nor stored any more.
-			for o := sh.head; o != nil; o = o.next {
-				if o != f && o.fence == f.fence && o.seq < f.seq {
+			for o := sh.byFence[f.fence]; o != nil; o = o.fnext {
+				if o != f && o.seq < f.seq {
 					o.invalidated = true
 					sh.detachLocked(o)
 				}
@@ -678,8 +706,8 @@ func (g *Group[K, V]) Write(f *Flight[K, V], write func() bool) bool {
 
 // writingLocked returns the channel of a write of fence in progress, or nil. sh.mu is held.
 func (sh *shard[K, V]) writingLocked(fence K) chan struct{} {
-	for o := sh.head; o != nil; o = o.next {
-		if o.fence == fence && o.writing != nil {
+	for o := sh.byFence[fence]; o != nil; o = o.fnext {
+		if o.writing != nil {
 			return o.writing
 		}
 	}
@@ -779,6 +807,11 @@ func (g *Group[K, V]) persistThenEnd(work func(), fs ...*Flight[K, V]) {
 	}
 	if work == nil {
 		end()
+		return
+	}
+	if g.PersistInline {
+		defer end()
+		work()
 		return
 	}
 	if g.pending.Add(1) > maxPendingPersists {
