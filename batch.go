@@ -258,7 +258,7 @@ func (e *engine[K, V]) leadMany(ctx context.Context, mine []*manySlot[K, V], sto
 		}
 		return
 	}
-	b := newBatchRun[K, V](context.WithoutCancel(ctx), flight.NewLead(), len(mine))
+	b := newBatchRun[K, V](detached(ctx), flight.NewLead(), len(mine))
 	b.storeFailed = storeFailed
 	for _, s := range mine {
 		e.stats.misses.Add(1)

@@ -131,6 +131,10 @@ func (f *Flight[K, V]) Done() <-chan struct{} { return f.done }
 
 // Wait blocks until the flight has a result or ctx ends, whichever is first.
 func (f *Flight[K, V]) Wait(ctx context.Context) (V, error) {
+	if ctx.Done() == nil { // a context that never ends: a plain receive is cheaper than a select
+		<-f.done
+		return f.val, f.err
+	}
 	select {
 	case <-f.done:
 		return f.val, f.err
@@ -144,19 +148,39 @@ func (f *Flight[K, V]) Wait(ctx context.Context) (V, error) {
 // goroutine of its own), so that a panic is raised on the leading call while it waits, and logged when
 // nobody was there to see it.
 type Lead struct {
-	done       chan struct{} // closed, by Leave, when the leading call stopped waiting
-	once       sync.Once
+	mu         sync.Mutex
+	left       bool          // the leading call stopped waiting; guarded by mu
+	done       chan struct{} // made by Left, only when a panic needs it (most loads never ask); guarded by mu
 	repanicked atomic.Bool
 }
 
 // NewLead returns the state of a leading call that is waiting.
-func NewLead() *Lead { return &Lead{done: make(chan struct{})} }
+func NewLead() *Lead { return &Lead{} }
 
 // Leave says the leading call stopped waiting.
-func (l *Lead) Leave() { l.once.Do(func() { close(l.done) }) }
+func (l *Lead) Leave() {
+	l.mu.Lock()
+	if !l.left {
+		l.left = true
+		if l.done != nil {
+			close(l.done)
+		}
+	}
+	l.mu.Unlock()
+}
 
 // Left returns a channel closed once the leading call stopped waiting.
-func (l *Lead) Left() <-chan struct{} { return l.done }
+func (l *Lead) Left() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done == nil {
+		l.done = make(chan struct{})
+		if l.left {
+			close(l.done)
+		}
+	}
+	return l.done
+}
 
 // Repanicked records that the leading call raised the load's panic itself.
 func (l *Lead) Repanicked() { l.repanicked.Store(true) }
