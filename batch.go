@@ -40,7 +40,9 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 	// distinct key is put in it at once (its zero value), and those left without a value are deleted
 	// from it before it is returned (see settle).
 	out := make(map[K]V, len(ks))
-	slots := make([]manySlot[K, V], 0, len(ks))
+	sc := e.scratchFor(len(ks))
+	defer e.putScratch(sc) // registered first, so it runs after every other deferred use of the slots
+	slots := sc.slots[:0]
 	for _, k := range ks {
 		if _, dup := out[k]; !dup {
 			var zero V
@@ -48,15 +50,17 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 			slots = append(slots, manySlot[K, V]{r: e.ref(k)})
 		}
 	}
-	if e.local != nil {
-		// The in-process tier answers what it holds before anything else is set up: a batch of hits
-		// costs a look-up per key and nothing more.
+	// readEarly: the in-process tier answers what it holds before anything else is set up (a batch of
+	// hits costs a look-up per key and nothing more), and what it did not hold was read at the epochs
+	// readLocal took, as lookupOrLoad's missedAt: the first attempt reads it no more.
+	readEarly := e.local != nil
+	if readEarly {
 		e.readLocal(ctx, slots)
 	}
 
 	// The lists of slots, each at most len(slots) long, share one allocation.
 	n := len(slots)
-	lists := make([]*manySlot[K, V], 3*n)
+	lists := sc.lists[:3*n]
 	waiting := lists[0:0:n] // slots whose value comes from a flight
 	pending := lists[n : n : 2*n]
 	toRead := lists[2*n : 2*n : 3*n]
@@ -70,16 +74,19 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 	var retry, mine []*manySlot[K, V]
 	for attempt := 0; len(pending) > 0; attempt++ {
 		toRead = toRead[:0]
+		readAlready := readEarly && attempt == 0
 		for _, s := range pending {
 			if f := e.flights.Lookup(s.r.k, s.r.hash); f != nil && !f.Soft() {
 				s.f = f
 				waiting = append(waiting, s)
 				continue
 			}
-			s.epoch = flight.NoEpoch
+			if !readAlready {
+				s.epoch = flight.NoEpoch
+			}
 			toRead = append(toRead, s)
 		}
-		if stored && attempt < maxLoadAttempts && len(toRead) > 0 && !failed {
+		if stored && attempt < maxLoadAttempts && len(toRead) > 0 && !failed && !readAlready {
 			failed = e.readMany(ctx, toRead)
 		}
 		if ctx.Err() != nil {
@@ -168,13 +175,49 @@ func settle[K comparable, V any](out map[K]V, slots []manySlot[K, V]) map[K]V {
 	return out
 }
 
+// manyScratch is what a getMany call needs only while it runs: its slots (some 150 bytes per key) and
+// its lists of them, reused by later calls through the engine's pool rather than allocated and
+// collected on every call.
+type manyScratch[K comparable, V any] struct {
+	slots []manySlot[K, V]
+	lists []*manySlot[K, V]
+}
+
+// maxPooledKeys bounds the scratch space a pool keeps: a call for more keys allocates its own.
+const maxPooledKeys = 1024
+
+// scratchFor returns scratch space for n keys.
+func (e *engine[K, V]) scratchFor(n int) *manyScratch[K, V] {
+	sc, _ := e.scratch.Get().(*manyScratch[K, V])
+	if sc == nil {
+		sc = new(manyScratch[K, V])
+	}
+	if cap(sc.slots) < n {
+		sc.slots = make([]manySlot[K, V], 0, n)
+		sc.lists = make([]*manySlot[K, V], 3*n)
+	}
+	return sc
+}
+
+// putScratch clears sc (no value or flight stays reachable from the pool) and returns it to the pool.
+func (e *engine[K, V]) putScratch(sc *manyScratch[K, V]) {
+	if cap(sc.slots) > maxPooledKeys {
+		return
+	}
+	clear(sc.slots[:cap(sc.slots)])
+	clear(sc.lists)
+	e.scratch.Put(sc)
+}
+
 // keyError says which key an error of a getMany call is for.
 func keyError[K comparable](k K, err error) error { return fmt.Errorf("stampede: key %v: %w", k, err) }
 
-// readLocal answers from the in-process tier the slots whose record it holds, as readMany would.
+// readLocal answers from the in-process tier the slots whose record it holds, as readMany would, and
+// gives the others the epoch it read them at.
 func (e *engine[K, V]) readLocal(ctx context.Context, slots []manySlot[K, V]) {
 	for i := range slots {
 		s := &slots[i]
+		s.epoch = e.flights.Epoch(s.r.hash)
 		it, ok := e.local.get(s.r.k)
 		if !ok {
 			continue
@@ -208,8 +251,8 @@ func (e *engine[K, V]) answer(ctx context.Context, s *manySlot[K, V], rec *recor
 }
 
 // readMany reads the slots' keys in one batched store call and answers those it can. The epoch of each
-// is read before the store is, as get does (so the in-process tier is read again here after readLocal:
-// a value a load stored in between must not be missed). failed says the store did not answer.
+// is read before the store is, as get does (on a later attempt the in-process tier is read again here:
+// a value a load stored since readLocal must not be missed). failed says the store did not answer.
 func (e *engine[K, V]) readMany(ctx context.Context, slots []*manySlot[K, V]) (failed bool) {
 	if e.local != nil {
 		for _, s := range slots {
@@ -349,7 +392,9 @@ func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 		finished = true
 		e.stats.ran(d, statusOf(err), true)
 		recs := make([]record[V], len(ks))
-		var items []persistItem[K, V] // the writes of the batch: one closure runs them all
+		ttls := make([]time.Duration, len(ks))
+		want := make([]bool, len(ks)) // the key has something to persist (never a stale-if-error one)
+		some := false
 		for i, k := range ks {
 			var v V
 			kerr := err
@@ -364,27 +409,30 @@ func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 				recs[i] = *b.stale[i] // stale-if-error
 				continue
 			}
-			recs[i] = rec
-			p := persistItem[K, V]{f: b.fs[i], r: b.refs[i], rec: rec, ttl: ttl, admitted: b.admit[i]}
-			if leads != nil {
-				p.ld = leads[i]
-			}
-			if e.needed(&p) {
-				if items == nil {
-					items = make([]persistItem[K, V], 0, len(ks)-i)
-				}
-				items = append(items, p)
-			}
+			recs[i], ttls[i] = rec, ttl
+			want[i] = e.needed(ttl, leadOf(leads, i), b.admit[i])
+			some = some || want[i]
 		}
-		if len(items) == 0 {
+		if !some {
 			return recs, nil
 		}
+		// One closure persists the batch, reading each key's record where it was published from.
 		return recs, func() {
-			for i := range items {
-				e.persist(&items[i])
+			for i := range ks {
+				if want[i] {
+					e.persist(b.fs[i], &b.refs[i], &recs[i], ttls[i], leadOf(leads, i), b.admit[i])
+				}
 			}
 		}
 	})
+}
+
+// leadOf returns the i-th lead of a batch, or the zero one when the batch took none.
+func leadOf(leads []storecall.Lead, i int) storecall.Lead {
+	if leads == nil {
+		return storecall.Lead{}
+	}
+	return leads[i]
 }
 
 // refreshBuffer collects background refreshes of a [Loader] into batches (see

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,7 @@ type engine[K comparable, V any] struct {
 	buffer *refreshBuffer[K, V]                      // nil unless refreshes are buffered
 
 	background   flight.Tracker // loads and refreshes in flight, on goroutines of their own
+	scratch      sync.Pool      // *manyScratch[K, V]: getMany's working space, reused across calls
 	decodeLogged atomic.Bool
 	stops        []func()         // end the store subscriptions
 	echoes       storecall.Echoes // this process's own invalidations, whose announcements come back
@@ -560,20 +562,21 @@ type persistItem[K comparable, V any] struct {
 	admitted bool
 }
 
-// needed reports whether p has anything to do: a write, or at least a fleet lease to release.
-func (e *engine[K, V]) needed(p *persistItem[K, V]) bool {
-	return (e.local != nil || e.store != nil) && p.ttl > 0 && p.admitted || p.ld.Leased
+// needed reports whether a record to keep for ttl (zero: none) has anything to persist: a write, or
+// at least a fleet lease to release.
+func (e *engine[K, V]) needed(ttl time.Duration, ld storecall.Lead, admitted bool) bool {
+	return (e.local != nil || e.store != nil) && ttl > 0 && admitted || ld.Leased
 }
 
-// persist writes p's record (through the flight group: refused once an invalidation reached its
-// flight) and releases its lease.
-func (e *engine[K, V]) persist(p *persistItem[K, V]) {
+// persist writes f's record rec for r (through the flight group: refused once an invalidation reached
+// f) and releases its lease.
+func (e *engine[K, V]) persist(f *flight.Flight[K, record[V]], r *ref[K], rec *record[V], ttl time.Duration, ld storecall.Lead, admitted bool) {
 	outcome := storecall.OutcomeMiss
-	defer func() { e.calls.Release(e.fleet, p.ld, outcome) }()
-	if (e.local == nil && e.store == nil) || p.ttl <= 0 || !p.admitted {
+	defer func() { e.calls.Release(e.fleet, ld, outcome) }()
+	if (e.local == nil && e.store == nil) || ttl <= 0 || !admitted {
 		return
 	}
-	if e.flights.Write(p.f, func() bool { return e.write(&p.r, &p.rec, p.ttl, p.ld) }) {
+	if e.flights.Write(f, func() bool { return e.write(r, rec, ttl, ld) }) {
 		outcome = storecall.OutcomeStored
 	}
 }
@@ -582,11 +585,11 @@ func (e *engine[K, V]) persist(p *persistItem[K, V]) {
 // nil when nothing is to be written. With a fleet lease it always returns work: the lease must be
 // released.
 func (e *engine[K, V]) persistWork(f *flight.Flight[K, record[V]], r *ref[K], rec record[V], ttl time.Duration, ld storecall.Lead, admitted bool) func() {
-	p := &persistItem[K, V]{f: f, r: *r, rec: rec, ttl: ttl, ld: ld, admitted: admitted}
-	if !e.needed(p) {
+	if !e.needed(ttl, ld, admitted) {
 		return nil
 	}
-	return func() { e.persist(p) }
+	p := &persistItem[K, V]{f: f, r: *r, rec: rec, ttl: ttl, ld: ld, admitted: admitted}
+	return func() { e.persist(p.f, &p.r, &p.rec, p.ttl, p.ld, p.admitted) }
 }
 
 // write stores rec for r where values live, and reports whether it was stored. The in-process tier

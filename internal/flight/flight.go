@@ -91,7 +91,8 @@ type Flight[K comparable, V any] struct {
 	joinable    bool            // in the shard's map: callers may join it
 	invalidated bool            // an invalidation reached it: none of its writes may start
 	ended       bool            // forgotten: its persist work is over
-	writing     chan struct{}   // non-nil while one of its writes is on its way; closed when it returns
+	writing     bool            // one of its writes is on its way
+	written     chan struct{}   // made by the first who waits for that write (see waitLocked); closed when it returns
 	blockers    []chan struct{} // the invalidations that reached it, closed once each is done
 	supersedes  chan struct{}   // Start's: closed when it ends, releasing the writes it refused
 	labelled    bool            // labels are known
@@ -575,8 +576,8 @@ func (sh *shard[K, V]) invalidateLocked(fence K, inv chan struct{}, marked []*Fl
 func (sh *shard[K, V]) markLocked(f *Flight[K, V], inv chan struct{}, marked []*Flight[K, V], wait []chan struct{}) ([]*Flight[K, V], []chan struct{}) {
 	f.invalidated = true
 	f.blockers = append(f.blockers, inv)
-	if f.writing != nil {
-		wait = append(wait, f.writing)
+	if f.writing {
+		wait = append(wait, f.waitLocked())
 	}
 	return append(marked, f), wait
 }
@@ -704,8 +705,7 @@ func (g *Group[K, V]) Write(f *Flight[K, V], write func() bool) bool {
 		<-busy
 		sh.mu.Lock()
 	}
-	done := make(chan struct{})
-	f.writing = done
+	f.writing = true
 	sh.mu.Unlock()
 	stored := false
 	defer func() {
@@ -720,19 +720,31 @@ func (g *Group[K, V]) Write(f *Flight[K, V], write func() bool) bool {
 				}
 			}
 		}
-		f.writing = nil
-		close(done)
+		f.writing = false
+		if f.written != nil {
+			close(f.written)
+			f.written = nil
+		}
 		sh.mu.Unlock()
 	}()
 	stored = write()
 	return stored
 }
 
+// waitLocked returns a channel closed once f's write in progress returns: most writes are waited for by
+// nobody, so the channel is made only when someone does. f.writing is set; the shard's mu is held.
+func (f *Flight[K, V]) waitLocked() chan struct{} {
+	if f.written == nil {
+		f.written = make(chan struct{})
+	}
+	return f.written
+}
+
 // writingLocked returns the channel of a write of fence in progress, or nil. sh.mu is held.
 func (sh *shard[K, V]) writingLocked(fence K) chan struct{} {
 	for o := sh.byFence[fence]; o != nil; o = o.fnext {
-		if o.writing != nil {
-			return o.writing
+		if o.writing {
+			return o.waitLocked()
 		}
 	}
 	return nil
