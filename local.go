@@ -15,8 +15,8 @@ const DefaultLocalEntries = 10_000
 // for as long as they are of any use (their TTL plus the longer stale window), and otter drops them
 // then; a record whose every use is fresh needs no clock on a hit.
 type localTier[K comparable, V any] struct {
-	cache   *otter.Cache[K, localItem[V]] // by value: a load's write allocates otter's node and nothing else
-	entries int                           // the bound, for Snapshot.Memory
+	cache   *otter.Cache[K, *localItem[V]]
+	entries int // the bound, for Snapshot.Memory
 }
 
 // localItem is one record in the tier, with the time the tier keeps it.
@@ -28,9 +28,9 @@ type localItem[V any] struct {
 // newLocalTier returns a tier of at most entries records. clock, when not nil, replaces the real time
 // for expiry (WithClock).
 func newLocalTier[K comparable, V any](entries int, clock func() time.Time) *localTier[K, V] {
-	o := &otter.Options[K, localItem[V]]{
+	o := &otter.Options[K, *localItem[V]]{
 		MaximumSize: entries,
-		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[K, localItem[V]]) time.Duration {
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[K, *localItem[V]]) time.Duration {
 			return e.Value.life
 		}),
 	}
@@ -41,11 +41,11 @@ func newLocalTier[K comparable, V any](entries int, clock func() time.Time) *loc
 }
 
 // get returns k's record, if the tier holds one that is still of use.
-func (t *localTier[K, V]) get(k K) (localItem[V], bool) { return t.cache.GetIfPresent(k) }
+func (t *localTier[K, V]) get(k K) (*localItem[V], bool) { return t.cache.GetIfPresent(k) }
 
 // set keeps rec for k for life (above zero), replacing what was there.
 func (t *localTier[K, V]) set(k K, rec *record[V], life time.Duration) {
-	t.cache.Set(k, localItem[V]{rec: *rec, life: life})
+	t.cache.Set(k, &localItem[V]{rec: *rec, life: life})
 }
 
 // del drops k.
