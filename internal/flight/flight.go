@@ -752,8 +752,9 @@ func (sh *shard[K, V]) writingLocked(fence K) chan struct{} {
 
 // Run calls load on the caller's goroutine as f's leader and publishes the value it returns (load may
 // have published it earlier itself: a streaming handler's waiters are released at its header). Then
-// persist, the work load returned (nil when none), runs on a goroutine of its own, so the leader's
-// response is not delayed by a store write, and only after it returns is f forgotten. Callers that
+// persist, the work load returned (nil when none), runs on a goroutine of its own (on the caller's with
+// PersistInline), so the leader's response is not delayed by a store write, and only after it returns
+// is f forgotten. Callers that
 // arrive meanwhile join f and get its value at once instead of loading again.
 //
 // A panic in load is published to the waiters and re-raised on the caller's goroutine with the same
