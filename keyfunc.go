@@ -61,7 +61,8 @@ type keyer struct {
 // API) is not hashed with SHA-256 on every request. It is a memoWays-way set-associative table indexed
 // by a fast seeded hash: a key is looked for in the memoWays slots of its set, so a working set of up to
 // about half the slots stays memoised (a direct-mapped table lost one key in five of 1,024 to a
-// colliding one, and paid SHA-256 and allocations for it on every call; 4 ways still lost 2%). Each slot keeps the full
+// colliding one, and paid SHA-256 and allocations for it on every call; 4 ways still cost a Do hit
+// 1,510 instructions, 8 ways 1,267). Each slot keeps the full
 // material and a hit requires it to be equal byte for byte, so the memo can never confuse two requests.
 // Memory is bounded: memoSlots slots of at most memoMaxMaterial bytes of material each.
 type keyMemo struct {
