@@ -24,8 +24,11 @@ type manySlot[K comparable, V any] struct {
 	stale *record[V]
 	f     *flight.Flight[K, record[V]]
 	role  joinRole
-	done  bool // answered from what is kept
-	rec   record[V]
+	done  bool // answered from what is kept, with val and err
+	val   V
+	err   error
+	// answered: the key's value is in getMany's map (every key is put there first, as a placeholder).
+	answered bool
 }
 
 // getMany is get for many keys: one read of what is kept for all of them (one batched store call),
@@ -33,23 +36,34 @@ type manySlot[K comparable, V any] struct {
 // call is loading, alone or in a batch, is taken from that load) and one batch load for the rest. See
 // the behaviour contract, §8.
 func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
-	slots := make([]manySlot[K, V], 0, len(ks))
-	index := make(map[K]struct{}, len(ks))
+	// out is also the set of keys seen, so that duplicates count once without a map of their own: each
+	// distinct key is put in it at once (its zero value), and those left without a value are deleted
+	// from it before it is returned (see settle).
+	out := make(map[K]V, len(ks))
+	sc := e.scratchFor(len(ks))
+	defer e.putScratch(sc) // registered first, so it runs after every other deferred use of the slots
+	slots := sc.slots[:0]
 	for _, k := range ks {
-		if _, dup := index[k]; !dup {
-			index[k] = struct{}{}
+		if _, dup := out[k]; !dup {
+			var zero V
+			out[k] = zero
 			slots = append(slots, manySlot[K, V]{r: e.ref(k)})
 		}
 	}
-	out := make(map[K]V, len(slots))
-	if e.local != nil {
-		// The in-process tier answers what it holds before anything else is set up: a batch of hits
-		// costs a look-up per key and nothing more.
+	// readEarly: the in-process tier answers what it holds before anything else is set up (a batch of
+	// hits costs a look-up per key and nothing more), and what it did not hold was read at the epochs
+	// readLocal took, as lookupOrLoad's missedAt: the first attempt reads it no more.
+	readEarly := e.local != nil
+	if readEarly {
 		e.readLocal(ctx, slots)
 	}
 
-	var waiting []*manySlot[K, V] // slots whose value comes from a flight
-	pending := make([]*manySlot[K, V], 0, len(slots))
+	// The lists of slots, each at most len(slots) long, share one allocation.
+	n := len(slots)
+	lists := sc.lists[:3*n]
+	waiting := lists[0:0:n] // slots whose value comes from a flight
+	pending := lists[n : n : 2*n]
+	toRead := lists[2*n : 2*n : 3*n]
 	for i := range slots {
 		if !slots[i].done {
 			pending = append(pending, &slots[i])
@@ -57,24 +71,28 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 	}
 	stored := e.local != nil || e.store != nil
 	failed := false // the store did not answer a read: the call makes no other store call
+	var retry, mine []*manySlot[K, V]
 	for attempt := 0; len(pending) > 0; attempt++ {
-		var toRead []*manySlot[K, V]
+		toRead = toRead[:0]
+		readAlready := readEarly && attempt == 0
 		for _, s := range pending {
 			if f := e.flights.Lookup(s.r.k, s.r.hash); f != nil && !f.Soft() {
 				s.f = f
 				waiting = append(waiting, s)
 				continue
 			}
-			s.epoch = flight.NoEpoch
+			if !readAlready {
+				s.epoch = flight.NoEpoch
+			}
 			toRead = append(toRead, s)
 		}
-		if stored && attempt < maxLoadAttempts && len(toRead) > 0 && !failed {
+		if stored && attempt < maxLoadAttempts && len(toRead) > 0 && !failed && !readAlready {
 			failed = e.readMany(ctx, toRead)
 		}
 		if ctx.Err() != nil {
 			break // a call that stopped waiting starts nothing
 		}
-		var retry, mine []*manySlot[K, V]
+		retry, mine = retry[:0], mine[:0]
 		for _, s := range toRead {
 			if s.done {
 				continue
@@ -93,7 +111,7 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 			}
 		}
 		e.leadMany(ctx, mine, failed)
-		pending = retry
+		pending, retry = retry, pending[:0] // pending's slots are all elsewhere now: its array is free
 	}
 
 	defer func() {
@@ -109,10 +127,10 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 		if !s.done {
 			continue
 		}
-		if s.rec.err == nil {
-			out[s.r.k] = s.rec.val
-		} else if !errors.Is(s.rec.err, ErrNotFound) {
-			errs = append(errs, keyError(s.r.k, s.rec.err))
+		if s.err == nil {
+			out[s.r.k], s.answered = s.val, true
+		} else if !errors.Is(s.err, ErrNotFound) {
+			errs = append(errs, keyError(s.r.k, s.err))
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -129,52 +147,102 @@ func (e *engine[K, V]) getMany(ctx context.Context, ks []K) (map[K]V, error) {
 		}
 		switch {
 		case err == nil:
-			out[s.r.k] = rec.val
+			out[s.r.k], s.answered = rec.val, true
 		case ctx.Err() != nil:
 			for _, rest := range waiting[i+1:] {
 				if rest.role == asWaiter { // the keys this call leads are counted as misses already
 					e.stats.abandoned.Add(1)
 				}
 			}
-			return out, ctx.Err()
+			return settle(out, slots), ctx.Err()
 		case !errors.Is(err, ErrNotFound):
 			errs = append(errs, keyError(s.r.k, err))
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return out, err
+		return settle(out, slots), err
 	}
-	return out, errors.Join(errs...)
+	return settle(out, slots), errors.Join(errs...)
+}
+
+// settle deletes from out the keys of the slots that got no value (getMany put every key in it).
+func settle[K comparable, V any](out map[K]V, slots []manySlot[K, V]) map[K]V {
+	for i := range slots {
+		if !slots[i].answered {
+			delete(out, slots[i].r.k)
+		}
+	}
+	return out
+}
+
+// manyScratch is what a getMany call needs only while it runs: its slots (some 150 bytes per key) and
+// its lists of them, reused by later calls through the engine's pool rather than allocated and
+// collected on every call.
+type manyScratch[K comparable, V any] struct {
+	slots []manySlot[K, V]
+	lists []*manySlot[K, V]
+}
+
+// maxPooledKeys bounds the scratch space a pool keeps: a call for more keys allocates its own.
+const maxPooledKeys = 1024
+
+// scratchFor returns scratch space for n keys.
+func (e *engine[K, V]) scratchFor(n int) *manyScratch[K, V] {
+	sc, _ := e.scratch.Get().(*manyScratch[K, V])
+	if sc == nil {
+		sc = new(manyScratch[K, V])
+	}
+	if cap(sc.slots) < n {
+		sc.slots = make([]manySlot[K, V], 0, n)
+		sc.lists = make([]*manySlot[K, V], 3*n)
+	}
+	return sc
+}
+
+// putScratch clears sc (no value or flight stays reachable from the pool) and returns it to the pool.
+func (e *engine[K, V]) putScratch(sc *manyScratch[K, V]) {
+	if cap(sc.slots) > maxPooledKeys {
+		return
+	}
+	clear(sc.slots[:cap(sc.slots)])
+	clear(sc.lists)
+	e.scratch.Put(sc)
 }
 
 // keyError says which key an error of a getMany call is for.
 func keyError[K comparable](k K, err error) error { return fmt.Errorf("stampede: key %v: %w", k, err) }
 
-// readLocal answers from the in-process tier the slots whose record it holds, as readMany would.
+// readLocal answers from the in-process tier the slots whose record it holds, as readMany would, and
+// gives the others the epoch it read them at.
 func (e *engine[K, V]) readLocal(ctx context.Context, slots []manySlot[K, V]) {
 	for i := range slots {
 		s := &slots[i]
+		s.epoch = e.flights.Epoch(s.r.hash)
 		it, ok := e.local.get(s.r.k)
 		if !ok {
 			continue
 		}
-		e.answer(ctx, s, &it.rec)
+		e.answer(ctx, s, &it.rec, true)
 	}
 }
 
 // answer settles s from a record read for it: a hit (fresh, or stale within stale-while-revalidate,
 // refreshed meanwhile), or a stale record kept for stale-if-error.
-func (e *engine[K, V]) answer(ctx context.Context, s *manySlot[K, V], rec *record[V]) {
-	switch rec.state(e.cfg.clock) {
+func (e *engine[K, V]) answer(ctx context.Context, s *manySlot[K, V], rec *record[V], local bool) {
+	st := recFresh
+	if !local || !e.localFresh {
+		st = rec.state(e.cfg.clock)
+	}
+	switch st {
 	case recFresh:
 		e.hit(rec)
-		s.done, s.rec = true, *rec
+		s.done, s.val, s.err = true, rec.val, rec.err
 		if rec.err == nil && e.cfg.xfetchBeta > 0 && e.early(rec) {
 			e.refresh(ctx, s.r, e.defaultCall())
 		}
 	case recStale:
 		e.stats.staleHits.Add(1)
-		s.done, s.rec = true, *rec
+		s.done, s.val, s.err = true, rec.val, rec.err
 		e.refresh(ctx, s.r, e.defaultCall())
 	case recStaleError:
 		kept := *rec
@@ -183,14 +251,14 @@ func (e *engine[K, V]) answer(ctx context.Context, s *manySlot[K, V], rec *recor
 }
 
 // readMany reads the slots' keys in one batched store call and answers those it can. The epoch of each
-// is read before the store is, as get does (so the in-process tier is read again here after readLocal:
-// a value a load stored in between must not be missed). failed says the store did not answer.
+// is read before the store is, as get does (on a later attempt the in-process tier is read again here:
+// a value a load stored since readLocal must not be missed). failed says the store did not answer.
 func (e *engine[K, V]) readMany(ctx context.Context, slots []*manySlot[K, V]) (failed bool) {
 	if e.local != nil {
 		for _, s := range slots {
 			s.epoch = e.flights.Epoch(s.r.hash)
 			if it, ok := e.local.get(s.r.k); ok {
-				e.answer(ctx, s, &it.rec)
+				e.answer(ctx, s, &it.rec, true)
 			}
 		}
 		return false
@@ -211,7 +279,7 @@ func (e *engine[K, V]) readMany(ctx context.Context, slots []*manySlot[K, V]) (f
 	e.calls.EndRead(ctx, probe, err)
 	for i, s := range slots {
 		if found[i] {
-			e.answer(ctx, s, &recs[i])
+			e.answer(ctx, s, &recs[i], false)
 		}
 	}
 	return err != nil
@@ -233,7 +301,8 @@ func (e *engine[K, V]) leadMany(ctx context.Context, mine []*manySlot[K, V], sto
 		}
 		return
 	}
-	b := &batchRun[K, V]{base: context.WithoutCancel(ctx), st: flight.NewLead(), storeFailed: storeFailed}
+	b := newBatchRun[K, V](detached(ctx), flight.NewLead(), len(mine))
+	b.storeFailed = storeFailed
 	for _, s := range mine {
 		e.stats.misses.Add(1)
 		b.add(s.r, s.f, s.stale, e.admit(&s.r))
@@ -272,6 +341,15 @@ type batchRun[K comparable, V any] struct {
 	storeFailed bool
 }
 
+// newBatchRun returns a batch of room for n keys, its slices in two allocations rather than growing.
+func newBatchRun[K comparable, V any](base context.Context, st *flight.Lead, n int) *batchRun[K, V] {
+	b := &batchRun[K, V]{base: base, st: st, refs: make([]ref[K], 0, n)}
+	b.fs = make([]*flight.Flight[K, record[V]], 0, n)
+	b.stale = make([]*record[V], 0, n)
+	b.admit = make([]bool, 0, n)
+	return b
+}
+
 func (b *batchRun[K, V]) add(r ref[K], f *flight.Flight[K, record[V]], stale *record[V], admitted bool) {
 	b.refs, b.fs = append(b.refs, r), append(b.fs, f)
 	b.stale, b.admit = append(b.stale, stale), append(b.admit, admitted)
@@ -285,8 +363,9 @@ func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 	ctx, done := e.loadCtx(b.base, b.fs...)
 	defer done()
 	co := e.defaultCall()
-	leads := make([]storecall.Lead, len(b.refs))
+	var leads []storecall.Lead // nil: no tickets, every key's Lead is the zero one
 	if e.fenced != nil && !b.storeFailed {
+		leads = make([]storecall.Lead, len(b.refs))
 		for i := range b.refs {
 			var ok bool
 			if leads[i], ok = e.calls.Ticket(ctx, e.fenced, e.storeKey(&b.refs[i]).s, e.ticketTTL()); !ok {
@@ -313,7 +392,9 @@ func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 		finished = true
 		e.stats.ran(d, statusOf(err), true)
 		recs := make([]record[V], len(ks))
-		var works []func()
+		ttls := make([]time.Duration, len(ks))
+		want := make([]bool, len(ks)) // the key has something to persist (never a stale-if-error one)
+		some := false
 		for i, k := range ks {
 			var v V
 			kerr := err
@@ -328,20 +409,30 @@ func (e *engine[K, V]) runBatch(b *batchRun[K, V]) {
 				recs[i] = *b.stale[i] // stale-if-error
 				continue
 			}
-			recs[i] = rec
-			if w := e.persistWork(b.fs[i], &b.refs[i], rec, ttl, leads[i], b.admit[i]); w != nil {
-				works = append(works, w)
-			}
+			recs[i], ttls[i] = rec, ttl
+			want[i] = e.needed(ttl, leadOf(leads, i), b.admit[i])
+			some = some || want[i]
 		}
-		if len(works) == 0 {
+		if !some {
 			return recs, nil
 		}
+		// One closure persists the batch, reading each key's record where it was published from.
 		return recs, func() {
-			for _, w := range works {
-				w()
+			for i := range ks {
+				if want[i] {
+					e.persist(b.fs[i], &b.refs[i], &recs[i], ttls[i], leadOf(leads, i), b.admit[i])
+				}
 			}
 		}
 	})
+}
+
+// leadOf returns the i-th lead of a batch, or the zero one when the batch took none.
+func leadOf(leads []storecall.Lead, i int) storecall.Lead {
+	if leads == nil {
+		return storecall.Lead{}
+	}
+	return leads[i]
 }
 
 // refreshBuffer collects background refreshes of a [Loader] into batches (see

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,20 +37,24 @@ type engine[K comparable, V any] struct {
 	calls   *storecall.Calls
 	stats   stats
 	local   *localTier[K, V] // typed in-process tier; nil when values live in a store
-	store   recordStore[V]   // string-keyed store; nil when none
-	plain   ValueStore[V]    // the store when it keeps bare values (store is then its plainRecords)
-	sizer   any              // what reports the size of what is kept, for Snapshot.Memory; nil when none
-	fleet   LeaseStore       // nil unless fleet coalescing is on and the store offers leases
-	fenced  FencedStore      // the shared store's fenced writes; nil when it has none
-	door    *doorkeeper      // nil unless WithMinUses asks for more than one use
-	errTTL  func(error) time.Duration
-	skeyOf  func(K) key // k's store key: its digest under the key prefix
+	// localFresh: every record the in-process tier holds is fresh (it drops them at their TTL, and no
+	// stale window keeps them longer), so a hit there reads no clock.
+	localFresh bool
+	store      recordStore[V] // string-keyed store; nil when none
+	plain      ValueStore[V]  // the store when it keeps bare values (store is then its plainRecords)
+	sizer      any            // what reports the size of what is kept, for Snapshot.Memory; nil when none
+	fleet      LeaseStore     // nil unless fleet coalescing is on and the store offers leases
+	fenced     FencedStore    // the shared store's fenced writes; nil when it has none
+	door       *doorkeeper    // nil unless WithMinUses asks for more than one use
+	errTTL     func(error) time.Duration
+	skeyOf     func(K) key // k's store key: its digest under the key prefix
 
 	load   func(ctx context.Context, k K) (V, error) // nil for a Stampede: each call brings its own
 	batch  BatchLoadFunc[K, V]                       // nil: misses load one key at a time
 	buffer *refreshBuffer[K, V]                      // nil unless refreshes are buffered
 
 	background   flight.Tracker // loads and refreshes in flight, on goroutines of their own
+	scratch      sync.Pool      // *manyScratch[K, V]: getMany's working space, reused across calls
 	decodeLogged atomic.Bool
 	stops        []func()         // end the store subscriptions
 	echoes       storecall.Echoes // this process's own invalidations, whose announcements come back
@@ -314,7 +319,7 @@ func (e *engine[K, V]) early(rec *record[V]) bool {
 // the others.
 func (e *engine[K, V]) lead(ctx context.Context, f *flight.Flight[K, record[V]], r *ref[K], co callOpts[V], stale *record[V], admitted bool) {
 	e.stats.misses.Add(1)
-	base := context.WithoutCancel(ctx)
+	base := detached(ctx)
 	st, rr := flight.NewLead(), *r
 	f.Lead = st
 	e.background.Add()
@@ -331,6 +336,15 @@ func (e *engine[K, V]) lead(ctx context.Context, f *flight.Flight[K, record[V]],
 		}()
 		e.runLoad(base, f, &rr, co, stale, admitted)
 	}()
+}
+
+// detached returns ctx without its cancellation and deadline: ctx itself when it has neither (a
+// context whose Done is nil never ends), which spares an allocation per load.
+func detached(ctx context.Context) context.Context {
+	if _, ok := ctx.Deadline(); !ok && ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // join waits for f. again is true when the caller should look again: the load called runtime.Goexit.
@@ -352,7 +366,9 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight.Flight[K, record[V]],
 			c.Add(1)
 		}
 	}
-	var pe *flight.Panic
+	// The flight publishes a panic as a *flight.Panic itself, never wrapped: a type assertion finds it
+	// without errors.As, whose target would move to the heap on every join.
+	pe, _ := err.(*flight.Panic) //nolint:errorlint // compared as the flight publishes it
 	switch {
 	case err == nil:
 		count(&e.stats.coalesced)
@@ -374,7 +390,7 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight.Flight[K, record[V]],
 		}
 		count(&e.stats.failed)
 		return record[V]{}, ErrComputeTimeout, false
-	case errors.As(err, &pe) || err == http.ErrAbortHandler: //nolint:errorlint // compared as the flight publishes it
+	case pe != nil || err == http.ErrAbortHandler: //nolint:errorlint // compared as the flight publishes it
 		if leader && st != nil {
 			st.Repanicked()
 			if pe != nil {
@@ -396,13 +412,15 @@ func (e *engine[K, V]) join(ctx context.Context, f *flight.Flight[K, record[V]],
 // and their waiters are told.
 func (e *engine[K, V]) loadCtx(base context.Context, fs ...*flight.Flight[K, record[V]]) (context.Context, func()) {
 	ctx, cancel := context.WithTimeout(base, e.cfg.computeTimeout)
-	timer := time.AfterFunc(e.cfg.computeTimeout, func() {
+	// The context's own timer expires the flights too (one timer per load, not two): the function runs
+	// when ctx ends, and stop keeps it from running when the load ends first.
+	stop := context.AfterFunc(ctx, func() {
 		for _, f := range fs {
 			e.flights.Expire(f)
 		}
 	})
 	return ctx, func() {
-		timer.Stop()
+		stop()
 		cancel()
 	}
 }
@@ -534,24 +552,44 @@ func (e *engine[K, V]) newRecord(v V, err error, ttl *time.Duration, co callOpts
 	return rec, rec.usable()
 }
 
+// persistItem is the store write of one flight's record: what persist does once the flight is published.
+type persistItem[K comparable, V any] struct {
+	f        *flight.Flight[K, record[V]]
+	r        ref[K]
+	rec      record[V]
+	ttl      time.Duration // zero: nothing to write
+	ld       storecall.Lead
+	admitted bool
+}
+
+// needed reports whether a record to keep for ttl (zero: none) has anything to persist: a write, or
+// at least a fleet lease to release.
+func (e *engine[K, V]) needed(ttl time.Duration, ld storecall.Lead, admitted bool) bool {
+	return (e.local != nil || e.store != nil) && ttl > 0 && admitted || ld.Leased
+}
+
+// persist writes f's record rec for r (through the flight group: refused once an invalidation reached
+// f) and releases its lease.
+func (e *engine[K, V]) persist(f *flight.Flight[K, record[V]], r *ref[K], rec *record[V], ttl time.Duration, ld storecall.Lead, admitted bool) {
+	outcome := storecall.OutcomeMiss
+	defer func() { e.calls.Release(e.fleet, ld, outcome) }()
+	if (e.local == nil && e.store == nil) || ttl <= 0 || !admitted {
+		return
+	}
+	if e.flights.Write(f, func() bool { return e.write(r, rec, ttl, ld) }) {
+		outcome = storecall.OutcomeStored
+	}
+}
+
 // persistWork returns the write of rec, run before the flight is forgotten (zero duplicate loads), or
 // nil when nothing is to be written. With a fleet lease it always returns work: the lease must be
 // released.
 func (e *engine[K, V]) persistWork(f *flight.Flight[K, record[V]], r *ref[K], rec record[V], ttl time.Duration, ld storecall.Lead, admitted bool) func() {
-	if (e.local == nil && e.store == nil) || ttl <= 0 || !admitted {
-		if ld.Leased {
-			return func() { e.calls.Release(e.fleet, ld, storecall.OutcomeMiss) }
-		}
+	if !e.needed(ttl, ld, admitted) {
 		return nil
 	}
-	ref := *r
-	return func() {
-		outcome := storecall.OutcomeMiss
-		defer func() { e.calls.Release(e.fleet, ld, outcome) }()
-		if e.flights.Write(f, func() bool { return e.write(&ref, &rec, ttl, ld) }) {
-			outcome = storecall.OutcomeStored
-		}
-	}
+	p := &persistItem[K, V]{f: f, r: *r, rec: rec, ttl: ttl, ld: ld, admitted: admitted}
+	return func() { e.persist(p.f, &p.r, &p.rec, p.ttl, p.ld, p.admitted) }
 }
 
 // write stores rec for r where values live, and reports whether it was stored. The in-process tier
@@ -586,7 +624,7 @@ func (e *engine[K, V]) refresh(ctx context.Context, r ref[K], co callOpts[V]) {
 		return
 	}
 	e.stats.refreshes.Add(1)
-	base := context.WithoutCancel(ctx)
+	base := detached(ctx)
 	if e.buffer != nil && co.fn == nil {
 		e.buffer.add(base, r, f)
 		return

@@ -119,6 +119,7 @@ func NewLoader[K comparable, V any](name string, load LoadFunc[K, V], opts ...Lo
 		e.sizer = e.local
 		l.fast = e.local
 		l.windows = c.staleWhileRevalidate > 0 || c.staleIfError > 0
+		e.localFresh = !l.windows
 	}
 	if bytes != nil && store != nil {
 		e.fenced = bytes.fenced
@@ -153,6 +154,9 @@ func (e *engine[K, V]) setup(name, kind string, cfg config, logger *slog.Logger,
 	}
 	e.name, e.kind, e.cfg, e.logger, e.store, e.sizer = name, kind, cfg, logger, store, sizer
 	e.seed = maphash.MakeSeed()
+	// Loads run on goroutines of their own, which nobody waits on once the value is published: they
+	// persist it themselves rather than start one more goroutine each.
+	e.flights.PersistInline = true
 	e.keys = keyer{prefix: cfg.keyPrefix + ":" + cfg.keyVersion + ":{", memo: newKeyMemo()}
 	bounded := sizer == nil || storecall.SelfBounded(sizer, cfg.storeTimeout)
 	if _, ok := store.(*tieredRecords[V]); ok {

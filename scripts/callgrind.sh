@@ -2,13 +2,17 @@
 # Instructions per op of the function-API benchmarks (bench/funcapi_test.go), counted by
 # valgrind --tool=callgrind, which a busy machine does not disturb. Each benchmark runs twice with a
 # fixed -test.benchtime (N and 2N ops, GOMAXPROCS 1); instructions per op = (Ir at 2N - Ir at N) / N, so
-# the set-up both runs share cancels. Prints a Markdown table. Usage:
+# the set-up both runs share cancels. It cancels only up to its own noise (the scheduler and the
+# collector do not run a set-up of 65,536 loads the same way twice: a few million instructions apart),
+# so N is large enough to make that noise a few instructions per op: 200,000 hits at 1,024 keys,
+# 400,000 at 65,536 (each key read about 6 times per run), 3,000 GetMany calls. Prints a Markdown
+# table. Usage:
 #
 #   scripts/callgrind.sh                 # every contender, hit at 1k and 64k keys and GetMany
 #   scripts/callgrind.sh 'stampede-.*'   # only the contenders whose name matches (a regexp)
 #
 # Needs valgrind (3.19 works with GODEBUG=asyncpreemptoff=1: Go's preemption signals otherwise
-# crash it). A few minutes.
+# crash it). Some ten minutes.
 set -euo pipefail
 cd "$(dirname "$0")/../bench"
 only=${1:-.*}
@@ -40,8 +44,8 @@ echo "| instructions per op | hit, 1,024 keys | hit, 65,536 keys | GetMany(100, 
 echo "|---|---|---|---|"
 for c in stampede-loader stampede-do otter sturdyc floor; do
 	[[ $c =~ ^($only)$ ]] || continue
-	h1=$(per "^BenchmarkFuncHit\$/^$c\$/^keys=1024\$" 20000)
-	h64=$(per "^BenchmarkFuncHit\$/^$c\$/^keys=65536\$" 20000)
-	gm=$(per "^BenchmarkFuncGetMany\$/^$c\$" 200)
+	h1=$(per "^BenchmarkFuncHit\$/^$c\$/^keys=1024\$" 200000)
+	h64=$(per "^BenchmarkFuncHit\$/^$c\$/^keys=65536\$" 400000)
+	gm=$(per "^BenchmarkFuncGetMany\$/^$c\$" 3000)
 	echo "| $c | $h1 | $h64 | $gm |"
 done

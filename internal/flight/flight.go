@@ -91,13 +91,16 @@ type Flight[K comparable, V any] struct {
 	joinable    bool            // in the shard's map: callers may join it
 	invalidated bool            // an invalidation reached it: none of its writes may start
 	ended       bool            // forgotten: its persist work is over
-	writing     chan struct{}   // non-nil while one of its writes is on its way; closed when it returns
+	writing     bool            // one of its writes is on its way
+	written     chan struct{}   // made by the first who waits for that write (see waitLocked); closed when it returns
 	blockers    []chan struct{} // the invalidations that reached it, closed once each is done
 	supersedes  chan struct{}   // Start's: closed when it ends, releasing the writes it refused
 	labelled    bool            // labels are known
 	labels      []string        // a varying response's tags, once its header is decided
 	pending     []pendingLabel  // labels purged while they were not known yet
 	prev, next  *Flight[K, V]   // the shard's list of live flights
+	fprev       *Flight[K, V]   // the shard's list of the live flights of its fence (see shard.byFence)
+	fnext       *Flight[K, V]
 }
 
 // Key returns the flight's key.
@@ -129,6 +132,10 @@ func (f *Flight[K, V]) Done() <-chan struct{} { return f.done }
 
 // Wait blocks until the flight has a result or ctx ends, whichever is first.
 func (f *Flight[K, V]) Wait(ctx context.Context) (V, error) {
+	if ctx.Done() == nil { // a context that never ends: a plain receive is cheaper than a select
+		<-f.done
+		return f.val, f.err
+	}
 	select {
 	case <-f.done:
 		return f.val, f.err
@@ -142,19 +149,39 @@ func (f *Flight[K, V]) Wait(ctx context.Context) (V, error) {
 // goroutine of its own), so that a panic is raised on the leading call while it waits, and logged when
 // nobody was there to see it.
 type Lead struct {
-	done       chan struct{} // closed, by Leave, when the leading call stopped waiting
-	once       sync.Once
+	mu         sync.Mutex
+	left       bool          // the leading call stopped waiting; guarded by mu
+	done       chan struct{} // made by Left, only when a panic needs it (most loads never ask); guarded by mu
 	repanicked atomic.Bool
 }
 
 // NewLead returns the state of a leading call that is waiting.
-func NewLead() *Lead { return &Lead{done: make(chan struct{})} }
+func NewLead() *Lead { return &Lead{} }
 
 // Leave says the leading call stopped waiting.
-func (l *Lead) Leave() { l.once.Do(func() { close(l.done) }) }
+func (l *Lead) Leave() {
+	l.mu.Lock()
+	if !l.left {
+		l.left = true
+		if l.done != nil {
+			close(l.done)
+		}
+	}
+	l.mu.Unlock()
+}
 
 // Left returns a channel closed once the leading call stopped waiting.
-func (l *Lead) Left() <-chan struct{} { return l.done }
+func (l *Lead) Left() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done == nil {
+		l.done = make(chan struct{})
+		if l.left {
+			close(l.done)
+		}
+	}
+	return l.done
+}
 
 // Repanicked records that the leading call raised the load's panic itself.
 func (l *Lead) Repanicked() { l.repanicked.Store(true) }
@@ -166,6 +193,11 @@ func (l *Lead) Raised() bool { return l.repanicked.Load() }
 // wait for its result. Its state is sharded by key hash, so unrelated keys do not contend. The zero Group
 // is ready to use.
 type Group[K comparable, V any] struct {
+	// PersistInline makes Run and RunMany persist on the caller's goroutine, after publishing, instead
+	// of on a goroutine of their own: for a front-end whose runs already have a goroutine of their own
+	// that nobody waits on once the value is published (the function API's loads). Set before use.
+	PersistInline bool
+
 	shards  [NumShards]shard[K, V]
 	persist Tracker       // background persist-then-forget goroutines
 	pending atomic.Int64  // of those, how many are running
@@ -185,6 +217,10 @@ type shard[K comparable, V any] struct {
 	// Guarded by mu.
 	recent *[recentLen]stamp[K]
 	head   *Flight[K, V] // the live flights (joinable, detached or persisting); guarded by mu
+	// byFence holds, for each fence with live flights, the first of them; the others follow through
+	// fnext. A write and an invalidation visit the flights of their fence alone, so their cost does
+	// not grow with the flights of other keys in progress (10,000 in a miss storm). Guarded by mu.
+	byFence map[K]*Flight[K, V]
 	// active are the invalidations in progress in the shard: a flight that starts while one of its
 	// fence (or of a label) is in progress is reached by it as if it had been there when it began,
 	// since what the flight's caller read may predate the deletion still to come. Guarded by mu.
@@ -383,6 +419,13 @@ func (g *Group[K, V]) startLocked(sh *shard[K, V], s Spec[K], soft, joinable boo
 		sh.head.prev = f
 	}
 	sh.head = f
+	if sh.byFence == nil {
+		sh.byFence = make(map[K]*Flight[K, V])
+	}
+	if first := sh.byFence[f.fence]; first != nil {
+		f.fnext, first.fprev = first, f
+	}
+	sh.byFence[f.fence] = f
 	g.live.Add(1)
 	return f
 }
@@ -424,6 +467,18 @@ func (g *Group[K, V]) End(f *Flight[K, V]) {
 		f.next.prev = f.prev
 	}
 	f.prev, f.next = nil, nil
+	switch {
+	case f.fprev != nil:
+		f.fprev.fnext = f.fnext
+	case f.fnext != nil:
+		sh.byFence[f.fence] = f.fnext
+	default:
+		delete(sh.byFence, f.fence)
+	}
+	if f.fnext != nil {
+		f.fnext.fprev = f.fprev
+	}
+	f.fprev, f.fnext = nil, nil
 	g.live.Add(-1)
 }
 
@@ -509,10 +564,8 @@ func (g *Group[K, V]) finish(marked []*Flight[K, V], wait []chan struct{}, inv c
 // invalidateLocked marks the live flights of fence, appending them to marked and their writes in
 // progress to wait. sh.mu is held.
 func (sh *shard[K, V]) invalidateLocked(fence K, inv chan struct{}, marked []*Flight[K, V], wait []chan struct{}) ([]*Flight[K, V], []chan struct{}) {
-	for f := sh.head; f != nil; f = f.next {
-		if f.fence == fence {
-			marked, wait = sh.markLocked(f, inv, marked, wait)
-		}
+	for f := sh.byFence[fence]; f != nil; f = f.fnext {
+		marked, wait = sh.markLocked(f, inv, marked, wait)
 	}
 	return marked, wait
 }
@@ -523,8 +576,8 @@ func (sh *shard[K, V]) invalidateLocked(fence K, inv chan struct{}, marked []*Fl
 func (sh *shard[K, V]) markLocked(f *Flight[K, V], inv chan struct{}, marked []*Flight[K, V], wait []chan struct{}) ([]*Flight[K, V], []chan struct{}) {
 	f.invalidated = true
 	f.blockers = append(f.blockers, inv)
-	if f.writing != nil {
-		wait = append(wait, f.writing)
+	if f.writing {
+		wait = append(wait, f.waitLocked())
 	}
 	return append(marked, f), wait
 }
@@ -652,8 +705,7 @@ func (g *Group[K, V]) Write(f *Flight[K, V], write func() bool) bool {
 		<-busy
 		sh.mu.Lock()
 	}
-	done := make(chan struct{})
-	f.writing = done
+	f.writing = true
 	sh.mu.Unlock()
 	stored := false
 	defer func() {
@@ -661,26 +713,38 @@ func (g *Group[K, V]) Write(f *Flight[K, V], write func() bool) bool {
 		if stored {
 			// The value just stored is newer than those of the key's older flights: they are neither
 			// joined nor stored any more.
-			for o := sh.head; o != nil; o = o.next {
-				if o != f && o.fence == f.fence && o.seq < f.seq {
+			for o := sh.byFence[f.fence]; o != nil; o = o.fnext {
+				if o != f && o.seq < f.seq {
 					o.invalidated = true
 					sh.detachLocked(o)
 				}
 			}
 		}
-		f.writing = nil
-		close(done)
+		f.writing = false
+		if f.written != nil {
+			close(f.written)
+			f.written = nil
+		}
 		sh.mu.Unlock()
 	}()
 	stored = write()
 	return stored
 }
 
+// waitLocked returns a channel closed once f's write in progress returns: most writes are waited for by
+// nobody, so the channel is made only when someone does. f.writing is set; the shard's mu is held.
+func (f *Flight[K, V]) waitLocked() chan struct{} {
+	if f.written == nil {
+		f.written = make(chan struct{})
+	}
+	return f.written
+}
+
 // writingLocked returns the channel of a write of fence in progress, or nil. sh.mu is held.
 func (sh *shard[K, V]) writingLocked(fence K) chan struct{} {
-	for o := sh.head; o != nil; o = o.next {
-		if o.fence == fence && o.writing != nil {
-			return o.writing
+	for o := sh.byFence[fence]; o != nil; o = o.fnext {
+		if o.writing {
+			return o.waitLocked()
 		}
 	}
 	return nil
@@ -688,8 +752,9 @@ func (sh *shard[K, V]) writingLocked(fence K) chan struct{} {
 
 // Run calls load on the caller's goroutine as f's leader and publishes the value it returns (load may
 // have published it earlier itself: a streaming handler's waiters are released at its header). Then
-// persist, the work load returned (nil when none), runs on a goroutine of its own, so the leader's
-// response is not delayed by a store write, and only after it returns is f forgotten. Callers that
+// persist, the work load returned (nil when none), runs on a goroutine of its own (on the caller's with
+// PersistInline), so the leader's response is not delayed by a store write, and only after it returns
+// is f forgotten. Callers that
 // arrive meanwhile join f and get its value at once instead of loading again.
 //
 // A panic in load is published to the waiters and re-raised on the caller's goroutine with the same
@@ -779,6 +844,11 @@ func (g *Group[K, V]) persistThenEnd(work func(), fs ...*Flight[K, V]) {
 	}
 	if work == nil {
 		end()
+		return
+	}
+	if g.PersistInline {
+		defer end()
+		work()
 		return
 	}
 	if g.pending.Add(1) > maxPendingPersists {
