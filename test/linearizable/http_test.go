@@ -176,6 +176,7 @@ func newCacheRun(t *testing.T, kind cacheKind, seed uint64, prefix string) *cach
 		r.h.closing(c.Close)
 		r.handlers = append(r.handlers, c.Handler(origin(r.src, r.rng)))
 	}
+	r.h.ready(t)
 	return r
 }
 
