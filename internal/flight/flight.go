@@ -368,6 +368,10 @@ func (g *Group[K, V]) Start(s Spec[K]) *Flight[K, V] {
 		<-busy
 		sh.mu.Lock()
 	}
+	// Lookup reads the shard's count without the lock: keep it above zero while the key's joinable
+	// flight is swapped for the new one, or a caller finds none in between and reads the store, which
+	// may still hold what the old flight's value (published, its write on the way) replaced.
+	sh.n.Add(1)
 	if old := sh.flights[s.Key]; old != nil {
 		sh.detachLocked(old) // the key's joinable flight is about to be this one
 	}
@@ -377,6 +381,7 @@ func (g *Group[K, V]) Start(s Spec[K]) *Flight[K, V] {
 		sh.detachLocked(old) // the new flight is the key's current one from now on
 	}
 	f := g.startLocked(sh, s, false, true)
+	sh.n.Add(-1)
 	f.supersedes = inv
 	sh.mu.Unlock()
 	return f

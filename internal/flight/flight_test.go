@@ -313,3 +313,42 @@ func TestTrackerAddDuringWait(t *testing.T) {
 	wg.Wait()
 	tr.Wait()
 }
+
+// TestStartKeepsKeyJoinable checks that a key whose flight a Start supersedes always has a joinable
+// flight for Lookup, which reads the shard's count without the lock: while Start swaps the old flight
+// for the new one, the count must not pass through zero, or a caller finds no flight and reads what the
+// old flight's value replaced (a Refresh's value served, then the older stored value it superseded: a
+// linearizability violation that test/linearizable found).
+func TestStartKeepsKeyJoinable(t *testing.T) {
+	t.Parallel()
+	var g Group[string, int]
+	k := spec("a")
+	prev := g.Start(k)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	missed := 0
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if g.Lookup(k.Key, k.Hash) == nil {
+				missed++
+			}
+		}
+	})
+	for range 20000 {
+		f := g.Start(k)
+		g.End(prev)
+		prev = f
+		runtime.Gosched()
+	}
+	close(stop)
+	wg.Wait()
+	g.End(prev)
+	if missed > 0 {
+		t.Fatalf("Lookup found no flight %d times while Start superseded one", missed)
+	}
+}

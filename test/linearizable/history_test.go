@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,11 +60,12 @@ func (r *recorder) do(client int, in op, f func() any) {
 
 // add records, for each key, an invalidation that client made between call and ret: one operation that
 // reaches several keys (a tag purge) is one operation per key over the same interval.
-func (r *recorder) add(client int, call, ret int64, keys []string) {
+func (r *recorder) add(client, replica int, call, ret int64, keys []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: op{Kind: "invalidate", Key: k, Via: "PurgeTag"}, Call: call, Return: ret})
+		in := op{Kind: "invalidate", Key: k, Via: "PurgeTag", Replica: replica}
+		r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Return: ret})
 	}
 }
 
@@ -150,20 +152,21 @@ func testSettings(t *testing.T, short int) settings {
 	return s
 }
 
-// check checks one history and reports a failure with the seed, a minimised history and its
-// operations.
-func check(t *testing.T, name string, seed uint64, ops []porcupine.Operation) bool {
+// check checks one history of kind, recorded by test ("loader" or "http"). A history that is not
+// linearizable is reported with its seed, minimised, and kept in a file (see keep) whose path the report
+// gives; calls is what its stores did (nil: not traced).
+func check(t *testing.T, test, kind string, seed uint64, ops []porcupine.Operation, calls *trace) bool {
 	t.Helper()
-	model := modelFor(name)
+	model := modelFor(kind)
 	res, info := porcupine.CheckOperationsVerbose(model, ops, time.Minute)
 	switch res {
 	case porcupine.Ok:
 		return true
 	case porcupine.Unknown:
-		t.Errorf("%s: seed %d: the checker timed out on a history of %d operations", name, seed, len(ops))
+		t.Errorf("%s: seed %d: the checker timed out on a history of %d operations", kind, seed, len(ops))
 		return false
 	}
-	minimal := minimise(model, ops)
+	minimal := minimise(kind, model, ops)
 	var failing []porcupine.Operation
 	for _, part := range model.Partition(ops) {
 		if !porcupine.CheckOperations(model, part) {
@@ -171,22 +174,31 @@ func check(t *testing.T, name string, seed uint64, ops []porcupine.Operation) bo
 			break
 		}
 	}
-	t.Errorf("%s: seed %d: history not linearizable (%d operations; minimised to %d):\n%s\nthe key's whole history:\n%s",
-		name, seed, len(ops), len(minimal), describe(minimal), describe(failing))
-	if dir := os.Getenv("LINEARIZABLE_VISUALIZE"); dir != "" {
-		f, err := os.Create(fmt.Sprintf("%s/%s-%d.html", dir, name, seed))
-		if err == nil {
-			_ = porcupine.Visualize(model, info, f)
-			_ = f.Close()
-		}
+	var lines []string
+	if calls != nil {
+		calls.mu.Lock()
+		lines = slices.Clone(calls.lines)
+		calls.mu.Unlock()
 	}
+	path, err := keep(keptHistory{Test: test, Kind: kind, Seed: seed, History: toKept(failing), Minimised: toKept(minimal), StoreCalls: lines},
+		model, info)
+	if err != nil {
+		path = fmt.Sprintf("(not kept: %v)", err)
+	}
+	t.Errorf("%s: seed %d: history not linearizable (%d operations; minimised to %d), kept in %s "+
+		"(copy it to test/linearizable/testdata/ to keep it as a regression test, see TestRegressions):\n%s\nthe key's whole history:\n%s\nstore calls:\n%s",
+		kind, seed, len(ops), len(minimal), path, describe(minimal), describe(failing), strings.Join(lines, "\n"))
 	return false
 }
 
 // minimise removes operations from a history that is not linearizable as long as what is left is not
-// linearizable either (whole keys first, then single reads and invalidations; every change and set is
-// kept, since the values the reads saw come from them): the witness to keep.
-func minimise(model porcupine.Model, ops []porcupine.Operation) []porcupine.Operation {
+// linearizable either (whole keys first, then single reads and invalidations): the witness to keep. It
+// removes only what cannot be the reason another operation was allowed, so that what is left fails for
+// a reason the whole history had: every change and set is kept (the values the reads saw come from them),
+// and, except in a fleet's model (where no read changes the state), so is every read that returned a
+// version of the source another read returned (it may be the load that kept the version the other one
+// found; a value that a set stored is never loaded). Dropping an invalidation only lets more through.
+func minimise(kind string, model porcupine.Model, ops []porcupine.Operation) []porcupine.Operation {
 	fails := func(h []porcupine.Operation) bool { return !porcupine.CheckOperations(model, h) }
 	// Keep only the keys that fail.
 	for _, part := range model.Partition(ops) {
@@ -195,11 +207,27 @@ func minimise(model porcupine.Model, ops []porcupine.Operation) []porcupine.Oper
 			break
 		}
 	}
+	explains := func(i int) bool {
+		if v, ok := ops[i].Output.(int); kind == "fleet" || !ok || v >= setBase {
+			return false
+		}
+		for j, o := range ops {
+			if k := o.Input.(op).Kind; j != i && (k == "get" || k == "refresh") && o.Output == ops[i].Output {
+				return true
+			}
+		}
+		return false
+	}
 	for changed := true; changed; {
 		changed = false
 		for i := len(ops) - 1; i >= 0; i-- {
-			if k := ops[i].Input.(op).Kind; k == "change" || k == "set" {
+			switch ops[i].Input.(op).Kind {
+			case "change", "set":
 				continue
+			case "get", "refresh":
+				if explains(i) {
+					continue
+				}
 			}
 			smaller := slices.Delete(slices.Clone(ops), i, i+1)
 			if len(smaller) > 0 && fails(smaller) {
@@ -216,7 +244,8 @@ func describe(ops []porcupine.Operation) string {
 	slices.SortFunc(ops, func(a, b porcupine.Operation) int { return int(a.Call - b.Call) })
 	var out string
 	for _, o := range ops {
-		out += fmt.Sprintf("  client %d [%d, %d] %s\n", o.ClientId, o.Call, o.Return, model.DescribeOperation(o.Input, o.Output))
+		out += fmt.Sprintf("  client %d [%d, %d] replica %d: %s\n", o.ClientId, o.Call, o.Return, o.Input.(op).Replica,
+			model.DescribeOperation(o.Input, o.Output))
 	}
 	return out
 }

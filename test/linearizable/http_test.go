@@ -113,97 +113,132 @@ func origin(src *source, rng *lockedRand) http.Handler {
 	})
 }
 
-// cacheHistory records and checks one history.
+// cacheHistory records and checks one random history.
 func cacheHistory(t *testing.T, kind cacheKind, seed uint64, prefix string) bool {
 	const clients, opsPerClient = 4, 12
-	src := newSource()
-	src.init(urls)
-	var rec recorder
-	rng := &lockedRand{rng: rand.New(rand.NewPCG(seed, 1)), trace: &trace{clock: &rec.clock}}
-	h := &history{}
-	current = h
-	caches := kind.build(t, rng, prefix)
-	defer h.close()
-	if h.ann != nil {
-		rec.gate = new(sync.RWMutex)
-	}
-	for _, c := range caches {
-		h.closing(c.Close)
-	}
-	handlers := make([]http.Handler, len(caches))
-	for i, c := range caches {
-		handlers[i] = c.Handler(origin(src, rng))
-	}
+	run := newCacheRun(t, kind, seed, prefix)
+	defer run.h.close()
 	var wg sync.WaitGroup
-	var failed atomic.Bool
-	fail := func(format string, args ...any) {
-		t.Errorf("seed %d: "+format, append([]any{seed}, args...)...)
-		failed.Store(true)
-	}
 	for cl := range clients {
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(seed, uint64(cl)+2))
-			ctx := context.Background()
 			for range opsPerClient {
-				u := urls[r.IntN(len(urls))]
-				i := r.IntN(len(caches))
-				c, hd := caches[i], handlers[i]
+				in := op{Key: urls[r.IntN(len(urls))], Replica: r.IntN(len(run.caches))}
 				switch n := r.IntN(100); {
 				case n < 55:
-					variant := 0
-					if u == "/b" {
-						variant = r.IntN(variants)
+					in.Kind = "get"
+					if in.Key == "/b" {
+						in.Variant = r.IntN(variants)
 					}
-					rec.do(cl, op{Kind: "get", Key: u, Variant: variant}, func() any {
-						req := httptest.NewRequest(http.MethodGet, u, nil)
-						req.Header.Set("X-V", strconv.Itoa(variant))
-						w := httptest.NewRecorder()
-						hd.ServeHTTP(w, req)
-						v, err := strconv.Atoi(w.Body.String())
-						if w.Code != http.StatusOK || err != nil {
-							fail("GET %s: %d %q", u, w.Code, w.Body.String())
-						}
-						return v
-					})
 				case n < 70:
-					rec.do(cl, op{Kind: "change", Key: u}, func() any { return src.change(u) })
+					in.Kind = "change"
 				case n < 82:
-					rec.do(cl, op{Kind: "invalidate", Key: u, Via: "Purge"}, func() any {
-						if err := c.Purge(ctx, httptest.NewRequest(http.MethodGet, u, nil)); err != nil {
-							fail("Purge(%s): %v", u, err)
-						}
-						h.settle(t)
-						return nil
-					})
+					in.Kind, in.Via = "invalidate", "Purge"
 				case n < 92:
-					rec.do(cl, op{Kind: "invalidate", Key: u, Via: "POST"}, func() any {
-						w := httptest.NewRecorder()
-						hd.ServeHTTP(w, httptest.NewRequest(http.MethodPost, u, nil))
-						h.settle(t)
-						return nil
-					})
+					in.Kind, in.Via = "invalidate", "POST"
 				default:
-					// PurgeTag("all") invalidates both URLs: one operation per URL, over the same interval.
-					unlock := rec.lock(op{Kind: "invalidate"})
-					call := rec.clock.Add(1)
-					if err := c.PurgeTag(ctx, "all"); err != nil {
-						fail("PurgeTag: %v", err)
-					}
-					h.settle(t)
-					ret := rec.clock.Add(1)
-					unlock()
-					rec.add(cl, call, ret, urls)
+					in.Kind, in.Via = "invalidate", "PurgeTag"
 				}
+				run.perform(cl, in)
 			}
 		})
 	}
 	wg.Wait()
-	if failed.Load() {
+	return run.check("http")
+}
+
+// cacheRun is one history of the middleware being run: its caches and their handlers, the origin's
+// source and the record.
+type cacheRun struct {
+	t        *testing.T
+	kind     string
+	seed     uint64
+	src      *source
+	rec      *recorder
+	rng      *lockedRand
+	h        *history
+	caches   []*stampede.Cache
+	handlers []http.Handler
+	failed   atomic.Bool // an operation failed: the history is not checked
+}
+
+// newCacheRun builds kind's caches for a history of the URLs, each at version 1.
+func newCacheRun(t *testing.T, kind cacheKind, seed uint64, prefix string) *cacheRun {
+	r := &cacheRun{t: t, kind: kind.name, seed: seed, src: newSource(), rec: &recorder{}, h: &history{}}
+	r.src.init(urls)
+	r.rng = &lockedRand{rng: rand.New(rand.NewPCG(seed, 1)), trace: &trace{clock: &r.rec.clock}}
+	current = r.h
+	r.caches = kind.build(t, r.rng, prefix)
+	if r.h.ann != nil {
+		r.rec.gate = new(sync.RWMutex)
+	}
+	for _, c := range r.caches {
+		r.h.closing(c.Close)
+		r.handlers = append(r.handlers, c.Handler(origin(r.src, r.rng)))
+	}
+	r.h.ready(t)
+	return r
+}
+
+// perform runs in as client's operation, through the cache in.Replica (modulo the caches there are),
+// and records it. An invalidation via PurgeTag purges the tag "all", which every URL carries: it is
+// recorded as one invalidation per URL over the same interval.
+func (r *cacheRun) perform(cl int, in op) {
+	ctx := context.Background()
+	i := in.Replica % len(r.caches)
+	c, hd, u := r.caches[i], r.handlers[i], in.Key
+	fail := func(format string, args ...any) {
+		r.t.Errorf("seed %d: "+format, append([]any{r.seed}, args...)...)
+		r.failed.Store(true)
+	}
+	if in.Kind == "invalidate" && in.Via == "PurgeTag" {
+		unlock := r.rec.lock(in)
+		call := r.rec.clock.Add(1)
+		if err := c.PurgeTag(ctx, "all"); err != nil {
+			fail("PurgeTag: %v", err)
+		}
+		r.h.settle(r.t)
+		ret := r.rec.clock.Add(1)
+		unlock()
+		r.rec.add(cl, in.Replica, call, ret, urls)
+		return
+	}
+	r.rec.do(cl, in, func() any {
+		switch in.Kind {
+		case "get":
+			req := httptest.NewRequest(http.MethodGet, u, nil)
+			req.Header.Set("X-V", strconv.Itoa(in.Variant))
+			w := httptest.NewRecorder()
+			hd.ServeHTTP(w, req)
+			v, err := strconv.Atoi(w.Body.String())
+			if w.Code != http.StatusOK || err != nil {
+				fail("GET %s: %d %q", u, w.Code, w.Body.String())
+			}
+			return v
+		case "change":
+			return r.src.change(u)
+		case "invalidate":
+			switch in.Via {
+			case "Purge":
+				if err := c.Purge(ctx, httptest.NewRequest(http.MethodGet, u, nil)); err != nil {
+					fail("Purge(%s): %v", u, err)
+				}
+			case "POST":
+				hd.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, u, nil))
+			default:
+				panic("linearizable: unknown invalidation " + in.Via)
+			}
+			r.h.settle(r.t)
+			return nil
+		}
+		panic("linearizable: unknown operation " + in.Kind)
+	})
+}
+
+// check checks the history recorded (unless an operation failed, which was reported already).
+func (r *cacheRun) check(test string) bool {
+	if r.failed.Load() {
 		return false
 	}
-	ok := check(t, kind.name, seed, rec.ops)
-	if !ok {
-		t.Logf("store calls:\n%s", strings.Join(rng.trace.lines, "\n"))
-	}
-	return ok
+	return check(r.t, test, r.kind, r.seed, r.rec.ops, r.rng.trace)
 }

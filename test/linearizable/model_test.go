@@ -21,11 +21,12 @@ import (
 // op is one operation of a history: its kind, the key (a partition of its own), and the variant of an
 // HTTP request (0 or 1; 0 for keys that do not vary). Value is a set's value.
 type op struct {
-	Kind    string // "get", "set", "invalidate", "refresh", "change"
-	Key     string
-	Variant int
-	Value   int
-	Via     string // what made an invalidation (Purge, POST, PurgeTag, Invalidate), for reports
+	Kind    string `json:"kind"` // "get", "set", "invalidate", "refresh", "change"
+	Key     string `json:"key"`
+	Variant int    `json:"variant,omitempty"`
+	Value   int    `json:"value,omitempty"`
+	Via     string `json:"via,omitempty"`     // what made an invalidation (Purge, POST, PurgeTag, Invalidate)
+	Replica int    `json:"replica,omitempty"` // which loader or cache of a fleet ran it (0 outside a fleet)
 }
 
 // variants is how many variants the model keeps per key.
