@@ -169,7 +169,9 @@ conformance:
 	CACHE_TESTS_DIR="$(CACHE_TESTS_DIR)" bash conformance/run.sh $(ID)
 
 # The linearizability check of test/linearizable at full size: 10,000 random histories per store kind
-# (make test runs a few hundred). LINEARIZABLE_SEED=N replays a seed.
+# (make test runs a few hundred), and each kept failing history under test/linearizable/testdata
+# replayed as many times. LINEARIZABLE_SEED=N replays a seed; a failing history is written under
+# LINEARIZABLE_KEEP (default the system's temporary directory), its path in the report.
 LINEARIZABLE_HISTORIES ?= 10000
 check-linearizable:
 	cd test/linearizable && LINEARIZABLE_HISTORIES=$(LINEARIZABLE_HISTORIES) $(GO) test -count=1 -timeout 3h -v -run . ./...

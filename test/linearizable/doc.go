@@ -1,6 +1,7 @@
 // Package linearizable checks that stampede's invalidations are linearizable with the reads and the
 // flights of their key (docs/behaviour.md §11), by model checking: random concurrent histories of
-// reads, loads, invalidations, sets and refreshes (function API) and of GETs, purges, tag purges and
+// reads, loads, invalidations, sets and refreshes (function API: Loader, and go-chi's Do and
+// Invalidate, which have no sets or refreshes) and of GETs, purges, tag purges and
 // unsafe requests with and without Vary (middleware), with a random delay injected around every store
 // call, are recorded and each is checked against a sequential model of the cache with porcupine, a
 // linearizability checker.

@@ -29,6 +29,9 @@ import (
 type loaderKind struct {
 	name  string
 	build func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int]
+	// do, set instead of build, builds go-chi's function API instead (NewStampede): its histories are
+	// of Do (a get) and Invalidate only, the calls it has.
+	do func(t *testing.T) *stampede.Stampede[int]
 }
 
 // history is what one history's stores need closed when it ends (a Redis store's subscription, its
@@ -125,35 +128,45 @@ func loaderKinds(t *testing.T) []loaderKind {
 		return []*stampede.Loader[string, int]{l}
 	}
 	if os.Getenv("LINEARIZABLE_PLANTED") != "" { // see TestCheckerFindsLostInvalidations
-		return []loaderKind{{"planted", func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
+		return []loaderKind{{name: "planted", build: func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			store := slow(forgetful{mem(t)}, rng)
 			return one(stampede.NewLoader("lin", load, append(loaderOptions(prefix), stampede.WithStore(store))...))
 		}}}
 	}
 	return []loaderKind{
-		{"in-process", func(t *testing.T, load stampede.LoadFunc[string, int], _ *lockedRand, prefix string) []*stampede.Loader[string, int] {
+		{name: "in-process", build: func(t *testing.T, load stampede.LoadFunc[string, int], _ *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			return one(stampede.NewLoader("lin", load, loaderOptions(prefix)...))
 		}},
-		{"values", func(t *testing.T, load stampede.LoadFunc[string, int], _ *lockedRand, prefix string) []*stampede.Loader[string, int] {
+		{name: "values", build: func(t *testing.T, load stampede.LoadFunc[string, int], _ *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			values, err := memstore.NewValues[any](1000)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return one(stampede.NewLoader("lin", load, append(loaderOptions(prefix), stampede.WithValues(values))...))
 		}},
-		{"memory", func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
+		{name: "memory", build: func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			return one(stampede.NewLoader("lin", load, append(loaderOptions(prefix), stampede.WithStore(slow(mem(t), rng)))...))
 		}},
-		{"redis", func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
+		{name: "redis", build: func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			store := slow(redisStore(t, redisClient()), rng)
 			return one(stampede.NewLoader("lin", load, append(loaderOptions(prefix), stampede.WithStore(store))...))
 		}},
-		{"tiered", func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
+		{name: "tiered", build: func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			tiered := tieredstore.New(mem(t), redisStore(t, redisClient()))
 			current.closing(tiered.Close)
 			return one(stampede.NewLoader("lin", load, append(loaderOptions(prefix), stampede.WithStore(slow(tiered, rng)))...))
 		}},
-		{"fleet", func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
+		{name: "do-coalesce", do: func(*testing.T) *stampede.Stampede[int] {
+			return stampede.NewStampede[int](nil, nil, stampede.WithTTL(time.Minute))
+		}},
+		{name: "do-values", do: func(t *testing.T) *stampede.Stampede[int] {
+			values, err := memstore.NewValues[int](1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return stampede.NewStampede[int](nil, values, stampede.WithTTL(time.Minute))
+		}},
+		{name: "fleet", build: func(t *testing.T, load stampede.LoadFunc[string, int], rng *lockedRand, prefix string) []*stampede.Loader[string, int] {
 			var ls []*stampede.Loader[string, int]
 			current.ann = newAnnouncer(redisClient())
 			for range 2 {
@@ -249,9 +262,9 @@ func loaderHistory(t *testing.T, kind loaderKind, seed uint64, prefix string) bo
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(seed, uint64(c)+2))
 			for range opsPerClient {
-				in := op{Key: keys[r.IntN(len(keys))], Replica: r.IntN(len(run.loaders))}
+				in := op{Key: keys[r.IntN(len(keys))], Replica: r.IntN(max(len(run.loaders), 1))}
 				switch n := r.IntN(100); {
-				case n < 50:
+				case n < 50 || n >= 77 && run.do != nil: // Do has no Set or Refresh
 					in.Kind = "get"
 				case n < 62:
 					in.Kind = "change"
@@ -280,6 +293,8 @@ type loaderRun struct {
 	rng     *lockedRand
 	h       *history
 	loaders []*stampede.Loader[string, int]
+	do      *stampede.Stampede[int] // instead of loaders, for a kind of the go-chi function API
+	load    stampede.LoadFunc[string, int]
 	failed  atomic.Bool // an operation returned an error: the history is not checked
 }
 
@@ -295,6 +310,12 @@ func newLoaderRun(t *testing.T, kind loaderKind, seed uint64, prefix string, key
 		return v, nil
 	}
 	current = r.h
+	r.load = load
+	if kind.do != nil {
+		r.do = kind.do(t)
+		r.h.closing(r.do.Wait)
+		return r
+	}
 	r.loaders = kind.build(t, load, r.rng, prefix)
 	if r.h.ann != nil {
 		r.rec.gate = new(sync.RWMutex)
@@ -310,12 +331,16 @@ func newLoaderRun(t *testing.T, kind loaderKind, seed uint64, prefix string, key
 // and records it.
 func (r *loaderRun) perform(client int, in op) {
 	ctx := context.Background()
-	l := r.loaders[in.Replica%len(r.loaders)]
 	k := in.Key
 	fail := func(format string, args ...any) {
 		r.t.Errorf("seed %d: "+format, append([]any{r.seed}, args...)...)
 		r.failed.Store(true)
 	}
+	if r.do != nil {
+		r.performDo(ctx, client, in, fail)
+		return
+	}
+	l := r.loaders[in.Replica%len(r.loaders)]
 	r.rec.do(client, in, func() any {
 		switch in.Kind {
 		case "get":
@@ -347,6 +372,32 @@ func (r *loaderRun) perform(client int, in op) {
 			return v
 		}
 		panic("linearizable: unknown operation " + in.Kind)
+	})
+}
+
+// performDo runs in through the go-chi function API: a get is Do with the history's load.
+func (r *loaderRun) performDo(ctx context.Context, client int, in op, fail func(string, ...any)) {
+	k := in.Key
+	r.rec.do(client, in, func() any {
+		switch in.Kind {
+		case "get":
+			v, err := r.do.Do(ctx, k, func() (int, *time.Duration, error) {
+				v, err := r.load(ctx, k)
+				return v, nil, err
+			})
+			if err != nil {
+				fail("Do(%s): %v", k, err)
+			}
+			return v
+		case "change":
+			return r.src.change(k)
+		case "invalidate":
+			if err := r.do.Invalidate(ctx, k); err != nil {
+				fail("Invalidate(%s): %v", k, err)
+			}
+			return nil
+		}
+		panic("linearizable: no " + in.Kind + " in the go-chi function API")
 	})
 }
 
