@@ -249,3 +249,20 @@ func describe(ops []porcupine.Operation) string {
 	}
 	return out
 }
+
+// run is what a history of either front-end holds while it runs: the test, the kind and seed it is of,
+// the source the loads read, the record of the operations, the random delays and the stores to close.
+type run struct {
+	t      *testing.T
+	kind   string
+	seed   uint64
+	src    *source
+	rec    *recorder
+	rng    *lockedRand
+	h      *history
+	failed atomic.Bool // an operation failed: the history is not checked
+}
+
+func newRun(t *testing.T, kind string, seed uint64) run {
+	return run{t: t, kind: kind, seed: seed, src: newSource(), rec: &recorder{}, h: &history{}}
+}

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,21 +149,14 @@ func cacheHistory(t *testing.T, kind cacheKind, seed uint64, prefix string) bool
 // cacheRun is one history of the middleware being run: its caches and their handlers, the origin's
 // source and the record.
 type cacheRun struct {
-	t        *testing.T
-	kind     string
-	seed     uint64
-	src      *source
-	rec      *recorder
-	rng      *lockedRand
-	h        *history
+	run
 	caches   []*stampede.Cache
 	handlers []http.Handler
-	failed   atomic.Bool // an operation failed: the history is not checked
 }
 
 // newCacheRun builds kind's caches for a history of the URLs, each at version 1.
 func newCacheRun(t *testing.T, kind cacheKind, seed uint64, prefix string) *cacheRun {
-	r := &cacheRun{t: t, kind: kind.name, seed: seed, src: newSource(), rec: &recorder{}, h: &history{}}
+	r := &cacheRun{run: newRun(t, kind.name, seed)}
 	r.src.init(urls)
 	r.rng = &lockedRand{rng: rand.New(rand.NewPCG(seed, 1)), trace: &trace{clock: &r.rec.clock}}
 	current = r.h

@@ -285,22 +285,15 @@ func loaderHistory(t *testing.T, kind loaderKind, seed uint64, prefix string) bo
 
 // loaderRun is one history of the function API being run: its loaders, its source and its record.
 type loaderRun struct {
-	t       *testing.T
-	kind    string
-	seed    uint64
-	src     *source
-	rec     *recorder
-	rng     *lockedRand
-	h       *history
+	run
 	loaders []*stampede.Loader[string, int]
 	do      *stampede.Stampede[int] // instead of loaders, for a kind of the go-chi function API
 	load    stampede.LoadFunc[string, int]
-	failed  atomic.Bool // an operation returned an error: the history is not checked
 }
 
 // newLoaderRun builds kind's loaders for a history over keys, each at version 1.
 func newLoaderRun(t *testing.T, kind loaderKind, seed uint64, prefix string, keys []string) *loaderRun {
-	r := &loaderRun{t: t, kind: kind.name, seed: seed, src: newSource(), rec: &recorder{}, h: &history{}}
+	r := &loaderRun{run: newRun(t, kind.name, seed)}
 	r.src.init(keys)
 	r.rng = &lockedRand{rng: rand.New(rand.NewPCG(seed, 1)), trace: &trace{clock: &r.rec.clock}}
 	load := func(_ context.Context, k string) (int, error) {
