@@ -21,9 +21,12 @@ type echo struct {
 }
 
 // echoTTL is how long an invalidation waits for its echo; maxEchoes caps what is remembered (past it,
-// echoes are applied like any announcement: harmless).
+// echoes are applied like any announcement: harmless). An echo normally comes back within milliseconds;
+// one later than echoTTL is applied, which costs at most a second load of its key, while an echo that
+// never comes back (sent before the subscription was confirmed, or lost with a connection) makes another
+// replica's announcement of the key within echoTTL pass for it: the shorter, the smaller that window.
 const (
-	echoTTL   = 10 * time.Second
+	echoTTL   = 2 * time.Second
 	maxEchoes = 1 << 16
 )
 
