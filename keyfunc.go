@@ -271,7 +271,7 @@ func (k *keyer) material(b []byte, r *http.Request, bodyDigest []byte, fromFunc 
 	}
 	b = append(b, tagPath)
 	b = appendPath(b, r.URL.Path, r.URL.RawPath)
-	if canonical {
+	if canonical && cleanPath(r.URL.Path) {
 		var pairStack [16]queryPair
 		b = appendCanonicalQuery(b, r.URL.RawQuery, pairStack[:0])
 	} else {
@@ -372,6 +372,15 @@ func appendPath(b []byte, path, rawPath string) []byte {
 	b = append(b, path...)
 	b = binary.AppendUvarint(b, uint64(len(rawPath)))
 	return append(b, rawPath...)
+}
+
+// cleanPath reports whether p is a path net/http's ServeMux serves as it is. One it would clean (with
+// "//", "/./" or "/../" in it, or ending in "/." or "/..") it answers with a redirect whose Location and
+// body carry the raw query as sent, so such a request is keyed by its query as sent, not canonical:
+// "?q=%C3%BC" and "?q=ü" then get redirects of their own.
+func cleanPath(p string) bool {
+	return !strings.Contains(p, "//") && !strings.Contains(p, "/./") && !strings.Contains(p, "/../") &&
+		!strings.HasSuffix(p, "/.") && !strings.HasSuffix(p, "/..")
 }
 
 // appendCanonicalQuery appends the query's parameters decoded and sorted by name. Parameters with
