@@ -39,6 +39,12 @@ type recorder struct {
 	pre         []byte  // modeRecord: body written before the head is committed (type sniffing)
 	rec         *recording
 	n           int64 // modeRecord: body bytes recorded
+	// clen is the declared Content-Length of a recorded response whose status allows a body and whose
+	// leading client speaks HTTP/1, -1 otherwise; attempted counts the body bytes the handler tried to
+	// write. net/http's HTTP/1 writer refuses whole every write past the declared length
+	// (ErrContentLength) and sniffs no type from it; its HTTP/2 writer refuses it too but sniffs first,
+	// so there the recorder lets it through and finish finds the length wrong, as before.
+	clen, attempted int64
 	clientGone  bool  // modeDirect: a write to w failed
 	// deadline is the write deadline the handler set before the recording was committed, if
 	// deadlineSet: the recording carries it to every client from its start.
@@ -122,6 +128,10 @@ func (rw *recorder) WriteHeader(code int) {
 		rw.l.publish(rw.v.replace, &rw.v)
 	default:
 		rw.mode = modeRecord
+		rw.clen = -1
+		if bodyAllowed(code) && rw.l.r.ProtoMajor == 1 {
+			rw.clen = declaredLength(rw.v.head.Header)
+		}
 		if !rw.needsSniff() {
 			rw.commit()
 		} else {
@@ -209,6 +219,11 @@ func (rw *recorder) Write(p []byte) (int, error) {
 		}
 		return rw.writeDirect(p)
 	case modeRecord:
+		if rw.clen >= 0 {
+			if rw.attempted += int64(len(p)); rw.attempted > rw.clen {
+				return 0, http.ErrContentLength
+			}
+		}
 		if rw.rec == nil {
 			if int64(len(rw.pre)+len(p)) > rw.limit {
 				rw.overflowUncommitted()
