@@ -45,7 +45,7 @@ type recorder struct {
 	// (ErrContentLength) and sniffs no type from it; its HTTP/2 writer refuses it too but sniffs first,
 	// so there the recorder lets it through and finish finds the length wrong, as before.
 	clen, attempted int64
-	clientGone  bool  // modeDirect: a write to w failed
+	clientGone      bool // modeDirect: a write to w failed
 	// deadline is the write deadline the handler set before the recording was committed, if
 	// deadlineSet: the recording carries it to every client from its start.
 	deadline    time.Time
