@@ -47,8 +47,9 @@ package otel
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -254,10 +255,10 @@ func RegisterSnapshots(mp metric.MeterProvider, sources ...stampede.StatsSource)
 			for i, f := range counterFields {
 				obs.ObserveInt64(counters[i], int64(f.get(&s)), cache)
 			}
-			for _, r := range sortedKeys(s.PassReasons) {
+			for _, r := range slices.Sorted(maps.Keys(s.PassReasons)) {
 				obs.ObserveInt64(passes, int64(s.PassReasons[r]), metric.WithAttributes(keyCache.String(s.Name), keyReason.String(r)))
 			}
-			for _, r := range sortedKeys(s.Unshareable) {
+			for _, r := range slices.Sorted(maps.Keys(s.Unshareable)) {
 				obs.ObserveInt64(unshareable, int64(s.Unshareable[r]), metric.WithAttributes(keyCache.String(s.Name), keyReason.String(r)))
 			}
 			open := int64(0)
@@ -286,15 +287,6 @@ func RegisterSnapshots(mp metric.MeterProvider, sources ...stampede.StatsSource)
 		return nil, fmt.Errorf("stampede/otel: %w", err)
 	}
 	return reg, nil
-}
-
-func sortedKeys(m map[string]uint64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // isNil reports whether s is nil or holds a nil pointer.

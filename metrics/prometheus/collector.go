@@ -47,8 +47,9 @@ package prometheus
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -166,10 +167,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.coalesced, s.Coalesced)
 		counter(c.abandoned, s.Abandoned)
 		counter(c.failed, s.Failed)
-		for _, reason := range sortedKeys(s.PassReasons) {
+		for _, reason := range slices.Sorted(maps.Keys(s.PassReasons)) {
 			counter(c.passes, s.PassReasons[reason], reason)
 		}
-		for _, reason := range sortedKeys(s.Unshareable) {
+		for _, reason := range slices.Sorted(maps.Keys(s.Unshareable)) {
 			counter(c.unshareable, s.Unshareable[reason], reason)
 		}
 		counter(c.failures, s.Failures)
@@ -177,7 +178,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 		h := s.HandlerTimes
 		ch <- prometheus.MustNewConstHistogram(c.duration, h.Count, h.Sum, cumulativeBuckets(h), s.Name)
-		for _, op := range sortedKeys(s.StoreTimes) {
+		for _, op := range slices.Sorted(maps.Keys(s.StoreTimes)) {
 			h := s.StoreTimes[op]
 			ch <- prometheus.MustNewConstHistogram(c.storeDuration, h.Count, h.Sum, cumulativeBuckets(h), s.Name, op)
 		}
@@ -224,15 +225,6 @@ func cumulativeBuckets(h stampede.Histogram) map[float64]uint64 {
 		buckets[bound] = cumulative
 	}
 	return buckets
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // isNil reports whether s is nil or holds a nil pointer.
